@@ -1,0 +1,1 @@
+"""Command-line tools of pathvlm-r1 (entry point: ``pathvlm``, see tools/cli.py)."""

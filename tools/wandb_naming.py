@@ -1,0 +1,34 @@
+"""One place for W&B naming, shared by training stages and evaluation.
+
+Project ``pathvlm-r1``, group = experiment, job_type = stage (or ``eval``), run name ``<size>-<stage>``,
+and a stable run id so a requeued job continues the same run. Engines that only read W&B settings from
+the environment (EasyR1, LLaMA-Factory through transformers) get them through ``wandb_env``.
+"""
+
+from __future__ import annotations
+
+import re
+
+WANDB_PROJECT = "pathvlm-r1"
+
+
+def run_name(size: str, stage: str) -> str:
+    return f"{size}-{stage}"
+
+
+def run_id(experiment: str, size: str, stage: str, job_type: str) -> str:
+    """Stable across requeues and re-runs of the same experiment, size, stage and job type."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", f"{experiment}-{size}-{stage}-{job_type}")
+
+
+def wandb_env(experiment: str, size: str, stage: str, job_type: str | None = None) -> dict[str, str]:
+    """The WANDB_* variables that put a run in the right project/group/name and resume it on requeue."""
+    job_type = job_type or stage
+    return {
+        "WANDB_PROJECT": WANDB_PROJECT,
+        "WANDB_RUN_GROUP": experiment,
+        "WANDB_JOB_TYPE": job_type,
+        "WANDB_NAME": run_name(size, stage),
+        "WANDB_RUN_ID": run_id(experiment, size, stage, job_type),
+        "WANDB_RESUME": "allow",
+    }
