@@ -1,0 +1,103 @@
+"""The front door: Makefile targets, the `pathvlm` entry point, the pinned environments."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["make", "-C", str(REPO), *args], capture_output=True, text=True, check=False)
+
+
+def _pins(extra: str) -> dict[str, str]:
+    requirements = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"][
+        extra
+    ]
+    return dict(re.match(r"([A-Za-z0-9_.\-\[\]]+)==(\S+)", r).groups() for r in requirements if "==" in r)
+
+
+def test_make_help_lists_every_target_with_a_description() -> None:
+    result = _make("help")
+    assert result.returncode == 0
+    listed = set(re.findall(r"^  ([a-z][\w-]*) +\S", result.stdout, flags=re.M))
+    makefile = (REPO / "Makefile").read_text()
+    declared = set(re.findall(r"^([a-z][\w-]*):(?!=)", makefile, flags=re.M))
+    assert {"setup", "setup-gpu", "test", "lint"} <= listed
+    assert declared == listed, f"targets without '## help': {declared - listed}"
+
+
+def test_setup_is_idempotent() -> None:
+    """After `make setup` (run by `make test`), a second setup has nothing to do."""
+    assert (REPO / ".venv" / ".installed").exists()
+    assert _make("-q", ".venv/.installed").returncode == 0
+
+
+def test_pathvlm_help_lists_subcommands() -> None:
+    from tools.cli import SUBCOMMAND_MODULES
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "tiny-model" in result.stdout
+    assert len(SUBCOMMAND_MODULES) == len(set(SUBCOMMAND_MODULES))
+
+
+def test_installed_versions_match_the_cpu_pins() -> None:
+    from importlib.metadata import version
+
+    for name in (
+        "torch",
+        "torchvision",
+        "torchaudio",
+        "transformers",
+        "llamafactory",
+        "trl",
+        "peft",
+        "datasets",
+    ):
+        assert version(name).split("+")[0] == _pins("cpu")[name], name
+
+
+def test_cpu_and_gpu_share_the_library_pins() -> None:
+    cpu, gpu = _pins("cpu"), _pins("gpu")
+    for name in ("transformers", "llamafactory", "datasets", "accelerate", "peft", "trl", "tensordict"):
+        assert cpu[name] == gpu[name], name
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_gpu_pins_resolve_together(tmp_path: Path) -> None:
+    """The cluster environment resolves as pinned (flash-attn builds from source: not part of the dry run)."""
+    report = tmp_path / "report.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--report",
+            str(report),
+            f"{REPO}[gpu]",
+        ],
+        check=True,
+        timeout=1500,
+    )
+    resolved = {
+        item["metadata"]["name"].lower(): item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
+    }
+    for name, pinned in _pins("gpu").items():
+        assert resolved[name.split("[")[0].lower()] == pinned, name
