@@ -48,3 +48,51 @@ test: setup ## set up, then run every test (slow and SLURM tests included; PYTES
 lint: setup ## ruff check and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# ---------------------------------------------------------------- data
+# PathMMU and OmniMedVQA are gated: download them yourself (data/README.md), then point these at them.
+DATA ?= $(or $(PATHVLM_DATA),data/generated)
+PATHMMU_ROOT ?=
+OMNIMEDVQA_ROOT ?=
+
+.PHONY: data
+data: ## convert PathMMU + OmniMedVQA: make data PATHMMU_ROOT=DIR OMNIMEDVQA_ROOT=DIR (into data/generated)
+	@if [ -z "$(PATHMMU_ROOT)" ] || [ -z "$(OMNIMEDVQA_ROOT)" ]; then \
+	  echo "make data needs PATHMMU_ROOT=<folder with data.json and images/>" >&2; \
+	  echo "            and OMNIMEDVQA_ROOT=<folder with QA_information/ and Images/>." >&2; \
+	  echo "Both datasets are gated and never shipped here: download them yourself as data/README.md explains." >&2; \
+	  echo "For a synthetic stand-in: $(PATHVLM) data synth --out DIR --items N" >&2; \
+	  exit 2; \
+	fi
+	@$(MAKE) --no-print-directory setup
+	$(PATHVLM) data pathmmu --root "$(PATHMMU_ROOT)" --out "$(DATA)/pathmmu"
+	$(PATHVLM) data omnimedvqa --root "$(OMNIMEDVQA_ROOT)" --out "$(DATA)/omnimedvqa"
+	$(PATHVLM) data check "$(DATA)/pathmmu"
+	$(PATHVLM) data check "$(DATA)/omnimedvqa"
+
+# ---------------------------------------------------------------- stages
+# `pathvlm run` skips a finished stage whose config is unchanged, refuses a changed one (RUN_ARGS=--force
+# retrains it, and every stage this make call runs) and resumes an interrupted one from its last checkpoint.
+# Prerequisites follow the stage table: `make r1` runs alpha, beta, r1 in order. Runs go to runs/$(SIZE)/<stage>
+# ($$PATHVLM_RUNS overrides). In PROFILE=cpu, r1's judge is the fake server on $$PATHVLM_JUDGE_PORT.
+RUN_ARGS ?=
+STAGE_RUN = $(strip $(PATHVLM) run $@ --size $(SIZE) --profile $(PROFILE) $(RUN_ARGS))
+
+.PHONY: alpha beta r1 gamma delta epsilon
+alpha: | $(VENV)/.installed ## stage α: SFT of the base model (LLaMA-Factory); SIZE=7b|3b PROFILE=h20x4|cpu
+	$(STAGE_RUN)
+
+beta: alpha ## stage β: GRPO from α, format + accuracy reward (EasyR1; TRL in PROFILE=cpu)
+	$(STAGE_RUN)
+
+r1: beta ## PathVLM-R1: GRPO from β, + the judge's cross-modal process reward
+	$(STAGE_RUN)
+
+gamma: alpha ## control γ: SFT from α on the rl split
+	$(STAGE_RUN)
+
+delta: | $(VENV)/.installed ## control δ: SFT of the base model on the rl split
+	$(STAGE_RUN)
+
+epsilon: | $(VENV)/.installed ## control ε: GRPO from the base model, format + accuracy reward
+	$(STAGE_RUN)

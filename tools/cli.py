@@ -13,6 +13,12 @@ import sys
 
 SUBCOMMAND_MODULES = [
     "tools.tiny_model",
+    "tools.evaluate",
+    "tools.report",
+    "tools.data.cli",
+    "tools.judge_server",
+    "tools.recipes",
+    "tools.runner",
 ]
 
 

@@ -1,0 +1,168 @@
+"""Re-verify a converted output directory: counts, disjointness, files and images present."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tools.data.items import normalise
+from tools.data.pathmmu import SPLITS
+from tools.data.writers import SHAREGPT_COLUMNS, SHAREGPT_TAGS
+from tools.prompt import IMAGE_TOKEN
+
+ENTRY_KEYS = {"id", "image", "sha256", "question"}
+Row = dict[str, Any]
+
+
+def _load(path: Path, problems: list[str], lines: bool = False) -> Any:
+    """Parsed JSON (a list of rows for JSONL), or None after recording why not."""
+    if not path.is_file():
+        problems.append(f"{path}: missing")
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+        return [json.loads(line) for line in text.splitlines() if line.strip()] if lines else json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        problems.append(f"{path}: not valid JSON ({exc})")
+        return None
+
+
+def _check_rows(
+    path: Path,
+    rows: Any,
+    entries: list[Row],
+    images_of: Callable[[Row], list[str]],
+    problems: list[str],
+    id_of: Callable[[Row], str] | None = None,
+) -> None:
+    """Rows match the manifest entries one to one (count, ids, images) and their images exist."""
+    if rows is None:
+        return
+    if not isinstance(rows, list) or len(rows) != len(entries):
+        got = f"{len(rows)} rows" if isinstance(rows, list) else f"a {type(rows).__name__}"
+        problems.append(f"{path}: {got}, but the manifest lists {len(entries)} items")
+        return
+    for number, (row, entry) in enumerate(zip(rows, entries, strict=True), start=1):
+        where = f"{path}: row {number} ({entry['id']})"
+        try:
+            images = images_of(row)
+            row_id = id_of(row) if id_of else entry["id"]
+        except (KeyError, TypeError, IndexError, ValueError) as exc:
+            problems.append(f"{where}: malformed row ({exc!r})")
+            continue
+        if row_id != entry["id"]:
+            problems.append(f"{where}: has id {row_id!r}, the manifest expects {entry['id']!r} here")
+        if len(images) != 1 or not Path(images[0]).as_posix().endswith("/" + entry["image"]):
+            problems.append(f"{where}: images {images} do not match the manifest image {entry['image']!r}")
+        elif not Path(images[0]).is_file():
+            problems.append(f"{where}: image {images[0]} does not exist")
+
+
+def _sharegpt_images(row: Row) -> list[str]:
+    roles = [message["role"] for message in row["messages"]]
+    if roles != ["user", "assistant"]:
+        raise ValueError(f"roles {roles}, expected ['user', 'assistant']")
+    tokens = row["messages"][0]["content"].count(IMAGE_TOKEN)
+    if tokens != len(row["images"]):
+        raise ValueError(f"{tokens} {IMAGE_TOKEN} tokens for {len(row['images'])} images")
+    return row["images"]
+
+
+def _check_disjoint(where: Path, splits: dict[str, list[Row]], problems: list[str]) -> None:
+    for label, key in (
+        ("image", lambda e: e["image"]),
+        ("image sha256", lambda e: e["sha256"]),
+        ("normalised question", lambda e: normalise(e["question"])),
+    ):
+        owner: dict[str, str] = {}
+        for split in SPLITS:
+            for entry in splits[split]:
+                value = key(entry)
+                if owner.setdefault(value, split) != split:
+                    problems.append(
+                        f"{where}: {entry['id']} in {split} shares its {label} {value!r} "
+                        f"with the {owner[value]} split"
+                    )
+
+
+def _check_pathmmu(out: Path, splits: dict[str, list[Row]], problems: list[str]) -> None:
+    if sorted(splits) != sorted(SPLITS):
+        problems.append(f"{out / 'manifest.json'}: splits {sorted(splits)}, expected {list(SPLITS)}")
+        return
+    _check_disjoint(out / "manifest.json", splits, problems)
+    info_path = out / "llamafactory" / "dataset_info.json"
+    info = _load(info_path, problems) or {}
+    for split in SPLITS:
+        wanted = {
+            "file_name": f"{split}.json",
+            "formatting": "sharegpt",
+            "columns": SHAREGPT_COLUMNS,
+            "tags": SHAREGPT_TAGS,
+        }
+        if info_path.is_file() and info.get(f"pathmmu_{split}") != wanted:
+            problems.append(
+                f"{info_path}: entry pathmmu_{split} is {info.get(f'pathmmu_{split}')}, expected {wanted}"
+            )
+        path = out / "llamafactory" / f"{split}.json"
+        _check_rows(path, _load(path, problems), splits[split], _sharegpt_images, problems)
+    for split in ("rl", "test"):
+        path = out / "easyr1" / f"{split}.jsonl"
+        rows = _load(path, problems, lines=True)
+        _check_rows(
+            path,
+            rows,
+            splits[split],
+            lambda r: r["images"],
+            problems,
+            lambda r: json.loads(r["answer"])["id"],
+        )
+    path = out / "eval" / "test.jsonl"
+    _check_rows(
+        path,
+        _load(path, problems, lines=True),
+        splits["test"],
+        lambda r: [r["image"]],
+        problems,
+        lambda r: r["id"],
+    )
+
+
+def check_output(out: Path) -> list[str]:
+    """Every problem found in ``out``, a ``pathvlm data pathmmu|omnimedvqa`` output; empty when fine."""
+    out = Path(out)
+    problems: list[str] = []
+    manifest = _load(out / "manifest.json", problems)
+    if manifest is None:
+        return problems
+    splits = manifest.get("splits") if isinstance(manifest, dict) else None
+    counts = manifest.get("counts") if isinstance(manifest, dict) else None
+    if not isinstance(splits, dict) or not all(
+        isinstance(entries, list) and all(isinstance(e, dict) and ENTRY_KEYS <= e.keys() for e in entries)
+        for entries in splits.values()
+    ):
+        return [f"{out / 'manifest.json'}: expected 'splits' {{name: [{{{', '.join(sorted(ENTRY_KEYS))}}}]}}"]
+    sizes = {name: len(entries) for name, entries in splits.items()}
+    if counts != sizes:
+        problems.append(f"{out / 'manifest.json'}: counts {counts} differ from the split lists {sizes}")
+    omnimedvqa = manifest.get("dataset") == "omnimedvqa"  # its ids are unique per subset, PathMMU's overall
+    for scope in splits.values() if omnimedvqa else [[e for es in splits.values() for e in es]]:
+        repeated = sorted(i for i, n in Counter(e["id"] for e in scope).items() if n > 1)
+        if repeated:
+            problems.append(f"{out / 'manifest.json'}: ids listed more than once: {repeated[:5]}")
+    if omnimedvqa:
+        for slug, entries in splits.items():
+            path = out / "eval" / f"{slug}.jsonl"
+            _check_rows(
+                path,
+                _load(path, problems, lines=True),
+                entries,
+                lambda r: [r["image"]],
+                problems,
+                lambda r: r["id"],
+            )
+    else:
+        _check_pathmmu(out, splits, problems)
+    return problems

@@ -1,0 +1,186 @@
+"""``pathvlm data {pathmmu,omnimedvqa,synth,check}``: convert, generate and verify datasets."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tools.data import data_root
+
+OUTPUT_LAYOUT = """\
+output (--out, default $PATHVLM_DATA/pathmmu, PATHVLM_DATA defaulting to data/generated):
+  manifest.json                     seed, source_sha256, counts, splits {sft,rl,test: [{id, image, ...}]}
+  llamafactory/dataset_info.json    sharegpt entries pathmmu_sft, pathmmu_rl, pathmmu_test
+  llamafactory/{sft,rl,test}.json   messages + images (absolute paths)
+  easyr1/{rl,test}.jsonl            problem, images, answer (JSON: ground_truth, question, options, image, id)
+  eval/test.jsonl                   id, subset, image, question, options, answer
+  rejects.jsonl                     only with --skip-invalid and rejected items
+"""
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in _csv(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers like 3000,1000, got {text!r}"
+        ) from exc
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from tools.data import omnimedvqa, pathmmu
+
+    parser = subparsers.add_parser(
+        "data",
+        help="convert PathMMU / OmniMedVQA, generate synthetic data, check outputs",
+        description=__doc__,
+    )
+    commands = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+
+    p = commands.add_parser(
+        "pathmmu",
+        help="PathMMU -> deduplicated, image-disjoint sft/rl/test splits for LLaMA-Factory, EasyR1 and eval",
+        description=pathmmu.__doc__,
+        epilog=OUTPUT_LAYOUT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--root", type=Path, required=True, help="folder holding PathMMU's data.json and images/")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: $PATHVLM_DATA/pathmmu)")
+    p.add_argument("--seed", type=int, default=42, help="split seed (default: 42)")
+    p.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=pathmmu.SIZES,
+        help="exact sft,rl sizes; test is the rest (default: 3000,1000)",
+    )
+    p.add_argument("--subsets", type=_csv, default=list(pathmmu.SUBSETS), help="default: PubMed,EduContent")
+    p.add_argument(
+        "--target-style",
+        choices=("think_answer", "answer"),
+        default="think_answer",
+        help="SFT target: <think>{explanation}</think><answer>C) text</answer> (default, the authors' "
+        "choice) or <answer>C) text</answer>",
+    )
+    p.add_argument(
+        "--skip-invalid", action="store_true", help="write bad items to rejects.jsonl instead of failing"
+    )
+    p.set_defaults(func=_pathmmu)
+
+    p = commands.add_parser(
+        "omnimedvqa",
+        help="OmniMedVQA subsets -> out-of-domain eval JSONL (eval/<slug>.jsonl)",
+        description=omnimedvqa.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--root", type=Path, required=True, help="OmniMedVQA folder holding QA_information/ and Images/"
+    )
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: $PATHVLM_DATA/omnimedvqa)")
+    p.add_argument(
+        "--subsets",
+        type=_csv,
+        default=list(omnimedvqa.SUBSETS),
+        help=f"default: {','.join(omnimedvqa.SUBSETS)}",
+    )
+    p.add_argument(
+        "--skip-invalid", action="store_true", help="write bad items to rejects.jsonl instead of failing"
+    )
+    p.set_defaults(func=_omnimedvqa)
+
+    p = commands.add_parser(
+        "synth",
+        help="write a small learnable dataset in the real PathMMU or OmniMedVQA schema",
+        description="A dataset whose answer is decidable from the image (its dominant colour), in the real "
+        "source schema, for tests and tiny-model runs.",
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder to write the source-schema dataset to")
+    p.add_argument(
+        "--items", type=int, required=True, help="unique items (pathmmu) or items per subset (omnimedvqa)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    p.add_argument(
+        "--format", choices=("pathmmu", "omnimedvqa"), default="pathmmu", help="schema (default: pathmmu)"
+    )
+    p.set_defaults(func=_synth)
+
+    p = commands.add_parser(
+        "check",
+        help="re-verify a converted output folder (counts, disjointness, files present)",
+        description="Exit 0 when DIR is a consistent `pathvlm data pathmmu|omnimedvqa` output, else print "
+        "every problem and exit 1.",
+    )
+    p.add_argument(
+        "dir", type=Path, help="output folder of `pathvlm data pathmmu` or `pathvlm data omnimedvqa`"
+    )
+    p.set_defaults(func=_check)
+
+
+def _fail(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 1
+
+
+def _pathmmu(args: argparse.Namespace) -> int:
+    from tools.data.errors import DataError
+    from tools.data.pathmmu import convert_pathmmu
+
+    try:
+        convert_pathmmu(
+            args.root,
+            args.out or data_root() / "pathmmu",
+            seed=args.seed,
+            sizes=args.sizes,
+            subsets=args.subsets,
+            target_style=args.target_style,
+            skip_invalid=args.skip_invalid,
+        )
+    except DataError as exc:
+        return _fail(exc)
+    return 0
+
+
+def _omnimedvqa(args: argparse.Namespace) -> int:
+    from tools.data.errors import DataError
+    from tools.data.omnimedvqa import convert_omnimedvqa
+
+    try:
+        convert_omnimedvqa(
+            args.root,
+            args.out or data_root() / "omnimedvqa",
+            subsets=args.subsets,
+            skip_invalid=args.skip_invalid,
+        )
+    except DataError as exc:
+        return _fail(exc)
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from tools.data.synth import write_synthetic_omnimedvqa, write_synthetic_pathmmu
+
+    if args.items < 1:
+        return _fail(ValueError(f"--items must be at least 1, got {args.items}"))
+    write = write_synthetic_pathmmu if args.format == "pathmmu" else write_synthetic_omnimedvqa
+    print(
+        f"synthetic {args.format} dataset written to {write(args.out, args.items, seed=args.seed)}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from tools.data.check import check_output
+
+    problems = check_output(args.dir)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        print(f"{args.dir}: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"{args.dir}: OK", file=sys.stderr)
+    return 0

@@ -1,0 +1,47 @@
+"""Errors that name the file and the item, and the ``--skip-invalid`` rejects collector."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+class DataError(Exception):
+    """Bad input that stops a conversion (wrong file, wrong JSON shape, impossible split, ...)."""
+
+
+class ItemError(DataError):
+    """One bad item: ``--skip-invalid`` turns it into a line of the rejects file instead."""
+
+    def __init__(self, file: Path | str, item: str, problem: str) -> None:
+        self.file, self.item, self.problem = str(file), item, problem
+        super().__init__(f"{file}: item {item}: {problem}")
+
+
+class Rejects:
+    """Raises item errors, or (``skip_invalid``) records them for ``rejects.jsonl``; never drops silently."""
+
+    FILE_NAME = "rejects.jsonl"
+
+    def __init__(self, skip_invalid: bool) -> None:
+        self.skip_invalid = skip_invalid
+        self.errors: list[ItemError] = []
+
+    def add(self, error: ItemError) -> None:
+        if not self.skip_invalid:
+            raise DataError(f"{error} (use --skip-invalid to write it to {self.FILE_NAME} and go on)")
+        self.errors.append(error)
+
+    def write(self, out: Path) -> None:
+        """Write ``out/rejects.jsonl`` (or remove a stale one when nothing was rejected); report the count."""
+        path = out / self.FILE_NAME
+        if not self.errors:
+            path.unlink(missing_ok=True)
+            return
+        rows: list[dict[str, Any]] = [
+            {"file": e.file, "item": e.item, "error": e.problem} for e in self.errors
+        ]
+        path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+        print(f"rejected {len(rows)} invalid item(s): see {path}", file=sys.stderr)

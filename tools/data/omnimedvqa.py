@@ -1,0 +1,112 @@
+"""OmniMedVQA subsets -> out-of-domain evaluation JSONL, one file per subset (``eval/<slug>.jsonl``).
+
+Options ``option_A``..``option_D`` (some absent) become lettered options ``A) ..`` in order (absent ones
+skipped, the rest lettered consecutively); the answer is the option whose text equals ``gt_answer``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tools.data.errors import DataError, ItemError, Rejects
+from tools.data.images import hash_images
+from tools.data.items import Item, absolute, item_error, letter_texts, match_answer_text, slugify
+from tools.data.sources import expect_shape, field, load_json
+from tools.data.writers import eval_row, manifest_entry, write_json, write_jsonl
+
+SUBSETS = ("Chest CT Scan", "ISIC2020", "Retinal OCT-C8", "Diabetic Retinopathy")
+ACCESS_DIRS = ("Open-access", "Restricted-access")
+OPTION_KEY = re.compile(r"^option_([A-Z])$")
+
+
+def subset_file(root: Path, subset: str) -> Path:
+    """``QA_information/{Open-access,Restricted-access}/<subset>.json`` under ``root``."""
+    candidates = [root / "QA_information" / access / f"{subset}.json" for access in ACCESS_DIRS]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise DataError(f"OmniMedVQA subset {subset!r} not found: expected {' or '.join(map(str, candidates))}")
+
+
+def _item(raw: Any, subset: str, index: int, path: Path, root: Path) -> Item:
+    label = f"[{index}]"
+    if not isinstance(raw, dict):
+        raise ItemError(path, label, f"expected an object, got {type(raw).__name__}")
+    if "question_id" in raw:
+        label += f" (question_id={raw['question_id']!r})"
+    question_id = field(raw, "question_id", (str, int), path, label)
+    question = field(raw, "question", (str,), path, label)
+    gt_answer = field(raw, "gt_answer", (str,), path, label)
+    image_path = field(raw, "image_path", (str,), path, label)
+    texts = []
+    for key in sorted(k for k in raw if OPTION_KEY.match(k)):
+        if raw[key] is None or (isinstance(raw[key], str) and not raw[key].strip()):
+            continue  # an absent option
+        texts.append(field(raw, key, (str,), path, label).strip())
+    options = letter_texts(texts, path, label)
+    return Item(
+        id=str(question_id),
+        subset=subset,
+        image_ref=image_path,
+        image=absolute(root / image_path),
+        question=question.strip(),
+        options=options,
+        answer=match_answer_text(gt_answer, options, path, label),
+        file=str(path),
+        label=label,
+    )
+
+
+def read_subset(root: Path, subset: str, rejects: Rejects) -> tuple[list[Item], int, str, str]:
+    """Valid items of one subset, how many were read, the file (relative to root) and its sha256."""
+    path = subset_file(root, subset)
+    data, sha256 = load_json(path, f"OmniMedVQA's {subset}.json")
+    expect_shape(data, list, path, "the top level", "a list of items")
+    items, ids = [], {}
+    for index, raw in enumerate(data):
+        try:
+            item = _item(raw, subset, index, path, root)
+        except ItemError as exc:
+            rejects.add(exc)
+            continue
+        if item.id in ids:
+            rejects.add(item_error(item, f"duplicate question_id {item.id!r}: {ids[item.id]} has it too"))
+            continue
+        ids[item.id] = item.label
+        items.append(item)
+    return items, len(data), path.relative_to(root).as_posix(), sha256
+
+
+def convert_omnimedvqa(
+    root: Path, out: Path, subsets: Sequence[str] = SUBSETS, skip_invalid: bool = False
+) -> dict[str, Any]:
+    """Write ``out/eval/<slug>.jsonl`` per subset and ``out/manifest.json``; returns the manifest."""
+    root, out = Path(root), Path(out)
+    rejects = Rejects(skip_invalid)
+    per_subset, read, sources = {}, {}, {}
+    for subset in subsets:
+        items, read[subset], name, sources[name] = read_subset(root, subset, rejects)
+        per_subset[subset] = items
+    hash_images([item for items in per_subset.values() for item in items], rejects)
+    per_subset = {subset: [i for i in items if i.sha256] for subset, items in per_subset.items()}  # readable
+
+    out.mkdir(parents=True, exist_ok=True)
+    rejects.write(out)
+    for subset, items in per_subset.items():
+        write_jsonl(out / "eval" / f"{slugify(subset)}.jsonl", map(eval_row, items))
+        print(f"OmniMedVQA {subset}: read {read[subset]} items, kept {len(items)}", file=sys.stderr)
+    manifest = {
+        "dataset": "omnimedvqa",
+        "seed": None,
+        "source_sha256": sources,
+        "subsets": list(subsets),
+        "counts": {slugify(subset): len(items) for subset, items in per_subset.items()},
+        "stats": {"read": sum(read.values()), "rejected": len(rejects.errors)},
+        "splits": {slugify(s): [manifest_entry(item) for item in items] for s, items in per_subset.items()},
+    }
+    write_json(out / "manifest.json", manifest)
+    return manifest

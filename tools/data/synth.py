@@ -1,0 +1,166 @@
+"""Synthetic, *learnable* datasets in the real source schemas (PathMMU and OmniMedVQA).
+
+Each image is a tiny 56x56 PNG dominated by one colour (with noise and small patches of other colours);
+the colour decides the answer (``PALETTE``: red -> haemorrhage, yellow -> adipose tissue, ...), so a
+model can learn the task from the image alone, and tiny-model runs show learning, not only that code
+runs. Question texts vary (and carry a case number) so question grouping does not collapse the split.
+Deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+import string
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tools.data.items import slugify
+
+SIZE = 56
+PALETTE = (  # (colour, RGB, PathMMU answer)
+    ("red", (205, 40, 50), "Haemorrhage"),
+    ("yellow", (230, 205, 60), "Adipose tissue"),
+    ("blue", (45, 75, 195), "Basaloid tumour nests"),
+    ("purple", (110, 50, 150), "Lymphoid infiltrate"),
+    ("pink", (235, 140, 185), "Collagen-rich stroma"),
+    ("brown", (125, 80, 35), "Haemosiderin deposits"),
+    ("green", (50, 150, 80), "Bile-stained hepatocytes"),
+    ("grey", (135, 135, 135), "Coagulative necrosis"),
+)
+QUESTIONS = (
+    "Case {n}: which tissue component dominates this {stain} section of the {organ}?",
+    "Case {n}: what is the most likely finding in this {organ} biopsy ({stain})?",
+    "Case {n}: a {stain} slide from the {organ} is shown. What does it mainly contain?",
+    "Case {n}: identify the predominant histological feature in this {organ} specimen.",
+    "Case {n}: which option best describes this {stain}-stained {organ} tissue?",
+)
+STAINS = ("H&E", "PAS", "Masson trichrome", "Giemsa", "reticulin")
+ORGANS = ("liver", "lung", "skin", "colon", "breast", "kidney", "lymph node", "stomach")
+OMNIMEDVQA_SUBSETS = {  # subset -> (modality_type, answers, each tied to the palette colour of its index)
+    "Chest CT Scan": ("CT", ("Adenocarcinoma", "Large cell carcinoma", "Squamous cell carcinoma", "Normal")),
+    "ISIC2020": ("Dermoscopy", ("Benign lesion", "Malignant melanoma")),
+    "Retinal OCT-C8": (
+        "OCT",
+        (
+            "AMD",
+            "Choroidal neovascularization",
+            "Central serous retinopathy",
+            "Diabetic macular edema",
+            "Drusen",
+        ),
+    ),
+    "Diabetic Retinopathy": (
+        "Fundus Photography",
+        ("No DR", "Mild DR", "Moderate DR", "Severe DR", "Proliferative DR"),
+    ),
+}
+
+
+def synthetic_png(rgb: Sequence[int], seed: int, index: int) -> bytes:
+    """A 56x56 PNG dominated by ``rgb``: noise, a few small patches of other colours, and a unique pixel."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng([seed, index])
+    pixels = np.array(rgb, dtype=np.int16) + rng.integers(-20, 21, size=(SIZE, SIZE, 3))
+    for _ in range(int(rng.integers(1, 4))):  # patches cover at most 3 * 12 * 12 / 56^2 = 14 %
+        y, x = rng.integers(0, SIZE - 12, size=2)
+        pixels[y : y + 12, x : x + 12] = PALETTE[int(rng.integers(len(PALETTE)))][1]
+    pixels[0, 0] = (index >> 16 & 255, index >> 8 & 255, index & 255)  # no two images are identical
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _write_png(folder: Path, png: bytes) -> str:
+    """Save under a content-hash name, as PathMMU names its images; returns the file name."""
+    name = hashlib.sha256(png).hexdigest()[:32] + ".png"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(png)
+    return name
+
+
+def _options(rng: random.Random, answers: Sequence[str], correct: int, count: int) -> list[str]:
+    """``count`` option texts in random order: the correct one and distractors."""
+    others = rng.sample([a for i, a in enumerate(answers) if i != correct], count - 1)
+    texts = [answers[correct], *others]
+    rng.shuffle(texts)
+    return texts
+
+
+def write_synthetic_pathmmu(root: Path, items: int, seed: int = 0) -> Path:
+    """PathMMU-schema dataset under ``root``: ``data.json`` + ``images/``; ``items`` unique items over
+    PubMed and EduContent (val and test splits), plus a test_tiny that repeats some test items."""
+    root = Path(root)
+    rng = random.Random(seed)
+    answers = [tissue for _, _, tissue in PALETTE]
+    data: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    pubmed = round(items * 0.57)
+    previous: tuple[str, int] | None = None
+    for subset, count, offset in (("PubMed", pubmed, 0), ("EduContent", items - pubmed, pubmed)):
+        val = max(1, count // 12) if count > 1 else 0
+        splits: dict[str, list[dict[str, Any]]] = {"val": [], "test": []}
+        for n in range(count):
+            index = offset + n
+            if previous is not None and n % 20 == 19:  # some images carry two questions, as in PathMMU
+                img, label = previous
+            else:
+                label = rng.randrange(len(PALETTE))
+                img = _write_png(root / "images", synthetic_png(PALETTE[label][1], seed, index))
+            previous = (img, label)
+            texts = _options(rng, answers, label, 4)
+            options = [f"{string.ascii_uppercase[i]}) {text}" for i, text in enumerate(texts)]
+            colour = PALETTE[label][0]
+            item: dict[str, Any] = {
+                "No": n,
+                "img": img,
+                "question": rng.choice(QUESTIONS).format(
+                    n=index, stain=rng.choice(STAINS), organ=rng.choice(ORGANS)
+                ),
+                "options": options,
+                "answer": options[texts.index(answers[label])],
+                "explanation": f"The section is dominated by {colour} areas, the hallmark of "
+                f"{answers[label].lower()}; "
+                "the other options would look different.",
+            }
+            if n % 50 == 49:  # some items lack an explanation, as in PathMMU
+                del item["explanation"]
+            splits["val" if n < val else "test"].append(item)
+        splits["test_tiny"] = [dict(item) for item in splits["test"][::6]]  # test_tiny repeats test items
+        data[subset] = splits
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "data.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    return root
+
+
+def write_synthetic_omnimedvqa(root: Path, items_per_subset: int, seed: int = 0) -> Path:
+    """OmniMedVQA-schema dataset under ``root``: ``QA_information/Open-access/<Subset>.json`` for the four
+    OOD subsets and their images under ``Images/<Subset>/``; items with 2, 3 or 4 options."""
+    root = Path(root)
+    rng = random.Random(seed)
+    for number, (subset, (modality, answers)) in enumerate(OMNIMEDVQA_SUBSETS.items()):
+        rows = []
+        for n in range(items_per_subset):
+            label = rng.randrange(len(answers))
+            png = synthetic_png(PALETTE[label][1], seed, (number + 1) << 20 | n)
+            img = _write_png(root / "Images" / subset, png)
+            texts = _options(rng, answers, label, min(len(answers), rng.choice((3, 4))))
+            row = {
+                "question_id": f"{slugify(subset)}_{n:05d}",
+                "question_type": "Disease Diagnosis",
+                "question": f"What does this {modality} image (case {n}) most likely show?",
+                "gt_answer": answers[label],
+                "image_path": f"Images/{subset}/{img}",
+                "dataset": subset,
+                "modality_type": modality,
+            }
+            row.update({f"option_{string.ascii_uppercase[i]}": text for i, text in enumerate(texts)})
+            rows.append(row)
+        path = root / "QA_information" / "Open-access" / f"{subset}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    return root
