@@ -1,0 +1,476 @@
+"""Evaluate a model on eval JSONL files: greedy answers, scored with the training reward's parser.
+
+``pathvlm eval --model M --data F.jsonl [--data G.jsonl ...]`` writes, per data file ``<dataset>.jsonl``:
+
+- ``items.jsonl``: one record per item: ``id, subset, prompt_sha256`` (of the exact chat text the model
+  sees), ``output``, ``parsed_letter``, ``parsed_text`` (``rewards.parse_choice`` on the last
+  ``<answer>``), ``correct`` (strict: letter and text, ``rewards.accuracy_reward``; the paper's metric),
+  ``letter_correct``, ``output_tokens`` and ``format_ok`` (``rewards.format_reward``);
+- ``summary.json``: strict and letter accuracy with seeded 95 % bootstrap CIs, average output tokens (with
+  CI), format- and parse-failure rates, per-subset accuracy, n, model, backend, data file and its sha256;
+- ``config.json``: the settings of the evaluation, checked when it resumes.
+
+Where the files go (``<dataset>`` is the data file's stem: ``test``, ``chest_ct_scan``, ...):
+
+- ``--out DIR``: ``DIR/<dataset>/``;
+- else, a model under ``<runs>/<size>/<stage>/model``: ``<runs>/<size>/<stage>/eval/<dataset>/``;
+- else ``--size S`` (a base model id or any other path): ``<runs>/S/base/eval/<dataset>/``.
+
+Images are limited like training: ``--max-pixels`` / ``--min-pixels``, by default the values in a stage
+export's ``config.yaml`` (``easyr1.data.*_pixels`` / ``llamafactory.image_*_pixels``), else the
+processor's own limits.
+
+Items are written and flushed after every batch; an interrupted evaluation started again with the same
+settings skips the ids already in ``items.jsonl`` (a half-written last line is dropped). A finished
+dataset (summary present for the same model and data) is skipped without loading the model.
+
+``pathvlm eval-all --size S`` evaluates every finished stage model (``<runs>/S/<stage>/model`` with
+``DONE``) and the base model on ``<data>/pathmmu/eval/test.jsonl`` and each
+``<data>/omnimedvqa/eval/*.jsonl`` present, one ``pathvlm eval`` process per model. The base model and
+the image limits (applied to the base model too) default to what the size's stage configs agree on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+ITEM_KEYS = ("id", "subset", "image", "question", "options", "answer")
+CONFIG_KEYS = ("model", "backend", "data_sha256", "max_new_tokens", "max_pixels", "min_pixels", "dtype")
+IN_DOMAIN_DATASET = "test"
+# What evaluation takes over from the training configs: the base model and the image size limits.
+TRAINING_KEYS = {
+    "base_model": ("base_model",),
+    "max_pixels": ("easyr1.data.max_pixels", "llamafactory.image_max_pixels"),
+    "min_pixels": ("easyr1.data.min_pixels", "llamafactory.image_min_pixels"),
+}
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("PATHVLM_RUNS", "runs"))
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("PATHVLM_DATA", "data/generated"))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_items(path: Path) -> list[dict[str, Any]]:
+    """Eval rows ``{id, subset, image, question, options, answer}``; ids must be unique."""
+    items, seen = [], set()
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{line_no}: not JSON ({error})") from error
+            missing = [key for key in ITEM_KEYS if key not in item]
+            if missing:
+                raise ValueError(
+                    f"{path}:{line_no}: eval item lacks {missing}; expected keys {list(ITEM_KEYS)}"
+                )
+            item["id"] = str(item["id"])
+            if item["id"] in seen:
+                raise ValueError(f"{path}:{line_no}: duplicate id {item['id']!r}")
+            seen.add(item["id"])
+            items.append(item)
+    if not items:
+        raise ValueError(f"{path}: no eval items")
+    return items
+
+
+def run_dir_of(model: str) -> Path | None:
+    """``<runs>/<size>/<stage>`` when ``model`` is a stage export ``.../<size>/<stage>/model``."""
+    path = Path(model)
+    if path.name == "model" and path.is_dir():
+        run_dir = path.absolute().parent
+        if (run_dir / "DONE").exists() or (run_dir / "config.yaml").exists():
+            return run_dir
+    return None
+
+
+def output_dir(model: str, dataset: str, out: Path | None, size: str | None, runs: Path) -> Path:
+    """Where ``items.jsonl`` / ``summary.json`` for this model and dataset go (see the module doc)."""
+    if out is not None:
+        return out / dataset
+    run_dir = run_dir_of(model)
+    if run_dir is not None:
+        return run_dir / "eval" / dataset
+    if size is not None:
+        return runs / size / "base" / "eval" / dataset
+    raise SystemExit(f"{model} is not a <runs>/<size>/<stage>/model export: pass --out DIR or --size SIZE")
+
+
+def score(output: str, answer: str) -> dict[str, Any]:
+    """Strict/letter correctness, parsed choice and format check of one output, with the reward code."""
+    from rewards import accuracy_reward, extract_answer, format_reward, parse_choice
+    from rewards.rules import _ground_truth_choice
+
+    truth = _ground_truth_choice(answer)
+    if truth is None:
+        raise ValueError(f"ground truth {answer!r} is not an option string like 'C) text'")
+    content = extract_answer(output)
+    parsed = parse_choice(content) if content is not None else None
+    return {
+        "parsed_letter": parsed[0] if parsed else None,
+        "parsed_text": parsed[1] if parsed else None,
+        "correct": accuracy_reward(output, answer) == 1.0,
+        "letter_correct": parsed is not None and parsed[0] == truth[0],
+        "format_ok": format_reward(output) == 1.0,
+    }
+
+
+def read_items_file(path: Path) -> dict[str, dict[str, Any]]:
+    """Records already written, by id; a torn last line (killed mid-write) is dropped from the file."""
+    if not path.exists():
+        return {}
+    records: dict[str, dict[str, Any]] = {}
+    good_bytes = 0
+    with path.open("rb") as handle:
+        for raw in handle:
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError:
+                break
+            if not raw.endswith(b"\n"):
+                break
+            records[str(record["id"])] = record
+            good_bytes += len(raw)
+    if good_bytes != path.stat().st_size:
+        with path.open("r+b") as handle:
+            handle.truncate(good_bytes)
+    return records
+
+
+def summarize(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
+    """The summary JSON: accuracies with bootstrap CIs, token and failure rates, per-subset accuracy."""
+    from tools.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_ci
+
+    def mean(values: Iterable[float]) -> float:
+        values = list(values)
+        return sum(values) / len(values)
+
+    correct = [float(r["correct"]) for r in records]
+    letter = [float(r["letter_correct"]) for r in records]
+    tokens = [float(r["output_tokens"]) for r in records]
+    by_subset: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_subset[record["subset"]].append(record)
+    return {
+        **meta,
+        "n": len(records),
+        "accuracy": mean(correct),
+        "accuracy_ci": list(bootstrap_ci(correct)),
+        "letter_accuracy": mean(letter),
+        "letter_accuracy_ci": list(bootstrap_ci(letter)),
+        "avg_output_tokens": mean(tokens),
+        "avg_output_tokens_ci": list(bootstrap_ci(tokens)),
+        "format_failure_rate": mean(0.0 if r["format_ok"] else 1.0 for r in records),
+        "parse_failure_rate": mean(1.0 if r["parsed_letter"] is None else 0.0 for r in records),
+        "per_subset": {
+            subset: {
+                "n": len(rows),
+                "accuracy": mean(float(r["correct"]) for r in rows),
+                "letter_accuracy": mean(float(r["letter_correct"]) for r in rows),
+            }
+            for subset, rows in sorted(by_subset.items())
+        },
+        "bootstrap": {"confidence": 0.95, "resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED},
+    }
+
+
+def is_up_to_date(out_dir: Path, config: dict[str, Any], n_items: int) -> bool:
+    summary_path = out_dir / "summary.json"
+    if not summary_path.exists():
+        return False
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    return summary.get("n") == n_items and all(summary.get(key) == config[key] for key in CONFIG_KEYS)
+
+
+def check_resume_config(out_dir: Path, config: dict[str, Any]) -> None:
+    """Refuse to mix items from a different model, data file or decoding setting into one items file."""
+    path = out_dir / "config.json"
+    if path.exists():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        changed = {
+            key: (previous.get(key), config[key]) for key in CONFIG_KEYS if previous.get(key) != config[key]
+        }
+        if changed and (out_dir / "items.jsonl").exists():
+            raise SystemExit(
+                f"{out_dir}: items.jsonl was written with other settings {changed} (was, now); "
+                "delete the directory or pass another --out"
+            )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def evaluate_dataset(
+    backend, data: Path, out_dir: Path, batch_size: int, config: dict[str, Any]
+) -> dict[str, Any]:
+    """Answer every item not yet in ``out_dir/items.jsonl``, then write and return the summary."""
+    from tqdm import tqdm
+
+    from tools.eval_backends import Request
+    from tools.prompt import build_prompt
+
+    items = load_items(data)
+    check_resume_config(out_dir, config)
+    items_path = out_dir / "items.jsonl"
+    done = read_items_file(items_path)
+    unknown = sorted(set(done) - {item["id"] for item in items})
+    if unknown:
+        raise SystemExit(f"{items_path}: ids not in {data}: {unknown[:5]}; delete the directory and rerun")
+    todo = [item for item in items if item["id"] not in done]
+    started, generated = time.perf_counter(), 0
+    with (
+        items_path.open("a", encoding="utf-8") as handle,
+        tqdm(total=len(items), initial=len(done), desc=f"eval {out_dir.name}", unit="item") as progress,
+    ):
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            prompts = [build_prompt(item["question"], item["options"]) for item in batch]
+            generations = backend.generate(
+                [Request(p, item["image"]) for p, item in zip(prompts, batch, strict=True)]
+            )
+            for item, prompt, generation in zip(batch, prompts, generations, strict=True):
+                record = {
+                    "id": item["id"],
+                    "subset": item["subset"],
+                    "prompt_sha256": hashlib.sha256(backend.render(prompt).encode("utf-8")).hexdigest(),
+                    "output": generation.text,
+                    **score(generation.text, item["answer"]),
+                    "output_tokens": generation.output_tokens,
+                }
+                done[item["id"]] = record
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+            generated += len(batch)
+            progress.update(len(batch))
+    elapsed = time.perf_counter() - started
+    meta = {
+        **config,
+        "dataset": out_dir.name,
+        "data": str(data.resolve()),
+        "items_per_second": generated / elapsed if generated else None,
+    }
+    summary = summarize([done[item["id"]] for item in items], meta)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from tools.eval_backends import DEFAULT_BATCH_SIZE, make_backend
+
+    run_dir = run_dir_of(args.model)
+    if run_dir is not None and (run_dir / "config.yaml").exists():
+        trained = training_settings([run_dir / "config.yaml"], "--max-pixels / --min-pixels")
+        args.max_pixels = args.max_pixels or trained.get("max_pixels")
+        args.min_pixels = args.min_pixels or trained.get("min_pixels")
+    jobs = []
+    for data in args.data:
+        if not data.is_file():
+            raise SystemExit(f"{data}: eval data file not found")
+        out_dir = output_dir(args.model, data.stem, args.out, args.size, args.runs)
+        config = {
+            "model": str(Path(args.model).absolute()) if Path(args.model).exists() else args.model,
+            "backend": args.backend,
+            "data_sha256": file_sha256(data),
+            "max_new_tokens": args.max_new_tokens,
+            "max_pixels": args.max_pixels,
+            "min_pixels": args.min_pixels,
+            "dtype": args.dtype,
+        }
+        if is_up_to_date(out_dir, config, len(load_items(data))):
+            print(f"{out_dir}: up to date, skipped")
+            continue
+        jobs.append((data, out_dir, config))
+    if not jobs:
+        return 0
+    backend = make_backend(
+        args.backend,
+        args.model,
+        max_new_tokens=args.max_new_tokens,
+        max_pixels=args.max_pixels,
+        min_pixels=args.min_pixels,
+        dtype=args.dtype,
+    )
+    batch_size = args.batch_size or DEFAULT_BATCH_SIZE[args.backend]
+    for data, out_dir, config in jobs:
+        summary = evaluate_dataset(backend, data, out_dir, batch_size, config)
+        rate = summary["items_per_second"]
+        print(
+            f"{out_dir}: n={summary['n']} accuracy={summary['accuracy']:.4f} "
+            f"letter={summary['letter_accuracy']:.4f} tokens={summary['avg_output_tokens']:.1f}"
+            + (f" ({rate:.2f} items/s)" if rate else "")
+        )
+    return 0
+
+
+def eval_datasets(root: Path) -> list[Path]:
+    """The in-domain test file and every OOD subset file present under the data root."""
+    in_domain = root / "pathmmu" / "eval" / f"{IN_DOMAIN_DATASET}.jsonl"
+    files = [in_domain] if in_domain.is_file() else []
+    return files + sorted((root / "omnimedvqa" / "eval").glob("*.jsonl"))
+
+
+def stage_models(runs: Path, size: str) -> list[Path]:
+    """Finished stage exports ``<runs>/<size>/<stage>/model`` (a ``DONE`` marker beside them)."""
+    return sorted(path / "model" for path in (runs / size).glob("*") if (path / "DONE").exists())
+
+
+def training_settings(config_paths: Sequence[Path], hint: str) -> dict[str, Any]:
+    """``base_model``, ``max_pixels``, ``min_pixels`` as resolved stage configs set them (absent if unset).
+
+    Pixels come from ``easyr1.data.{max,min}_pixels`` or ``llamafactory.image_{max,min}_pixels``; configs
+    that disagree are an error naming ``hint`` (the flag that settles it).
+    """
+    from omegaconf import OmegaConf
+
+    values: dict[str, set[Any]] = defaultdict(set)
+    for path in config_paths:
+        config = OmegaConf.load(path)
+        for key, selectors in TRAINING_KEYS.items():
+            for selector in selectors:
+                value = OmegaConf.select(config, selector)
+                if value is not None:
+                    values[key].add(value)
+    conflicts = {key: sorted(map(str, found)) for key, found in values.items() if len(found) > 1}
+    if conflicts:
+        paths = ", ".join(map(str, config_paths))
+        raise SystemExit(f"stage configs disagree on {conflicts} ({paths}); pass {hint}")
+    return {key: found.pop() for key, found in values.items()}
+
+
+def evaluate_all(args: argparse.Namespace) -> int:
+    datasets = eval_datasets(args.data_root)
+    if not datasets:
+        raise SystemExit(f"{args.data_root}: no pathmmu/eval/test.jsonl nor omnimedvqa/eval/*.jsonl")
+    models = [str(path) for path in stage_models(args.runs, args.size)]
+    trained = training_settings(
+        sorted((args.runs / args.size).glob("*/config.yaml")), "--base-model / --max-pixels / --min-pixels"
+    )
+    if not args.no_base:
+        base_model = args.base_model or trained.get("base_model")
+        if base_model is None:
+            raise SystemExit(f"{args.runs / args.size}: no stage config names base_model; pass --base-model")
+        models.insert(0, base_model)
+    passthrough = [
+        "--backend",
+        args.backend,
+        "--max-new-tokens",
+        str(args.max_new_tokens),
+        "--dtype",
+        args.dtype,
+    ]
+    for flag, value in (
+        ("--batch-size", args.batch_size),
+        ("--max-pixels", args.max_pixels or trained.get("max_pixels")),
+        ("--min-pixels", args.min_pixels or trained.get("min_pixels")),
+    ):
+        if value is not None:
+            passthrough += [flag, str(value)]
+    failed = []
+    for model in models:
+        command = [sys.executable, "-m", "tools.cli", "eval", "--model", model, "--size", args.size]
+        command += ["--runs", str(args.runs), *passthrough]
+        for data in datasets:
+            command += ["--data", str(data)]
+        print("+ " + " ".join(command), flush=True)
+        if subprocess.run(command, check=False).returncode != 0:
+            failed.append(model)
+    if failed:
+        print(f"evaluation failed for: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return number
+
+
+def _add_generation_args(parser: argparse.ArgumentParser) -> None:
+    from tools.eval_backends import BACKENDS
+
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default="hf", help="hf (CPU/tests) or vllm (GPU); default hf"
+    )
+    parser.add_argument("--batch-size", type=_positive_int, help="items per generate call (hf: 8, vllm: 512)")
+    parser.add_argument(
+        "--max-new-tokens", type=_positive_int, default=1024, help="default 1024 (the paper's)"
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        help="cap image area like training (default: the training config's, else the processor's limit)",
+    )
+    parser.add_argument(
+        "--min-pixels",
+        type=_positive_int,
+        help="raise small images like training (default: the training config's, else none)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=("auto", "bfloat16", "float16", "float32"),
+        default="auto",
+        help="default: checkpoint's",
+    )
+    parser.add_argument(
+        "--runs", type=Path, default=runs_root(), help="runs root (default: $PATHVLM_RUNS or runs)"
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = subparsers.add_parser(
+        "eval", help="evaluate one model on eval JSONL files", description=__doc__, formatter_class=formatter
+    )
+    parser.add_argument("--model", required=True, help="HF model id or directory (e.g. runs/7b/beta/model)")
+    parser.add_argument(
+        "--data", type=Path, action="append", required=True, help="eval JSONL file; repeat for several"
+    )
+    parser.add_argument("--out", type=Path, help="write to OUT/<dataset>/ (default: see above)")
+    parser.add_argument("--size", help="model size (3b, 7b) for a base model's default output directory")
+    _add_generation_args(parser)
+    parser.set_defaults(func=evaluate)
+
+    parser_all = subparsers.add_parser(
+        "eval-all",
+        help="evaluate every finished stage model and the base model of a size",
+        description=__doc__,
+        formatter_class=formatter,
+    )
+    parser_all.add_argument("--size", required=True, help="model size directory under the runs root (3b, 7b)")
+    parser_all.add_argument(
+        "--base-model", help="base model id or path (default: base_model in the size's stage configs)"
+    )
+    parser_all.add_argument("--no-base", action="store_true", help="skip the base model")
+    parser_all.add_argument(
+        "--data-root",
+        type=Path,
+        default=data_root(),
+        help="generated data (default: $PATHVLM_DATA or data/generated)",
+    )
+    _add_generation_args(parser_all)
+    parser_all.set_defaults(func=evaluate_all)
