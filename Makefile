@@ -96,3 +96,29 @@ delta: | $(VENV)/.installed ## control δ: SFT of the base model on the rl split
 
 epsilon: | $(VENV)/.installed ## control ε: GRPO from the base model, format + accuracy reward
 	$(STAGE_RUN)
+
+# ---------------------------------------------------------------- evaluation
+# `make eval` evaluates SIZE's finished stages (runs/$(SIZE)/<stage>/model beside DONE) and the base model on
+# $(DATA)/pathmmu/eval/test.jsonl and each $(DATA)/omnimedvqa/eval/*.jsonl present; finished evaluations are
+# skipped, interrupted ones resume. The base model and image limits come from the stages' config.yaml.
+# `make report` writes $(REPORTS)/ and logs to W&B (offline by default: `wandb sync $(REPORTS)/wandb/offline-run-*`).
+EVAL_BACKEND ?= $(if $(filter cpu,$(PROFILE)),hf,vllm)
+EVAL_ARGS ?=
+REPORTS ?= reports
+REPORT_ARGS ?=
+
+.PHONY: eval report
+eval: | $(VENV)/.installed ## evaluate SIZE's finished stages + base model (EVAL_BACKEND=hf|vllm, EVAL_ARGS=...)
+	$(PATHVLM) eval-all --size $(SIZE) --backend $(EVAL_BACKEND) --data-root "$(DATA)" $(EVAL_ARGS)
+
+report: | $(VENV)/.installed ## tables 1-3 next to the paper, McNemar tests, plots in reports/; W&B runs
+	$(PATHVLM) report --out "$(REPORTS)" $(REPORT_ARGS)
+
+# ---------------------------------------------------------------- benchmarks
+.PHONY: bench-rewards bench-judge
+bench-rewards: | $(VENV)/.installed ## time format + accuracy rewards on 100,000 responses (target < 2 s)
+	$(PY) benchmarks/bench_rewards.py
+
+bench-judge: | $(VENV)/.installed ## 512 judged rollouts vs the fake judge (200 ms, concurrency 32): 5 % 500s, then none
+	$(PY) benchmarks/bench_judge.py --error-rate 0.05
+	$(PY) benchmarks/bench_judge.py
