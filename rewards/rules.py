@@ -81,7 +81,7 @@ def parse_choice(text: str) -> tuple[str, str] | None:
 
 
 @lru_cache(maxsize=65536)
-def _ground_truth_choice(ground_truth: str) -> tuple[str, str] | None:
+def ground_truth_choice(ground_truth: str) -> tuple[str, str] | None:
     """The ground truth's (letter, text): from ``"C) text"`` or the JSON packed in EasyR1's answer column."""
     text = ground_truth.strip()
     if text.startswith("{"):
@@ -98,7 +98,7 @@ def accuracy_reward(response: str, ground_truth: str) -> float:
     content = extract_answer(response)
     if content is None:
         return 0.0
-    expected = _ground_truth_choice(ground_truth)
+    expected = ground_truth_choice(ground_truth)
     if expected is None:
         return 0.0
     return 1.0 if parse_choice(content) == expected else 0.0

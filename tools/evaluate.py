@@ -122,9 +122,9 @@ def output_dir(model: str, dataset: str, out: Path | None, size: str | None, run
 def score(output: str, answer: str) -> dict[str, Any]:
     """Strict/letter correctness, parsed choice and format check of one output, with the reward code."""
     from rewards import accuracy_reward, extract_answer, format_reward, parse_choice
-    from rewards.rules import _ground_truth_choice
+    from rewards.rules import ground_truth_choice
 
-    truth = _ground_truth_choice(answer)
+    truth = ground_truth_choice(answer)
     if truth is None:
         raise ValueError(f"ground truth {answer!r} is not an option string like 'C) text'")
     content = extract_answer(output)

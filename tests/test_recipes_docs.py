@@ -1,0 +1,126 @@
+"""recipes/README.md and the recipe files' header commands stay in step with the recipes and the CLI."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tools.recipes import PROFILES, RECIPES_DIR, SIZES, STAGES, compose, stage_file, to_container
+
+README = RECIPES_DIR / "README.md"
+RECIPE_FILES = sorted(RECIPES_DIR.glob("*/*.yaml"))
+COMMAND = re.compile(r"^(?:#\s+)?((?:make|pathvlm) .+?)\s*$")
+
+
+def _header(path: Path) -> list[str]:
+    """The leading comment block of a YAML file."""
+    lines = path.read_text().splitlines()
+    return [line for line in lines[: next(i for i, line in enumerate(lines) if not line.startswith("#"))]]
+
+
+def _header_commands(path: Path) -> list[str]:
+    return [m.group(1) for line in _header(path) if (m := COMMAND.match(line))]
+
+
+def _readme_commands() -> list[str]:
+    blocks = re.findall(r"```\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def _check_command(command: str, makefile: str) -> None:
+    tokens = shlex.split(command)
+    if tokens[0] == "make":
+        targets = [t for t in tokens[1:] if "=" not in t]
+        assert targets and all(t in STAGES for t in targets), command
+        assert all(re.search(rf"^{t}:", makefile, flags=re.MULTILINE) for t in targets), command
+        variables = dict(t.split("=", 1) for t in tokens[1:] if "=" in t)
+        assert set(variables) <= {"SIZE", "PROFILE"}, command
+        assert variables.get("SIZE", "7b") in SIZES and variables.get("PROFILE", "h20x4") in PROFILES, command
+    else:
+        from tools.cli import build_parser
+
+        args = build_parser().parse_args(tokens[1:])  # the real CLI accepts it
+        assert args.command in {"run", "recipe"} and args.stage in STAGES, command
+
+
+@pytest.mark.parametrize("path", RECIPE_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_each_recipe_file_opens_with_a_comment_giving_its_command(path: Path, repo_root: Path) -> None:
+    assert path.read_text().startswith("# ")
+    if path.name.startswith("_"):
+        return  # base files are not run on their own
+    commands = _header_commands(path)
+    assert commands, f"{path}: no command in the opening comment"
+    makefile = (repo_root / "Makefile").read_text()
+    for command in commands:
+        _check_command(command, makefile)
+    if path.parent.name == "stages":
+        assert any(f"make {path.stem} " in c for c in commands) and any(
+            f"run {path.stem} " in c for c in commands
+        )
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_readme_gives_each_stage_the_commands_of_its_file(stage: str) -> None:
+    readme_commands = _readme_commands()
+    for command in _header_commands(stage_file(stage)):
+        assert command in readme_commands, f"{command!r} ({stage_file(stage).name}) missing from {README}"
+
+
+def test_every_readme_command_runs(repo_root: Path) -> None:
+    makefile = (repo_root / "Makefile").read_text()
+    commands = _readme_commands()
+    assert len(commands) >= 2 * len(STAGES)
+    for command in commands:
+        _check_command(command, makefile)
+
+
+def test_readme_stage_table_matches_the_stage_table() -> None:
+    rows = {cells[0]: cells for line in README.read_text().splitlines() if (cells := _cells(line))}
+    for stage, info in STAGES.items():
+        row = rows[stage]
+        assert row[2] == (info.parent or "base model")
+        assert ("GRPO" in row[1]) == (info.engine == "easyr1")
+        steps = to_container(compose(stage, "7b", "h20x4"))
+        section = steps[info.engine]
+        max_steps = section["max_steps"] if info.engine == "llamafactory" else section["trainer"]["max_steps"]
+        assert row[5] == f"{max_steps:,} ({'paper' if info.paper_steps else 'chosen'})"
+        assert info.paper_steps in (None, max_steps)
+
+
+def test_readme_settings_table_matches_the_recipes() -> None:
+    """Each row `| KEY | h20x4 | cpu | why |` states composed values (alpha for SFT keys, beta for GRPO)."""
+    rows = [
+        cells
+        for line in README.read_text().splitlines()
+        if (cells := _cells(line)) and cells[0].startswith("`")
+    ]
+    assert len(rows) >= 20
+    for key, *values in (row[:3] for row in rows):
+        path = key.strip("`").split(".")
+        stage = "alpha" if path[0] == "llamafactory" else "beta"
+        for profile, documented in zip(PROFILES, values, strict=True):
+            node = to_container(compose(stage, "7b", profile))
+            for part in path:
+                node = node.get(part, "–") if isinstance(node, dict) else "–"
+            assert str(node) == documented, (
+                f"README says {key} = {documented} in {profile}, the recipe {node}"
+            )
+
+
+def test_readme_memory_note_uses_the_recipe_values() -> None:
+    text = README.read_text()
+    easyr1 = to_container(compose("beta", "7b", "h20x4"))["easyr1"]
+    utilisation = easyr1["worker"]["rollout"]["gpu_memory_utilization"]
+    assert f"gpu_memory_utilization: {utilisation}`" in text and f"{utilisation} × 96 GB" in text
+    micro = easyr1["worker"]["actor"]["micro_batch_size_per_device_for_update"]
+    assert f"micro batch {micro} × 2048 tokens" in text
+    assert "divisible" in text and "GPU count" in text
+
+
+def _cells(line: str) -> list[str] | None:
+    if not line.startswith("|") or set(line) <= {"|", "-", " "}:
+        return None
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
