@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = [
     "tools.judge_server",
     "tools.recipes",
     "tools.runner",
+    "tools.smoke",
 ]
 
 

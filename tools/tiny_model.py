@@ -12,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from tools.data.synth import EXPLANATION, OMNIMEDVQA_SUBSETS, ORGANS, PALETTE, QUESTIONS, STAINS
 from tools.prompt import ANSWER_INSTRUCTION
 
 # Qwen2.5-VL's special tokens, in the order (and relative ids) of the real tokenizer.
@@ -70,6 +71,20 @@ chest CT scan, skin lesion, dermoscopy, retinal OCT, diabetic retinopathy, fundu
 """
 
 
+def _corpus() -> str:
+    """General pathology wording plus the synthetic datasets' own templates, so their text tokenizes short."""
+    synthetic = [
+        question.format(n=n, stain=stain, organ=organ)
+        for question in QUESTIONS
+        for n, (stain, organ) in enumerate(zip(STAINS * 2, ORGANS, strict=False))
+    ]
+    for letter, (colour, _, tissue) in zip("ABCDABCD", PALETTE, strict=True):
+        explanation = EXPLANATION.format(colour=colour, tissue=tissue.lower())
+        synthetic.append(f"<think>{explanation}</think><answer>{letter}) {tissue}</answer>")
+    synthetic += [answer for _, answers in OMNIMEDVQA_SUBSETS.values() for answer in answers]
+    return _CORPUS + "\n".join(synthetic)
+
+
 def _train_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -81,7 +96,7 @@ def _train_tokenizer():
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator([_CORPUS] * 8, trainer=trainer)
+    tokenizer.train_from_iterator([_corpus()] * 8, trainer=trainer)
     tokenizer.add_special_tokens(SPECIAL_TOKENS)
     return tokenizer
 

@@ -1,8 +1,9 @@
 """Synthetic, *learnable* datasets in the real source schemas (PathMMU and OmniMedVQA).
 
 Each image is a tiny 56x56 PNG dominated by one colour (with noise and small patches of other colours);
-the colour decides the answer (``PALETTE``: red -> haemorrhage, yellow -> adipose tissue, ...), so a
-model can learn the task from the image alone, and tiny-model runs show learning, not only that code
+the colour decides the answer (``PALETTE``: red -> haemorrhage, yellow -> adipose tissue, ...) and, in
+PathMMU-schema data, also its letter (options come in fixed panels), so a model can learn the task from the
+image alone, and tiny-model runs show learning, not only that code
 runs. Question texts vary (and carry a case number) so question grouping does not collapse the split.
 Deterministic for a given seed.
 """
@@ -38,6 +39,7 @@ QUESTIONS = (
     "Case {n}: identify the predominant histological feature in this {organ} specimen.",
     "Case {n}: which option best describes this {stain}-stained {organ} tissue?",
 )
+EXPLANATION = "The section is mostly {colour}, typical of {tissue}."
 STAINS = ("H&E", "PAS", "Masson trichrome", "Giemsa", "reticulin")
 ORGANS = ("liver", "lung", "skin", "colon", "breast", "kidney", "lymph node", "stomach")
 OMNIMEDVQA_SUBSETS = {  # subset -> (modality_type, answers, each tied to the palette colour of its index)
@@ -92,6 +94,17 @@ def _options(rng: random.Random, answers: Sequence[str], correct: int, count: in
     return texts
 
 
+def _panel_options(answers: Sequence[str], correct: int) -> list[str]:
+    """The four answers of the correct one's panel (palette entries 0-3 or 4-7), in palette order.
+
+    The letter and the text are then both a function of the image's colour, so even the tiny model can
+    learn the task within a CPU smoke run; shuffled options would also require copying the letter from the
+    prompt, which a 2-layer model does not learn in minutes.
+    """
+    start = correct // 4 * 4
+    return list(answers[start : start + 4])
+
+
 def write_synthetic_pathmmu(root: Path, items: int, seed: int = 0) -> Path:
     """PathMMU-schema dataset under ``root``: ``data.json`` + ``images/``; ``items`` unique items over
     PubMed and EduContent (val and test splits), plus a test_tiny that repeats some test items."""
@@ -112,7 +125,7 @@ def write_synthetic_pathmmu(root: Path, items: int, seed: int = 0) -> Path:
                 label = rng.randrange(len(PALETTE))
                 img = _write_png(root / "images", synthetic_png(PALETTE[label][1], seed, index))
             previous = (img, label)
-            texts = _options(rng, answers, label, 4)
+            texts = _panel_options(answers, label)
             options = [f"{string.ascii_uppercase[i]}) {text}" for i, text in enumerate(texts)]
             colour = PALETTE[label][0]
             item: dict[str, Any] = {
@@ -123,9 +136,7 @@ def write_synthetic_pathmmu(root: Path, items: int, seed: int = 0) -> Path:
                 ),
                 "options": options,
                 "answer": options[texts.index(answers[label])],
-                "explanation": f"The section is dominated by {colour} areas, the hallmark of "
-                f"{answers[label].lower()}; "
-                "the other options would look different.",
+                "explanation": EXPLANATION.format(colour=colour, tissue=answers[label].lower()),
             }
             if n % 50 == 49:  # some items lack an explanation, as in PathMMU
                 del item["explanation"]
