@@ -1,0 +1,283 @@
+"""`pathvlm run` without training: dry runs, missing parents, `make -n`, the TRL mapping, EasyR1 export."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tools.cli import main as cli_main
+from tools.recipes import compose, to_container
+
+EASYR1_TARBALL = Path(__file__).resolve().parents[2] / "shared" / "vendor" / "EasyR1-b44b311.tar.gz"
+
+
+@pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty runs directory (the default one, through PATHVLM_RUNS) and a small synthetic dataset."""
+    from tools.data.pathmmu import convert_pathmmu
+    from tools.data.synth import write_synthetic_pathmmu
+
+    convert_pathmmu(
+        write_synthetic_pathmmu(tmp_path / "src", 24), tmp_path / "data" / "pathmmu", sizes=(8, 8)
+    )
+    monkeypatch.setenv("PATHVLM_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("PATHVLM_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("PATHVLM_TINY_MODEL", str(tmp_path / "tiny"))
+    return tmp_path / "runs"
+
+
+@pytest.mark.parametrize(
+    ("stage", "command"),
+    [
+        ("alpha", "llamafactory-cli train {runs}/7b/alpha/llamafactory.yaml"),
+        ("beta", "-m verl.trainer.main config={runs}/7b/beta/easyr1.yaml"),
+        ("r1", "-m verl.trainer.main config={runs}/7b/r1/easyr1.yaml"),
+        ("delta", "llamafactory-cli train {runs}/7b/delta/llamafactory.yaml"),
+    ],
+)
+def test_dry_run_h20x4_prints_config_and_engine_command(
+    runs: Path, capsys: pytest.CaptureFixture[str], stage: str, command: str
+) -> None:
+    assert cli_main(["run", stage, "--size", "7b", "--profile", "h20x4", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    last = out.strip().splitlines()[-1]
+    assert last.endswith(command.format(runs=runs.resolve())), last
+    assert "WANDB_PROJECT=pathvlm-r1" in last and f"WANDB_NAME=7b-{stage}" in last
+    assert f"WANDB_JOB_TYPE={stage}" in last and "WANDB_RUN_GROUP=paper-h20x4" in last
+    manifest = runs.parent / "data" / "pathmmu" / "manifest.json"
+    assert f"manifest_sha256: {hashlib.sha256(manifest.read_bytes()).hexdigest()}" in out
+    assert f"stage: {stage}" in out and "freeze_vision_tower: true" in out
+    assert not runs.exists(), "a dry run must not write anything"
+
+
+def test_dry_run_cpu_grpo_uses_trl_engine(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["run", "beta", "--profile", "cpu", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        out.strip()
+        .splitlines()[-1]
+        .endswith(f"-m tools.engines.trl_grpo {runs.resolve()}/7b/beta/config.yaml")
+    )
+    assert f"model_path: {runs.resolve()}/7b/alpha/model" in out  # the parent's export, once it exists
+    assert "# note: stage beta starts from alpha" in out
+    assert not runs.exists() and not (runs.parent / "tiny").exists()
+
+
+def test_missing_parent_names_the_command_that_makes_it(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main(["run", "r1", "--size", "3b", "--profile", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"{runs}/3b/beta/DONE is missing" in err
+    assert "\n  pathvlm run beta --size 3b --profile cpu\n" in err
+    assert not runs.exists()
+
+
+def test_unfrozen_vision_tower_is_refused(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    overrides = ["--set", "easyr1.worker.actor.model.freeze_vision_tower=false"]
+    assert cli_main(["run", "epsilon", "--profile", "h20x4", "--dry-run", *overrides]) == 2
+    assert "easyr1.worker.actor.model.freeze_vision_tower is False" in capsys.readouterr().err
+
+
+def test_make_n_prints_the_runner_commands_in_stage_order(repo_root: Path) -> None:
+    out = subprocess.run(
+        ["make", "-n", "alpha", "beta", "r1", "SIZE=3b", "PROFILE=cpu"],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    runs = [line for line in out.splitlines() if " run " in line]
+    assert runs == [
+        f".venv/bin/pathvlm run {stage} --size 3b --profile cpu" for stage in ("alpha", "beta", "r1")
+    ]
+    chained = subprocess.run(["make", "-n", "r1"], cwd=repo_root, capture_output=True, text=True, check=True)
+    assert [line.split()[2] for line in chained.stdout.splitlines() if " run " in line] == [
+        "alpha",
+        "beta",
+        "r1",
+    ]
+
+
+def _mapping(stage: str, *overrides: str) -> tuple[dict, dict]:
+    from tools.engines.trl_grpo import grpo_arguments
+
+    section = to_container(compose(stage, "7b", "cpu", list(overrides)))["easyr1"]
+    return section, grpo_arguments(section, Path("/tmp/out"), "7b-" + stage)
+
+
+def test_trl_arguments_follow_the_easyr1_keys() -> None:
+    section, args = _mapping(
+        "beta",
+        "easyr1.data.rollout_batch_size=4",
+        "easyr1.worker.actor.global_batch_size=4",
+        "easyr1.worker.actor.micro_batch_size_per_device_for_update=16",
+        "easyr1.worker.actor.loss_avg_mode=seq",
+        "easyr1.trainer.save_freq=8",
+    )
+    data, actor, trainer = section["data"], section["worker"]["actor"], section["trainer"]
+    assert args["num_generations"] == section["worker"]["rollout"]["n"] == 4  # paper: G = 4
+    assert args["max_prompt_length"] == data["max_prompt_length"]
+    assert args["max_completion_length"] == data["max_response_length"]
+    assert (args["per_device_train_batch_size"], args["gradient_accumulation_steps"]) == (16, 1)
+    assert args["steps_per_generation"] == 1  # one update per rollout batch of 4 prompts x 4 completions
+    assert args["max_steps"] == trainer["max_steps"] and args["save_steps"] == 8
+    assert args["save_total_limit"] == (trainer["save_limit"] if trainer["save_limit"] > 0 else None)
+    assert args["beta"] == section["algorithm"]["kl_coef"]
+    assert (args["epsilon"], args["epsilon_high"]) == (actor["clip_ratio_low"], actor["clip_ratio_high"])
+    assert (args["learning_rate"], args["loss_type"]) == (actor["optim"]["lr"], "grpo")
+    assert args["temperature"] == section["worker"]["rollout"]["temperature"]
+    assert args["report_to"] == ["wandb"] and args["remove_unused_columns"] is False
+
+
+def test_trl_arguments_split_a_rollout_batch_into_updates() -> None:
+    _, args = _mapping(
+        "epsilon",
+        "easyr1.data.rollout_batch_size=8",
+        "easyr1.worker.actor.global_batch_size=4",
+        "easyr1.worker.actor.micro_batch_size_per_device_for_update=4",
+        "easyr1.algorithm.disable_kl=true",
+        "easyr1.trainer.max_steps=3",
+    )
+    # 4 prompts x 4 rollouts per update = 4 micro-batches of 4; a rollout batch of 8 prompts = 2 updates
+    assert (args["per_device_train_batch_size"], args["gradient_accumulation_steps"]) == (4, 4)
+    assert args["steps_per_generation"] == 8
+    assert (args["max_steps"], args["save_steps"], args["beta"]) == (6, 16, 0.0)
+
+
+def test_trl_arguments_reject_batches_that_do_not_divide() -> None:
+    with pytest.raises(ValueError, match="rollout_batch_size \\(6\\) must be a multiple"):
+        _mapping("beta", "easyr1.data.rollout_batch_size=6")
+
+
+def test_fit_pixels_keeps_images_within_the_pixel_budget() -> None:
+    from PIL import Image
+
+    from tools.engines.grpo_data import fit_pixels
+
+    big = fit_pixels(Image.new("RGB", (400, 200)), 3136, 12544)
+    small = fit_pixels(Image.new("RGB", (20, 10)), 3136, 12544)
+    assert big.width * big.height <= 12544 and big.width == 2 * big.height
+    assert small.width * small.height >= 3136 * 0.95 and abs(small.width / small.height - 2) < 0.1
+
+
+@pytest.mark.slow
+def test_trl_arguments_build_a_grpo_config() -> None:
+    from trl import GRPOConfig
+
+    section, args = _mapping("r1")
+    config = GRPOConfig(**args, use_cpu=True)
+    # the generation batch is one rollout batch: whole groups of n completions per prompt
+    assert config.generation_batch_size == section["data"]["rollout_batch_size"] * config.num_generations
+    assert config.max_steps == section["trainer"]["max_steps"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not EASYR1_TARBALL.is_file(), reason=f"{EASYR1_TARBALL} (vendored EasyR1) not found")
+def test_easyr1_export_merges_the_actor_checkpoint_with_easyr1s_merger(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A single-rank (non-DTensor) actor checkpoint in EasyR1's layout, merged by its real model_merger.py."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from tools.engines import easyr1
+
+    with tarfile.open(EASYR1_TARBALL) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("scripts/model_merger.py"))
+        tar.extractall(tmp_path / "src", members=[member], filter="data")
+    monkeypatch.setenv("EASYR1_HOME", str(tmp_path / "src" / Path(member.name).parent.parent))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    actor = checkpoints / "global_step_3" / "actor"
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model)
+    (actor / "huggingface").mkdir(parents=True)
+    torch.save(model.state_dict(), actor / "model_world_size_1_rank_0.pt")
+    model.config.save_pretrained(actor / "huggingface")  # transformers 4.57: nested text_config
+    AutoProcessor.from_pretrained(tiny_model).save_pretrained(actor / "huggingface")
+    (checkpoints / "checkpoint_tracker.json").write_text(json.dumps({"last_global_step": 3}))
+
+    easyr1.export({"easyr1": {"trainer": {"save_checkpoint_path": str(checkpoints)}}}, tmp_path / "run")
+
+    exported = tmp_path / "run" / "model"
+    config = json.loads((exported / "config.json").read_text())
+    assert config["model_type"] == "qwen2_5_vl" and "text_config" not in config
+    reloaded = AutoModelForImageTextToText.from_pretrained(exported).state_dict()
+    for key, value in model.state_dict().items():
+        assert torch.equal(reloaded[key].float(), value.bfloat16().float()), key  # the merger saves bf16
+    assert (exported / "preprocessor_config.json").is_file() and (exported / "tokenizer.json").is_file()
+
+
+@pytest.mark.slow
+def test_prompt_lengths_match_easyr1s_overlong_filter(
+    runs: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our prompt length is the one EasyR1's RLHFDataset compares with max_prompt_length, to the token."""
+    import types
+
+    from transformers import AutoProcessor
+
+    from tools.engines.grpo_data import load_rows, prompt_length
+
+    monkeypatch.setitem(sys.modules, "qwen_vl_utils", types.ModuleType("qwen_vl_utils"))  # gpu-env only,
+    vision = types.ModuleType("qwen_vl_utils.vision_process")  # used by EasyR1 for videos
+    vision.fetch_video = None
+    monkeypatch.setitem(sys.modules, "qwen_vl_utils.vision_process", vision)
+    monkeypatch.delitem(sys.modules, "verl.utils.dataset", raising=False)
+    from verl.utils.dataset import RLHFDataset
+
+    data = to_container(compose("beta", "7b", "cpu"))["easyr1"]["data"]
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    ours = [prompt_length(processor, row) for row in load_rows(data)]
+    dataset = RLHFDataset(
+        data["train_files"], processor.tokenizer, processor, prompt_key="problem", answer_key="answer",
+        image_key="images", min_pixels=data["min_pixels"], max_pixels=data["max_pixels"],
+        filter_overlong_prompts=False,
+    )  # fmt: skip
+    assert len(dataset.dataset) == len(ours)
+    for example, length in zip(dataset.dataset, ours, strict=True):
+        dataset.max_prompt_length = length
+        assert dataset._filter_overlong_prompts(example)
+        dataset.max_prompt_length = length - 1
+        assert not dataset._filter_overlong_prompts(example)
+
+
+@pytest.mark.slow
+def test_easyr1_launch_reports_dropped_prompts_and_the_resume_step(
+    runs: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tools.engines import easyr1
+
+    cfg = to_container(compose("beta", "7b", "h20x4", ["easyr1.data.max_prompt_length=100000"]))
+    easyr1.prepare(cfg, runs / "7b" / "beta", str(tiny_model), "7b-beta")
+    assert easyr1.before_launch(cfg) is None
+    assert (
+        "filter_overlong_prompts: 0 of 8 prompts are longer than max_prompt_length=100000"
+        in capsys.readouterr().out
+    )
+    tracker = runs / "7b" / "beta" / "checkpoints" / "checkpoint_tracker.json"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({"last_global_step": 7, "best_global_step": None}))
+    cfg["easyr1"]["data"]["max_prompt_length"] = 8
+    with pytest.raises(ValueError, match="every prompt is longer than data.max_prompt_length=8"):
+        easyr1.before_launch(cfg)
+    cfg["easyr1"]["data"]["filter_overlong_prompts"] = False
+    assert easyr1.before_launch(cfg) == tracker.parent / "global_step_7"
+
+
+def test_run_help_lists_the_options() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "run", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "200"},
+    ).stdout
+    for option in ("--size", "--profile", "--runs", "--dry-run", "--force", "--set"):
+        assert option in out

@@ -1,0 +1,52 @@
+"""SFT with LLaMA-Factory 0.9.5: ``llamafactory-cli train <stage_dir>/llamafactory.yaml``.
+
+Multi-node runs pass ``FORCE_TORCHRUN``, ``NNODES``, ``NODE_RANK``, ``NPROC_PER_NODE``, ``MASTER_ADDR`` and
+``MASTER_PORT`` through the environment (LLaMA-Factory's launcher reads them). An interrupted run resumes by
+itself: LLaMA-Factory continues from the last ``checkpoint-N`` in ``output_dir``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from tools.engines import CHECKPOINT_DIR, export_trainer_output, prepare_trainer_resume, trainer_finished
+
+CONFIG_NAME = "llamafactory.yaml"
+LAUNCH_ENV = ("FORCE_TORCHRUN", "NNODES", "NODE_RANK", "NPROC_PER_NODE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def prepare(cfg: dict[str, Any], stage_dir: Path, init_model: str, run_name: str) -> None:
+    args = cfg["llamafactory"]
+    args["model_name_or_path"] = init_model
+    args["output_dir"] = str(stage_dir / CHECKPOINT_DIR)
+    args["run_name"] = run_name
+    args["report_to"] = "wandb"
+
+
+def engine_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    return cfg["llamafactory"]
+
+
+def command(stage_dir: Path) -> list[str]:
+    cli = Path(sys.executable).with_name("llamafactory-cli")
+    return [
+        str(cli) if cli.exists() else shutil.which("llamafactory-cli") or "llamafactory-cli",
+        "train",
+        str(stage_dir / CONFIG_NAME),
+    ]
+
+
+def finished(cfg: dict[str, Any], stage_dir: Path) -> bool:
+    return trainer_finished(Path(cfg["llamafactory"]["output_dir"]))
+
+
+def before_launch(cfg: dict[str, Any]) -> Path | None:
+    return prepare_trainer_resume(Path(cfg["llamafactory"]["output_dir"]))
+
+
+def export(cfg: dict[str, Any], stage_dir: Path) -> None:
+    """LLaMA-Factory's final output as is (model, tokenizer, processor), with the config made flat."""
+    export_trainer_output(Path(cfg["llamafactory"]["output_dir"]), stage_dir)

@@ -1,0 +1,300 @@
+"""``pathvlm run STAGE``: train one stage of the pipeline and export its model.
+
+Steps: compose the stage recipe with a size and a profile overlay (``tools.recipes``) → start from the parent
+stage's exported model (``runs/<size>/<parent>/model``, which must be DONE) or the base model → fill in the
+engine's model, output and logger settings → validate against the engine's own schema → write
+``runs/<size>/<stage>/config.yaml`` (resolved, no secrets; its ``run:`` section records the initial model,
+the parent's config hash and the sha256 of the data split manifest) → launch the engine → export a Hugging
+Face model to ``runs/<size>/<stage>/model`` → write ``DONE`` holding the config hash.
+
+A finished stage with the same config hash is skipped; a changed config is refused unless ``--force``
+(which deletes the stage directory and trains again); an interrupted stage resumes from its last checkpoint;
+a missing parent stops with the command that makes it. ``--dry-run`` prints the resolved config and the
+engine command and changes nothing.
+
+W&B: project ``pathvlm-r1``, group = the recipe's ``experiment``, job type = stage, run name
+``<size>-<stage>`` (``tools.wandb_naming``); tags carry the manifest and config hashes. In the cpu profile
+the engine runs single-threaded (``OMP_NUM_THREADS=1`` unless it is set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from tools.recipes import PROFILES, SIZES, STAGES, RecipeError
+
+RUNS_ENV, DEFAULT_RUNS = "PATHVLM_RUNS", "runs"
+TINY_MODEL_ENV, DEFAULT_TINY_MODEL = "PATHVLM_TINY_MODEL", ".cache/tiny-qwen2.5-vl"
+CONFIG_FILE, DONE_FILE = "config.yaml", "DONE"
+# The tiny model trains as fast on one thread, and on a shared machine torch's second thread spin-waits for a
+# busy core: 20 alpha steps took 1 s with one thread and 40-60 s with two beside other jobs on 2 cores.
+CPU_THREADS = "1"
+_HASH_LINE = re.compile(r"^# config hash: ([0-9a-f]{64})$", re.MULTILINE)
+
+
+class RunError(RuntimeError):
+    """A stage that cannot run as asked; the message says what to do instead."""
+
+
+@dataclass
+class Plan:
+    stage: str
+    size: str
+    profile: str
+    runs_root: Path
+    stage_dir: Path
+    cfg: dict[str, Any]  # resolved, with the runner's settings and the `run:` section
+    config_hash: str
+    engine: ModuleType
+    env: dict[str, str]  # variables set for the engine on top of the current environment
+    overrides: list[str]
+
+    @property
+    def command(self) -> list[str]:
+        return self.engine.command(self.stage_dir)
+
+    def shell_command(self) -> str:
+        launch = {k: os.environ[k] for k in self.engine.LAUNCH_ENV if k in os.environ}
+        assignments = [f"{k}={shlex.quote(v)}" for k, v in {**self.env, **launch}.items()]
+        return " ".join([*assignments, shlex.join(self.command)])
+
+
+def run_command(stage: str, size: str, profile: str, runs_root: Path, overrides: Sequence[str] = ()) -> str:
+    """The command line that makes ``stage`` (what a missing parent's message tells the user to run)."""
+    runs = "" if runs_root == Path(os.environ.get(RUNS_ENV, DEFAULT_RUNS)) else f" --runs {runs_root}"
+    sets = f" --set {shlex.join(overrides)}" if overrides else ""
+    return f"pathvlm run {stage} --size {size} --profile {profile}{runs}{sets}"
+
+
+# ---------------------------------------------------------------------------------------------- plan
+
+
+def make_plan(
+    stage: str, size: str, profile: str, runs_root: Path, overrides: list[str], dry_run: bool = False
+) -> Plan:
+    """Everything about a run except running it; with ``dry_run`` a missing parent or data is only noted."""
+    from omegaconf import OmegaConf
+
+    from tools import engines, recipes
+    from tools.wandb_naming import run_name, wandb_env
+
+    cfg = recipes.to_container(recipes.compose(stage, size, profile, overrides))
+    stage_dir = (runs_root / size / stage).resolve()
+    init_model, parent_hash = _initial_model(cfg, runs_root, dry_run)
+    engine = engines.for_config(cfg)
+    engine.prepare(cfg, stage_dir, init_model, run_name(size, stage))
+    _require_frozen_vision(cfg)
+    recipes.validate(OmegaConf.create(cfg))
+    manifest = _manifest_path(cfg)
+    cfg["run"] = {
+        "init_model": init_model,
+        "parent_config_hash": parent_hash,
+        "manifest": str(manifest),
+        "manifest_sha256": _sha256(manifest, dry_run),
+    }
+    config_hash = recipes.config_hash(OmegaConf.create(cfg))
+    env = wandb_env(cfg["experiment"], size, stage)
+    env["WANDB_TAGS"] = ",".join(
+        [profile, f"manifest-{(cfg['run']['manifest_sha256'] or 'none')[:12]}", f"config-{config_hash[:12]}"]
+    )
+    if profile == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = CPU_THREADS
+    return Plan(stage, size, profile, runs_root, stage_dir, cfg, config_hash, engine, env, list(overrides))
+
+
+def _initial_model(cfg: dict[str, Any], runs_root: Path, dry_run: bool) -> tuple[str, str | None]:
+    """(model path or hub id, parent's config hash): the parent's export, or the base model."""
+    parent, size, profile = cfg.get("parent"), cfg["size"], cfg["profile"]
+    if parent is None:
+        base = cfg["base_model"]
+        if profile == "cpu":
+            _ensure_tiny_model(Path(base), dry_run)
+        return (str(Path(base).resolve()) if Path(base).exists() else base), None
+    parent_dir = runs_root / size / parent
+    done = parent_dir / DONE_FILE
+    if not done.is_file():
+        message = (
+            f"stage {cfg['stage']} starts from {parent}, which has not finished ({done} is missing). "
+            f"Make it first:\n  {run_command(parent, size, profile, runs_root)}"
+        )
+        if not dry_run:
+            raise RunError(message)
+        print(f"# note: {message}")
+        return str((parent_dir / "model").resolve()), None
+    return str((parent_dir / "model").resolve()), done.read_text(encoding="utf-8").strip()
+
+
+def _ensure_tiny_model(path: Path, dry_run: bool) -> None:
+    """Build the tiny offline Qwen2.5-VL the cpu profile starts from, if it is the missing base model."""
+    tiny = Path(os.environ.get(TINY_MODEL_ENV, DEFAULT_TINY_MODEL))
+    if path.exists() or path.resolve() != tiny.resolve():
+        return
+    if dry_run:
+        print(f"# note: the tiny model {path} does not exist yet; a real run builds it first")
+        return
+    from tools.tiny_model import build_tiny_model
+
+    print(f"building the tiny Qwen2.5-VL at {path}", flush=True)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    build_tiny_model(tmp)
+    tmp.rename(path)
+
+
+def _require_frozen_vision(cfg: dict[str, Any]) -> None:
+    """The paper freezes the vision encoder in every stage; refuse a recipe that does not."""
+    if cfg["engine"] == "llamafactory":
+        key, frozen = "llamafactory.freeze_vision_tower", cfg["llamafactory"].get("freeze_vision_tower", True)
+    else:
+        key = "easyr1.worker.actor.model.freeze_vision_tower"
+        frozen = cfg["easyr1"]["worker"]["actor"]["model"].get("freeze_vision_tower", False)
+    if frozen is not True:
+        raise RunError(f"{key} is {frozen!r}: the vision tower stays frozen in every stage (set it to true)")
+
+
+def _manifest_path(cfg: dict[str, Any]) -> Path:
+    """``<data>/manifest.json`` beside the ``llamafactory/`` and ``easyr1/`` folders the recipe reads."""
+    if cfg["engine"] == "llamafactory":
+        return Path(cfg["llamafactory"]["dataset_dir"]).parent / "manifest.json"
+    return Path(str(cfg["easyr1"]["data"]["train_files"]).split("@", 1)[0]).parent.parent / "manifest.json"
+
+
+def _sha256(path: Path, dry_run: bool) -> str | None:
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    if dry_run:
+        print(f"# note: data manifest {path} not found; generate the data before a real run")
+        return None
+    raise RunError(f"data manifest {path} not found: generate the data first (`make data` / `pathvlm data`)")
+
+
+# ---------------------------------------------------------------------------------------------- run
+
+
+def recorded_hash(stage_dir: Path) -> str | None:
+    """The config hash of the run in ``stage_dir``: DONE's, else the header of an interrupted run's config."""
+    done, config = stage_dir / DONE_FILE, stage_dir / CONFIG_FILE
+    if done.is_file():
+        return done.read_text(encoding="utf-8").strip()
+    if config.is_file():
+        match = _HASH_LINE.search(config.read_text(encoding="utf-8"))
+        return match.group(1) if match else None
+    return None
+
+
+def execute(plan: Plan, force: bool = False) -> None:
+    """Train, export and mark the stage done (or skip it, or resume it); raises RunError when it cannot."""
+    from omegaconf import OmegaConf
+
+    from tools import engines
+    from tools.recipes import resolved_yaml
+
+    stage_dir, name = plan.stage_dir, f"{plan.size}/{plan.stage}"
+    old = recorded_hash(stage_dir)
+    done = (stage_dir / DONE_FILE).is_file()
+    if old == plan.config_hash and done and not force:
+        print(f"{name} is already done with config {plan.config_hash[:12]} ({stage_dir}): skipping")
+        return
+    if old is not None and old != plan.config_hash and not force:
+        state = "finished" if done else "interrupted"
+        raise RunError(
+            f"{stage_dir} holds a {state} run with config hash {old}, but the recipe now gives "
+            f"{plan.config_hash}. Keep it, or retrain from scratch with --force (deletes {stage_dir})."
+        )
+    if force and stage_dir.exists():
+        print(f"--force: deleting {stage_dir}", flush=True)
+        shutil.rmtree(stage_dir)
+
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    command = run_command(plan.stage, plan.size, plan.profile, plan.runs_root, plan.overrides)
+    header = f"# {command}\n# config hash: {plan.config_hash}\n"
+    (stage_dir / CONFIG_FILE).write_text(header + resolved_yaml(OmegaConf.create(plan.cfg)), encoding="utf-8")
+    if plan.engine.CONFIG_NAME != CONFIG_FILE:
+        engine_yaml = resolved_yaml(OmegaConf.create(plan.engine.engine_config(plan.cfg)))
+        (stage_dir / plan.engine.CONFIG_NAME).write_text(engine_yaml, encoding="utf-8")
+
+    start = time.monotonic()
+    if plan.engine.finished(plan.cfg, stage_dir):
+        print(f"{name}: training already finished, exporting", flush=True)
+    else:
+        resume = plan.engine.before_launch(plan.cfg)
+        print(f"{name}: " + (f"resuming from {resume}" if resume else "training from the start"), flush=True)
+        print(f"$ {plan.shell_command()}", flush=True)
+        code = engines.run_logged(plan.command, {**os.environ, **plan.env}, stage_dir / engines.TRAIN_LOG)
+        if code != 0:
+            raise RunError(
+                f"{name}: the engine exited with code {code} (log: {stage_dir / engines.TRAIN_LOG}). "
+                "Running the same command again resumes from the last checkpoint."
+            )
+    plan.engine.export(plan.cfg, stage_dir)
+    (stage_dir / DONE_FILE).write_text(plan.config_hash + "\n", encoding="utf-8")
+    print(f"{name} done in {time.monotonic() - start:.0f} s: model in {stage_dir / engines.MODEL_DIR}")
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="train one pipeline stage (alpha, beta, r1, gamma, delta, epsilon) and export its model",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("stage", choices=list(STAGES), help="the stage to train")
+    parser.add_argument("--size", default="7b", choices=SIZES, help="model size overlay (default: 7b)")
+    parser.add_argument(
+        "--profile", default="h20x4", choices=PROFILES, help="hardware overlay (default h20x4)"
+    )
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=Path(os.environ.get(RUNS_ENV, DEFAULT_RUNS)),
+        help=f"runs directory (default: ${RUNS_ENV} or {DEFAULT_RUNS})",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and command only")
+    parser.add_argument(
+        "--force", action="store_true", help="delete this stage's earlier run and train again"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override recipe keys, e.g. --set easyr1.trainer.max_steps=10 llamafactory.max_steps=5",
+    )
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        plan = make_plan(args.stage, args.size, args.profile, args.runs, args.overrides, dry_run=args.dry_run)
+        if args.dry_run:
+            from omegaconf import OmegaConf
+
+            from tools.recipes import resolved_yaml
+
+            print(f"# {plan.stage_dir / CONFIG_FILE} (config hash {plan.config_hash})")
+            print(resolved_yaml(OmegaConf.create(plan.cfg)), end="")
+            print(f"# engine command ({plan.engine.__name__.rsplit('.', 1)[1]}):")
+            print(plan.shell_command())
+            return 0
+        execute(plan, force=args.force)
+    except (RecipeError, RunError, FileNotFoundError) as exc:  # each names the file and what to do
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
