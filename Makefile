@@ -9,7 +9,10 @@ PIP := $(VENV)/bin/pip
 PATHVLM := $(VENV)/bin/pathvlm
 # EasyR1 (GRPO engine) at the pinned commit: vendored snapshot for the cpu env, git for the gpu env.
 EASYR1_TARBALL ?= ../shared/vendor/EasyR1-b44b311.tar.gz
-EASYR1_GIT ?= git+https://github.com/hiyouga/EasyR1.git@b44b311
+EASYR1_REPO ?= https://github.com/hiyouga/EasyR1.git
+EASYR1_COMMIT ?= b44b311
+# The gpu env installs EasyR1 from this checkout, whose scripts/model_merger.py exports GRPO checkpoints.
+EASYR1_HOME ?= .cache/EasyR1
 GPU_VENV ?= .venv-gpu
 
 SIZE ?= 7b
@@ -34,11 +37,13 @@ $(VENV)/.installed: pyproject.toml $(EASYR1_TARBALL)
 	$(PIP) install --quiet --disable-pip-version-check --no-deps --force-reinstall $(EASYR1_TARBALL)
 	touch $@
 
-setup-gpu: ## create the gpu environment in .venv-gpu on a cluster node (CUDA, vLLM, flash-attn, EasyR1 from git)
+setup-gpu: ## create the gpu environment in .venv-gpu on a cluster node (CUDA, vLLM, flash-attn, EasyR1 at b44b311)
 	test -x $(GPU_VENV)/bin/python || $(PYTHON) -m venv $(GPU_VENV)
 	$(GPU_VENV)/bin/pip install -e '.[gpu]'
 	$(GPU_VENV)/bin/pip install --no-build-isolation -e '.[gpu-build]'
-	$(GPU_VENV)/bin/pip install --no-deps '$(EASYR1_GIT)'
+	test -d $(EASYR1_HOME)/.git || git clone $(EASYR1_REPO) $(EASYR1_HOME)
+	git -C $(EASYR1_HOME) checkout --quiet $(EASYR1_COMMIT)
+	$(GPU_VENV)/bin/pip install --no-deps -e $(EASYR1_HOME)
 
 # ---------------------------------------------------------------- quality
 test: setup ## set up, then run every test (slow and SLURM tests included; PYTEST_ARGS="-m 'not slow'" for the fast ones)

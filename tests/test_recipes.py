@@ -215,7 +215,7 @@ def test_layers_merge_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATHVLM_DATA", "/data/x")
     cpu = _composed("beta", profile="cpu", overrides=["easyr1.trainer.max_steps=3"])
     assert cpu["easyr1"]["trainer"]["max_steps"] == 3  # override > profile > stage
-    assert cpu["easyr1"]["data"]["max_response_length"] == 128  # profile > base
+    assert cpu["easyr1"]["data"]["max_response_length"] == 64  # profile > base
     assert cpu["easyr1"]["data"]["train_files"] == "/data/x/pathmmu/easyr1/rl.jsonl"
     assert _composed("alpha")["llamafactory"]["dataset_dir"] == "/data/x/pathmmu/llamafactory"
     assert "llamafactory" not in cpu  # the other engine's overlay section is dropped

@@ -145,6 +145,7 @@ def test_trl_arguments_split_a_rollout_batch_into_updates() -> None:
         "easyr1.worker.actor.micro_batch_size_per_device_for_update=4",
         "easyr1.algorithm.disable_kl=true",
         "easyr1.trainer.max_steps=3",
+        "easyr1.trainer.save_freq=8",
     )
     # 4 prompts x 4 rollouts per update = 4 micro-batches of 4; a rollout batch of 8 prompts = 2 updates
     assert (args["per_device_train_batch_size"], args["gradient_accumulation_steps"]) == (4, 4)
