@@ -546,10 +546,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Compose recipes/stages/STAGE.yaml with a size and a profile overlay, validate it "
         "against the engine's own schema, and print the resolved YAML (or its hash).",
     )
-    parser.add_argument("stage", choices=list(STAGES))
-    parser.add_argument("--size", default="7b", choices=SIZES)
-    parser.add_argument("--profile", default="h20x4", choices=PROFILES)
+    add_recipe_arguments(parser)
     parser.add_argument("--hash", action="store_true", help="print only the config hash")
+    parser.set_defaults(func=_main)
+
+
+def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """STAGE, --size, --profile and --set: how `pathvlm recipe` and `pathvlm run` pick a composed recipe."""
+    parser.add_argument("stage", choices=list(STAGES), help="the pipeline stage")
+    parser.add_argument("--size", default="7b", choices=SIZES, help="model size overlay (default: 7b)")
+    parser.add_argument(
+        "--profile", default="h20x4", choices=PROFILES, help="hardware overlay (default: h20x4)"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -557,9 +565,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="override recipe keys (as `pathvlm run --set`), e.g. --set easyr1.trainer.max_steps=10",
+        help="override recipe keys, e.g. --set easyr1.trainer.max_steps=10 llamafactory.max_steps=5",
     )
-    parser.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:

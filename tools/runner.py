@@ -33,7 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tools.recipes import PROFILES, SIZES, STAGES, RecipeError
+from tools.recipes import RecipeError, add_recipe_arguments
 
 RUNS_ENV, DEFAULT_RUNS = "PATHVLM_RUNS", "runs"
 TINY_MODEL_ENV, DEFAULT_TINY_MODEL = "PATHVLM_TINY_MODEL", ".cache/tiny-qwen2.5-vl"
@@ -253,11 +253,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("stage", choices=list(STAGES), help="the stage to train")
-    parser.add_argument("--size", default="7b", choices=SIZES, help="model size overlay (default: 7b)")
-    parser.add_argument(
-        "--profile", default="h20x4", choices=PROFILES, help="hardware overlay (default h20x4)"
-    )
+    add_recipe_arguments(parser)
     parser.add_argument(
         "--runs",
         type=Path,
@@ -267,15 +263,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and command only")
     parser.add_argument(
         "--force", action="store_true", help="delete this stage's earlier run and train again"
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override recipe keys, e.g. --set easyr1.trainer.max_steps=10 llamafactory.max_steps=5",
     )
     parser.set_defaults(func=main)
 
