@@ -191,6 +191,30 @@ def test_killed_run_resumes_from_its_checkpoint(workdir: Path, capsys: pytest.Ca
     assert (stage_dir(workdir, "epsilon") / "DONE").is_file()
 
 
+def test_sigusr1_checkpoints_and_stops_then_resumes(workdir: Path) -> None:
+    """SLURM's warning before the time limit (SIGUSR1 to the runner) makes the TRL engine save a checkpoint
+    at the end of the current step and stop; the stage is not DONE and the next run resumes from there."""
+    from tools.engines import TRAIN_LOG
+
+    runs = workdir / "signal-runs"
+    args = [*run("epsilon", "easyr1.trainer.save_freq=100"), "--runs", str(runs)]  # no periodic checkpoint
+    runner = subprocess.Popen([sys.executable, "-m", "tools.cli", *args], stdout=subprocess.DEVNULL)
+    train_log, deadline = runs / "7b" / "epsilon" / TRAIN_LOG, time.monotonic() + 600
+    while not (train_log.exists() and "'reward/format'" in train_log.read_text()):
+        assert runner.poll() is None and time.monotonic() < deadline, "no training step logged"
+        time.sleep(0.1)
+    runner.send_signal(signal.SIGUSR1)
+    assert runner.wait(timeout=300) != 0
+    checkpoints = sorted((runs / "7b" / "epsilon" / "checkpoints").glob("checkpoint-*/trainer_state.json"))
+    assert len(checkpoints) == 1 and f"stopped by signal {int(signal.SIGUSR1)}" in train_log.read_text()
+    assert not (runs / "7b" / "epsilon" / "DONE").exists()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tools.cli", *args], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"resuming from checkpoint {checkpoints[0].parent}" in resumed
+    assert (runs / "7b" / "epsilon" / "DONE").is_file()
+
+
 @pytest.mark.parametrize("stage", ["alpha", "beta", "r1", "gamma", "delta", "epsilon"])
 def test_vision_tower_stays_frozen(workdir: Path, capsys: pytest.CaptureFixture[str], stage: str) -> None:
     """The engine trained every parameter but the vision tower's, and the exported vision weights are the

@@ -25,6 +25,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -232,7 +233,12 @@ def execute(plan: Plan, force: bool = False) -> None:
         resume = plan.engine.before_launch(plan.cfg)
         print(f"{name}: " + (f"resuming from {resume}" if resume else "training from the start"), flush=True)
         print(f"$ {plan.shell_command()}", flush=True)
-        code = engines.run_logged(plan.command, {**os.environ, **plan.env}, stage_dir / engines.TRAIN_LOG)
+        code = engines.run_logged(
+            plan.command,
+            {**os.environ, **plan.env},
+            stage_dir / engines.TRAIN_LOG,
+            forward=getattr(plan.engine, "STOP_SIGNALS", (signal.SIGTERM,)),  # what the engine handles
+        )
         if code != 0:
             raise RunError(
                 f"{name}: the engine exited with code {code} (log: {stage_dir / engines.TRAIN_LOG}). "

@@ -59,9 +59,13 @@ def for_config(cfg: Mapping[str, Any]) -> ModuleType:
     raise ValueError(f"engine {cfg['engine']!r}: expected 'llamafactory' or 'easyr1'")
 
 
-def run_logged(command: list[str], env: Mapping[str, str], log_path: Path) -> int:
+def run_logged(
+    command: list[str], env: Mapping[str, str], log_path: Path, forward: tuple[int, ...] = (signal.SIGTERM,)
+) -> int:
     """Run ``command``, copying its output to stdout and appending it to ``log_path``; return its exit code.
 
+    Signals in ``forward`` (SLURM's SIGUSR1 warning before the time limit, SIGTERM on preemption) are passed
+    to the engine, and the runner waits for it to finish, so an engine that handles them checkpoints first.
     The engine stops with the runner: on Ctrl-C or an exception it is terminated, and on Linux it gets
     SIGTERM when the runner dies in any other way (a killed job), so it never trains on as an orphan.
     """
@@ -76,6 +80,7 @@ def run_logged(command: list[str], env: Mapping[str, str], log_path: Path) -> in
             errors="replace",
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
+        previous = {sig: signal.signal(sig, lambda signum, _: process.send_signal(signum)) for sig in forward}
         try:
             assert process.stdout is not None
             for line in process.stdout:
@@ -87,6 +92,9 @@ def run_logged(command: list[str], env: Mapping[str, str], log_path: Path) -> in
             process.terminate()
             process.wait()
             raise
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _die_with_parent() -> None:

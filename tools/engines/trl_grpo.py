@@ -35,6 +35,7 @@ Usage: ``python -m tools.engines.trl_grpo runs/<size>/<stage>/config.yaml`` (the
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ from tools.engines.grpo_data import drop_overlong, load_rows
 
 CONFIG_NAME = "config.yaml"  # reads the whole resolved stage config
 LAUNCH_ENV: tuple[str, ...] = ()
+STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)  # SLURM: time limit near / preempted: checkpoint, then stop
 LOSS_TYPES = {"token": "dapo", "seq": "grpo"}
 
 
@@ -167,7 +169,7 @@ def vision_token_ids(config: Any) -> list[int]:
     return sorted({getattr(config, name) for name in names if getattr(config, name, None) is not None})
 
 
-def train(cfg: dict[str, Any]) -> None:
+def train(cfg: dict[str, Any]) -> int:
     import wandb  # first: imported after transformers (as TRL does), it takes ~6 s longer to load
 
     # isort: split
@@ -209,20 +211,53 @@ def train(cfg: dict[str, Any]) -> None:
     args.reward_weights = weights
     if "wandb" in args.report_to:
         wandb.init(config={"pathvlm": {k: cfg[k] for k in ("stage", "size", "profile", "experiment", "run")}})
+    stop = checkpoint_on_signal()
     trainer = Trainer(
         model=model,
         reward_funcs=funcs,
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=processor,
+        callbacks=[stop],
     )
     resume = last_checkpoint(output_dir)
     if resume is not None:
         print(f"resuming from checkpoint {resume} (step {checkpoint_step(resume)})", flush=True)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if stop.received is not None:
+        print(
+            f"stopped by signal {stop.received} after step {trainer.state.global_step}: checkpoint saved; "
+            "run the stage again to resume",
+            flush=True,
+        )
+        return 128 + stop.received
     trainer.save_model(str(output_dir))
     processor.save_pretrained(str(output_dir))
     trainer.save_state()
+    return 0
+
+
+def checkpoint_on_signal() -> Any:
+    """A TrainerCallback that, once one of STOP_SIGNALS arrived, saves a checkpoint and stops training
+    (built here because transformers is imported only when training)."""
+    from transformers import TrainerCallback
+
+    class _CheckpointOnSignal(TrainerCallback):
+        def __init__(self) -> None:
+            self.received: int | None = None
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, self._note)
+
+        def _note(self, signum: int, _frame: object) -> None:
+            self.received = signum
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if self.received is not None:
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+    return _CheckpointOnSignal()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,8 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", type=Path, help="the resolved stage config written by `pathvlm run`")
     args = parser.parse_args(argv)
     cfg = yaml.safe_load(args.config.read_text(encoding="utf-8"))
-    train(cfg)
-    return 0
+    return train(cfg)
 
 
 if __name__ == "__main__":
