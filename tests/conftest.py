@@ -27,3 +27,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tools.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_wandb_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that used wandb in this process leaves WANDB_SERVICE behind; later tests start their own."""
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)

@@ -35,6 +35,7 @@ from types import ModuleType
 from typing import Any
 
 from tools.recipes import RecipeError, add_recipe_arguments
+from tools.wandb_naming import child_environ
 
 RUNS_ENV, DEFAULT_RUNS = "PATHVLM_RUNS", "runs"
 TINY_MODEL_ENV, DEFAULT_TINY_MODEL = "PATHVLM_TINY_MODEL", ".cache/tiny-qwen2.5-vl"
@@ -235,7 +236,7 @@ def execute(plan: Plan, force: bool = False) -> None:
         print(f"$ {plan.shell_command()}", flush=True)
         code = engines.run_logged(
             plan.command,
-            {**os.environ, **plan.env},
+            child_environ({**os.environ, **plan.env}),
             stage_dir / engines.TRAIN_LOG,
             forward=getattr(plan.engine, "STOP_SIGNALS", (signal.SIGTERM,)),  # what the engine handles
         )

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tools.wandb_naming import child_environ
+
 SIZE = "7b"  # the runs directory name; the cpu profile swaps every size's base model for the tiny one
 STAGES = ("alpha", "beta", "r1")
 CHANCE = 0.25  # four options per synthetic item
@@ -163,7 +165,7 @@ def learning_figures(root: Path) -> dict[str, Any]:
 def run(root: Path, items: int, ood_items: int, seed: int, sizes: str) -> dict[str, Any]:
     root = root.resolve()
     env = {
-        **os.environ,
+        **child_environ(os.environ),
         "PATHVLM_DATA": str(root / "data"),
         "PATHVLM_RUNS": str(root / "runs"),
         "PATHVLM_TINY_MODEL": str(root / "tiny-model"),

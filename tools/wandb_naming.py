@@ -8,6 +8,7 @@ the environment (EasyR1, LLaMA-Factory through transformers) get them through ``
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 WANDB_PROJECT = "pathvlm-r1"
 
@@ -32,3 +33,13 @@ def wandb_env(experiment: str, size: str, stage: str, job_type: str | None = Non
         "WANDB_RUN_ID": run_id(experiment, size, stage, job_type),
         "WANDB_RESUME": "allow",
     }
+
+
+def child_environ(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` for a child process that starts its own W&B run.
+
+    wandb puts the address of its service process into ``WANDB_SERVICE`` of any process that used it, and
+    children inherit it; a child then talks to its parent's service, which may be shut down or busy, and
+    ``wandb.init`` times out. Every child gets its own service instead.
+    """
+    return {key: value for key, value in env.items() if key != "WANDB_SERVICE"}
