@@ -17,6 +17,9 @@ GPU_VENV ?= .venv-gpu
 
 SIZE ?= 7b
 PROFILE ?= h20x4
+# Training budget overlay (recipes/budgets/: paper, fast); SEEDS="42 43 44" trains one replicate per seed.
+BUDGET ?= paper
+SEEDS ?=
 PYTEST_ARGS ?=
 
 export HF_HUB_OFFLINE ?= 1
@@ -80,11 +83,13 @@ data: ## convert PathMMU + OmniMedVQA: make data PATHMMU_ROOT=DIR OMNIMEDVQA_ROO
 # retrains it, and every stage this make call runs) and resumes an interrupted one from its last checkpoint.
 # Prerequisites follow the stage table: `make r1` runs alpha, beta, r1 in order. Runs go to runs/$(SIZE)/<stage>
 # ($$PATHVLM_RUNS overrides). In PROFILE=cpu, r1's judge is the fake server on $$PATHVLM_JUDGE_PORT.
+# With SEEDS, each stage trains once per seed (runs/$(SIZE)/<stage>-seedN, from the parent of the same seed).
 RUN_ARGS ?=
-STAGE_RUN = $(strip $(PATHVLM) run $@ --size $(SIZE) --profile $(PROFILE) $(RUN_ARGS))
+STAGE_CMD = $(strip $(PATHVLM) run $@ --size $(SIZE) --profile $(PROFILE) --budget $(BUDGET) $(RUN_ARGS))
+STAGE_RUN = $(if $(strip $(SEEDS)),for seed in $(SEEDS); do $(STAGE_CMD) --seed $$seed || exit $$?; done,$(STAGE_CMD))
 
 .PHONY: alpha beta r1 gamma delta epsilon
-alpha: | $(VENV)/.installed ## stage α: SFT of the base model (LLaMA-Factory); SIZE=7b|3b PROFILE=h20x4|cpu
+alpha: | $(VENV)/.installed ## stage α: SFT of the base model (LLaMA-Factory); SIZE=7b|3b PROFILE=h20x4|cpu BUDGET=paper|fast SEEDS=...
 	$(STAGE_RUN)
 
 beta: alpha ## stage β: GRPO from α, format + accuracy reward (EasyR1; TRL in PROFILE=cpu)
@@ -136,7 +141,7 @@ CONTROLS ?=
 
 .PHONY: pipeline test-slurm
 pipeline: ## submit alpha -> beta -> r1 -> eval as chained Slurm jobs (CONTROLS=1 adds gamma, delta, epsilon)
-	SIZE=$(SIZE) PROFILE=$(PROFILE) slurm/pipeline.sh $(if $(CONTROLS),--controls) -- $(SBATCH_ARGS)
+	SIZE=$(SIZE) PROFILE=$(PROFILE) BUDGET=$(BUDGET) SEEDS="$(SEEDS)" slurm/pipeline.sh $(if $(CONTROLS),--controls) -- $(SBATCH_ARGS)
 
 test-slurm: setup ## only the SLURM tests: a local slurmctld + slurmd (installs slurm-wlm, munge if missing; root)
 	$(VENV)/bin/pytest tests/slurm $(PYTEST_ARGS)

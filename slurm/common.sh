@@ -3,6 +3,8 @@
 #
 # Settings (environment variables, all optional):
 #   SIZE=7b  PROFILE=h20x4  RUNS=runs  VENV=.venv-gpu (falls back to .venv)
+#   BUDGET=paper       training budget overlay (recipes/budgets/: paper, fast)
+#   SEED               training seed of a replicate run (runs/<size>/<stage>-seedN); unset: the recipe's
 #   PATHVLM_RUN_ARGS   extra arguments for every `pathvlm run` (split on spaces), e.g. "--force"
 #   PATHVLM_SFT_ARGS / PATHVLM_GRPO_ARGS   the same for SFT / GRPO stages only (sft.sbatch / grpo.sbatch),
 #                      e.g. "--set llamafactory.save_steps=200" / "--set easyr1.trainer.save_freq=20"
@@ -70,17 +72,18 @@ pv_setup() {
     done
     SIZE=${SIZE:-7b}
     PROFILE=${PROFILE:-h20x4}
+    BUDGET=${BUDGET:-paper}
     RUNS=${RUNS:-runs}
     cd "$REPO" || pv_die "cannot enter the repository ${REPO}"
     pv_activate
-    export SIZE PROFILE RUNS PATHVLM_RUNS="$RUNS"
+    export SIZE PROFILE BUDGET RUNS PATHVLM_RUNS="$RUNS"
     trap pv_on_usr1 USR1
     trap pv_on_term TERM
     trap pv_on_exit EXIT
     pv_log "start: job ${SLURM_JOB_ID:-none} (${SLURM_JOB_NAME:-$(basename "$0")}) restart ${SLURM_RESTART_COUNT:-0}" \
         "on ${SLURM_JOB_NODELIST:-$(hostname -s)} gpus ${CUDA_VISIBLE_DEVICES:-none}"
     pv_log "repo ${REPO} commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-        "venv ${VIRTUAL_ENV} size ${SIZE} profile ${PROFILE} runs ${RUNS}"
+        "venv ${VIRTUAL_ENV} size ${SIZE} profile ${PROFILE} budget ${BUDGET} seed ${SEED:-recipe} runs ${RUNS}"
     pv_log "secrets: OPENAI_API_KEY $([[ -n "${OPENAI_API_KEY:-}" ]] && echo set || echo unset)," \
         "WANDB_API_KEY $([[ -n "${WANDB_API_KEY:-}" ]] && echo set || echo unset)"
 }
@@ -105,7 +108,10 @@ pv_runner_cmd() {
     local -a common=() engine=()
     read -r -a common <<<"${PATHVLM_RUN_ARGS:-}"
     if [[ -n "${PV_ENGINE_ARGS:-}" ]]; then read -r -a engine <<<"${!PV_ENGINE_ARGS:-}"; fi
-    PV_CMD=(pathvlm run "$stage" --size "$SIZE" --profile "$PROFILE" --runs "$RUNS" "${common[@]}" "${engine[@]}" "$@")
+    local -a seed=()
+    if [[ -n "${SEED:-}" ]]; then seed=(--seed "$SEED"); fi
+    PV_CMD=(pathvlm run "$stage" --size "$SIZE" --profile "$PROFILE" --budget "$BUDGET" "${seed[@]}" --runs "$RUNS"
+        "${common[@]}" "${engine[@]}" "$@")
 }
 
 # Run one supervised step (PV_LAUNCH may prefix the command, e.g. srun for multi-node SFT); after a USR1
@@ -133,7 +139,7 @@ pv_step() {
 pv_run_stage() {
     local stage=$1
     shift
-    local dir="${RUNS}/${SIZE}/${stage}"
+    local dir="${RUNS}/${SIZE}/${stage}${SEED:+ (seed ${SEED}: <stage>-seedN unless it is the recipe's)}"
     pv_runner_cmd "$stage" "$@"
     pv_log "stage ${stage}: resolved config ${dir}/config.yaml"
     pv_step "stage ${stage}" "${PV_CMD[@]}"

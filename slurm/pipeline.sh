@@ -8,7 +8,8 @@
 # (--dependency=afterok); when a parent fails, its dependants are cancelled and never start.
 # SBATCH_OPTIONs after "--" go to every sbatch call (e.g. --partition=gpu --account=lab --time=1-00:00:00).
 #
-# Environment: SIZE, PROFILE, RUNS, VENV, PATHVLM_RUN_ARGS, ... reach the jobs unchanged (see the
+# SEEDS="42 43 44" submits one such chain per training seed (replicates in runs/<size>/<stage>-seedN); eval waits
+# for all of them. Environment: SIZE, PROFILE, BUDGET, RUNS, VENV, PATHVLM_RUN_ARGS, ... reach the jobs unchanged (see the
 # --help of slurm/sft.sbatch, grpo.sbatch and eval.sbatch). Logs: logs/pathvlm-<size>-<stage>-<job id>.out.
 # Example:
 #   SIZE=3b slurm/pipeline.sh --controls -- --partition=h20
@@ -44,14 +45,24 @@ submit() {
     echo "${name} ${JOB[$name]}"
 }
 
-submit alpha sft.sbatch "" alpha
-submit beta grpo.sbatch "${JOB[alpha]}" beta
-submit r1 grpo.sbatch "${JOB[beta]}" r1
-EVAL_PARENTS=${JOB[r1]}
-if ((CONTROLS)); then
-    submit gamma sft.sbatch "${JOB[alpha]}" gamma
-    submit delta sft.sbatch "" delta
-    submit epsilon grpo.sbatch "" epsilon
-    EVAL_PARENTS+=":${JOB[gamma]}:${JOB[delta]}:${JOB[epsilon]}"
+# chain SUFFIX: the stage jobs of one seed (SEED in the environment; SUFFIX names its jobs).
+EVAL_PARENTS=""
+chain() {
+    local s=$1
+    submit "alpha$s" sft.sbatch "" alpha
+    submit "beta$s" grpo.sbatch "${JOB[alpha$s]}" beta
+    submit "r1$s" grpo.sbatch "${JOB[beta$s]}" r1
+    EVAL_PARENTS+="${EVAL_PARENTS:+:}${JOB[r1$s]}"
+    if ((CONTROLS)); then
+        submit "gamma$s" sft.sbatch "${JOB[alpha$s]}" gamma
+        submit "delta$s" sft.sbatch "" delta
+        submit "epsilon$s" grpo.sbatch "" epsilon
+        EVAL_PARENTS+=":${JOB[gamma$s]}:${JOB[delta$s]}:${JOB[epsilon$s]}"
+    fi
+}
+if [[ -n "${SEEDS:-}" ]]; then
+    for seed in $SEEDS; do SEED=$seed chain "-seed${seed}"; done
+else
+    chain ""
 fi
 submit eval eval.sbatch "$EVAL_PARENTS"

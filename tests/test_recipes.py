@@ -15,7 +15,17 @@ import pytest
 from omegaconf import OmegaConf
 
 from tools import recipes
-from tools.recipes import PROFILES, SIZES, STAGES, RecipeError, compose, config_hash, to_container, validate
+from tools.recipes import (
+    BUDGETS,
+    PROFILES,
+    SIZES,
+    STAGES,
+    RecipeError,
+    compose,
+    config_hash,
+    to_container,
+    validate,
+)
 
 COMBOS = list(itertools.product(STAGES, SIZES, PROFILES))
 SFT = [s for s, info in STAGES.items() if info.engine == "llamafactory"]
@@ -23,9 +33,13 @@ GRPO = [s for s, info in STAGES.items() if info.engine == "easyr1"]
 
 
 def _composed(
-    stage: str, size: str = "7b", profile: str = "h20x4", overrides: list[str] | None = None
+    stage: str,
+    size: str = "7b",
+    profile: str = "h20x4",
+    overrides: list[str] | None = None,
+    budget: str = "paper",
 ) -> dict:
-    return to_container(compose(stage, size, profile, overrides))
+    return to_container(compose(stage, size, profile, overrides, budget))
 
 
 def _rejects(stage: str, override: str, *expected: str, profile: str = "h20x4") -> None:
@@ -35,14 +49,17 @@ def _rejects(stage: str, override: str, *expected: str, profile: str = "h20x4") 
         assert text in str(info.value)
 
 
-@pytest.mark.parametrize(("stage", "size", "profile"), COMBOS)
-def test_every_recipe_composes_and_validates_on_cpu(stage: str, size: str, profile: str) -> None:
-    cfg = compose(stage, size, profile)
+@pytest.mark.parametrize(
+    ("stage", "size", "profile", "budget"), itertools.product(STAGES, SIZES, PROFILES, BUDGETS)
+)
+def test_every_recipe_composes_and_validates_on_cpu(stage: str, size: str, profile: str, budget: str) -> None:
+    cfg = compose(stage, size, profile, budget=budget)
     validate(cfg)
     resolved = to_container(cfg)
     engine = STAGES[stage].engine
     assert set(resolved) == {*recipes.TOP_LEVEL_KEYS, engine}
     assert (resolved["stage"], resolved["size"], resolved["profile"]) == (stage, size, profile)
+    assert resolved["budget"] == budget and resolved["seed"] == 42
     assert (resolved["engine"], resolved["parent"]) == (engine, STAGES[stage].parent)
     assert resolved["experiment"] and resolved["base_model"]
 
@@ -64,9 +81,8 @@ def test_sft_paper_settings(stage: str, profile: str) -> None:
     assert lf["dataset"] == ("pathmmu_sft" if stage == "alpha" else "pathmmu_rl")
     assert lf["model_name_or_path"] == _composed(stage, profile=profile)["base_model"]
     if profile == "h20x4":
-        assert lf["cutoff_len"] == 2048
+        assert lf["cutoff_len"] == 2048 and lf["image_max_pixels"] == 401408  # paper limits, not the config's
         assert lf["deepspeed"] == "recipes/deepspeed/zero3.json" and lf["bf16"] is True
-        assert lf["max_steps"] == (STAGES[stage].paper_steps or 2000)
     else:
         assert "deepspeed" not in lf and lf["bf16"] is False and lf["report_to"] == "wandb"
 
@@ -83,10 +99,84 @@ def test_grpo_paper_settings(stage: str, profile: str) -> None:
     function = "process_reward" if stage == "r1" else "outcome_reward"
     assert e["worker"]["reward"]["reward_function"] == f"./rewards/easyr1.py:{function}"
     assert ("judge" in e["worker"]["reward"]["reward_function_kwargs"]) == (stage == "r1")
+    assert e["algorithm"]["kl_coef"] == 0.04  # the authors' beta
     if profile == "h20x4":
         assert e["data"]["max_response_length"] == 1024
-        assert e["trainer"]["max_steps"] == (STAGES[stage].paper_steps or 2000)
         assert e["trainer"]["n_gpus_per_node"] == 4
+
+
+@pytest.mark.parametrize(("stage", "size"), itertools.product(SFT, SIZES))
+@pytest.mark.parametrize("budget", BUDGETS)
+def test_sft_budget_is_the_authors_formal_config(stage: str, size: str, budget: str) -> None:
+    """lr 2e-5, 10 epochs, batch 1 per GPU x 4 GPUs, a checkpoint every 100 steps (both budgets)."""
+    lf = _composed(stage, size, budget=budget)["llamafactory"]
+    assert (lf["learning_rate"], lf["num_train_epochs"], lf["max_steps"]) == (2e-5, 10.0, -1)
+    assert (lf["per_device_train_batch_size"], lf["gradient_accumulation_steps"], lf["save_steps"]) == (
+        1,
+        1,
+        100,
+    )
+
+
+# (budget, EasyR1 steps, prompts per rollout step, prompts per update)
+GRPO_BUDGETS = [("paper", 500, 4, 1), ("fast", 250, 8, 8)]
+
+
+@pytest.mark.parametrize(("stage", "size"), itertools.product(GRPO, SIZES))
+@pytest.mark.parametrize(("budget", "steps", "rollout", "update"), GRPO_BUDGETS)
+def test_grpo_budgets_train_on_2000_prompts(
+    stage: str, size: str, budget: str, steps: int, rollout: int, update: int
+) -> None:
+    """Both budgets: 2,000 prompts = 2 epochs of the 1,000 rl items; paper: 2,000 updates of 1 prompt x 4."""
+    e = _composed(stage, size, budget=budget)["easyr1"]
+    data, actor, trainer = e["data"], e["worker"]["actor"], e["trainer"]
+    assert (trainer["max_steps"], data["rollout_batch_size"], actor["global_batch_size"]) == (
+        steps,
+        rollout,
+        update,
+    )
+    assert steps * rollout == 2000 and trainer["total_epochs"] == 2
+    updates = steps * rollout // update
+    assert updates == {"paper": 2000, "fast": 250}[budget]
+    assert actor["global_batch_size"] * e["worker"]["rollout"]["n"] == 4 * update  # responses per update
+
+
+def test_cpu_profile_keeps_its_own_budget() -> None:
+    for stage in ("alpha", "beta"):
+        paper, fast = _composed(stage, profile="cpu"), _composed(stage, profile="cpu", budget="fast")
+        assert paper.pop("budget") == "paper" and fast.pop("budget") == "fast"
+        assert paper == fast
+    cpu = _composed("beta", profile="cpu")["easyr1"]
+    assert cpu["trainer"]["max_steps"] == 64 and cpu["data"]["rollout_batch_size"] == 8
+
+
+def test_eight_gpus_need_two_prompt_updates() -> None:
+    """4 responses cannot split over 8 GPUs: the paper budget fails there, the documented override passes."""
+    with pytest.raises(RecipeError) as info:
+        validate(compose("beta", "7b", "h20x4", ["easyr1.trainer.n_gpus_per_node=8"]))
+    assert "rollout_batch_size 4 is not divisible by the 8 GPUs" in str(info.value)
+    assert "nothing to train on some GPUs" in str(info.value)
+    eight = [
+        "easyr1.trainer.n_gpus_per_node=8",
+        "easyr1.data.rollout_batch_size=8",
+        "easyr1.worker.actor.global_batch_size=2",
+        "easyr1.trainer.max_steps=250",
+    ]
+    validate(compose("beta", "7b", "h20x4", eight))
+    budget_file = (recipes.RECIPES_DIR / "budgets" / "paper.yaml").read_text()
+    assert all(override in budget_file for override in eight)  # the file's comment gives this override
+
+
+def test_prompts_not_responses_must_divide_the_gpus() -> None:
+    """EasyR1 splits the prompts over the GPUs before sampling: 2 prompts x 4 responses fail on 4 GPUs."""
+    _rejects(
+        "beta", "easyr1.data.rollout_batch_size=2", "rollout_batch_size 2 is not divisible by the 4 GPUs"
+    )
+
+
+def test_unknown_budget_is_named() -> None:
+    with pytest.raises(RecipeError, match="unknown budget"):
+        compose("beta", "7b", "h20x4", budget="slow")
 
 
 def test_paper_steps_in_the_stage_table() -> None:
@@ -98,13 +188,15 @@ def test_paper_steps_in_the_stage_table() -> None:
     assert [STAGES[s].parent for s in ("beta", "r1", "gamma")] == ["alpha", "beta", "alpha"]
 
 
-@pytest.mark.parametrize("stage", GRPO)
-def test_h20x4_batch_sizes_divide_the_gpu_count(stage: str) -> None:
-    e = _composed(stage)["easyr1"]
+@pytest.mark.parametrize(("stage", "budget"), itertools.product(GRPO, BUDGETS))
+def test_h20x4_batch_sizes_divide_the_gpu_count(stage: str, budget: str) -> None:
+    """Every EasyR1 batch rule for 4 GPUs, restated here from its source (ray_trainer.py, fsdp_workers.py)."""
+    e = _composed(stage, budget=budget)["easyr1"]
     gpus = e["trainer"]["nnodes"] * e["trainer"]["n_gpus_per_node"]
     actor, n = e["worker"]["actor"], e["worker"]["rollout"]["n"]
     responses = e["data"]["rollout_batch_size"] * n
     assert gpus == 4
+    assert e["data"]["rollout_batch_size"] % gpus == 0  # prompts are split over the GPUs (DataProto.chunk)
     assert e["data"]["rollout_batch_size"] % actor["global_batch_size"] == 0
     assert responses % gpus == 0 and responses % actor["micro_batch_size_per_device_for_experience"] == 0
     per_gpu = actor["global_batch_size"] * n // gpus
@@ -165,7 +257,7 @@ def test_sft_typos_fail(override: str, expected: str) -> None:
         ("easyr1.worker.actor.kl_coef=0.1", "kl_coef: set by EasyR1 at run time"),
         ("easyr1.worker.rollout.n=three", "easyr1.worker.rollout.n:"),
         ("easyr1.worker.rollout.n=1", "GRPO needs at least 2"),
-        ("easyr1.data.rollout_batch_size=6", "not divisible by worker.actor.global_batch_size"),
+        ("easyr1.worker.actor.global_batch_size=3", "not divisible by worker.actor.global_batch_size 3"),
         ("easyr1.trainer.n_gpus_per_node=3", "not divisible by the 3 GPUs"),
         ("easyr1.worker.rollout.tensor_parallel_size=3", "tensor_parallel_size"),
         (

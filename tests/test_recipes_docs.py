@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.recipes import PROFILES, RECIPES_DIR, SIZES, STAGES, compose, stage_file, to_container
+from tools.recipes import BUDGETS, PROFILES, RECIPES_DIR, SIZES, STAGES, compose, stage_file, to_container
 
 README = RECIPES_DIR / "README.md"
 RECIPE_FILES = sorted(RECIPES_DIR.glob("*/*.yaml"))
@@ -37,7 +37,8 @@ def _check_command(command: str, makefile: str) -> None:
         assert targets and all(t in STAGES for t in targets), command
         assert all(re.search(rf"^{t}:", makefile, flags=re.MULTILINE) for t in targets), command
         variables = dict(t.split("=", 1) for t in tokens[1:] if "=" in t)
-        assert set(variables) <= {"SIZE", "PROFILE"}, command
+        assert set(variables) <= {"SIZE", "PROFILE", "BUDGET", "SEEDS"}, command
+        assert variables.get("BUDGET", "paper") in BUDGETS, command
         assert variables.get("SIZE", "7b") in SIZES and variables.get("PROFILE", "h20x4") in PROFILES, command
     else:
         from tools.cli import build_parser
@@ -77,17 +78,67 @@ def test_every_readme_command_runs(repo_root: Path) -> None:
         _check_command(command, makefile)
 
 
+ITEMS = {"alpha": 3000}  # sft split; every other stage trains on the 1,000-item rl split
+H20X4_GPUS = 4
+
+
+def _budget_figures(stage: str, budget: str) -> dict[str, int]:
+    """Optimizer steps, EasyR1 steps, epochs, prompts (samples) and responses of a composed h20x4 recipe."""
+    cfg = to_container(compose(stage, "7b", "h20x4", budget=budget))
+    items = ITEMS.get(stage, 1000)
+    if STAGES[stage].engine == "llamafactory":
+        lf = cfg["llamafactory"]
+        batch = lf["per_device_train_batch_size"] * lf["gradient_accumulation_steps"] * H20X4_GPUS
+        assert lf["max_steps"] == -1 and items * lf["num_train_epochs"] % batch == 0
+        steps = int(items * lf["num_train_epochs"] // batch)
+        return {"steps": steps, "epochs": int(lf["num_train_epochs"]), "prompts": steps * batch}
+    e = cfg["easyr1"]
+    rollout, update = e["data"]["rollout_batch_size"], e["worker"]["actor"]["global_batch_size"]
+    prompts = e["trainer"]["max_steps"] * rollout
+    assert e["trainer"]["n_gpus_per_node"] * e["trainer"]["nnodes"] == H20X4_GPUS
+    return {
+        "steps": prompts // update,
+        "easyr1_steps": e["trainer"]["max_steps"],
+        "epochs": prompts // items,
+        "prompts": prompts,
+        "responses": prompts * e["worker"]["rollout"]["n"],
+    }
+
+
 def test_readme_stage_table_matches_the_stage_table() -> None:
     rows = {cells[0]: cells for line in README.read_text().splitlines() if (cells := _cells(line))}
     for stage, info in STAGES.items():
         row = rows[stage]
         assert row[2] == (info.parent or "base model")
         assert ("GRPO" in row[1]) == (info.engine == "easyr1")
-        steps = to_container(compose(stage, "7b", "h20x4"))
-        section = steps[info.engine]
-        max_steps = section["max_steps"] if info.engine == "llamafactory" else section["trainer"]["max_steps"]
-        assert row[5] == f"{max_steps:,} ({'paper' if info.paper_steps else 'chosen'})"
-        assert info.paper_steps in (None, max_steps)
+        steps = _budget_figures(stage, "paper")["steps"]
+        if info.paper_steps is None:
+            assert row[5] == f"{steps:,} (chosen)"
+        elif info.paper_steps == steps:
+            assert row[5] == f"{steps:,} (paper)"
+        else:
+            assert row[5] == f"{steps:,} (paper says {info.paper_steps:,})"
+
+
+def test_readme_budget_table_matches_the_budgets() -> None:
+    """Rows `| budget | stages | steps | EasyR1 steps | epochs | prompts | responses | ...`, both budgets."""
+    rows = [c for line in README.read_text().splitlines() if (c := _cells(line)) and c[0] in BUDGETS]
+    seen = set()
+    for budget, stages, *cells in rows:
+        for stage in stages.split(", "):
+            seen.add((budget, stage))
+            figures = _budget_figures(stage, budget)
+            if cells[0] == "as paper":
+                assert figures == _budget_figures(stage, "paper"), (budget, stage)
+                continue
+            assert cells[0] == f"{figures['steps']:,}", (budget, stage)
+            assert cells[1] == (f"{figures['easyr1_steps']:,}" if "easyr1_steps" in figures else "–")
+            assert cells[2] == str(figures["epochs"]), (budget, stage)
+            assert cells[3] == f"{figures['prompts']:,}", (budget, stage)
+            assert cells[4] == (f"{figures['responses']:,}" if "responses" in figures else "–")
+            if stage == "r1":
+                assert cells[5].startswith(f"≤ {figures['responses']:,}")  # at most one call per response
+    assert seen == {(b, s) for b in BUDGETS for s in STAGES}
 
 
 def test_readme_settings_table_matches_the_recipes() -> None:

@@ -36,10 +36,10 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize(
     ("stage", "command"),
     [
-        ("alpha", "llamafactory-cli train {runs}/7b/alpha/llamafactory.yaml"),
+        ("alpha", "-m tools.engines.lf_train {runs}/7b/alpha/llamafactory.yaml"),
         ("beta", "-m verl.trainer.main config={runs}/7b/beta/easyr1.yaml"),
         ("r1", "-m verl.trainer.main config={runs}/7b/r1/easyr1.yaml"),
-        ("delta", "llamafactory-cli train {runs}/7b/delta/llamafactory.yaml"),
+        ("delta", "-m tools.engines.lf_train {runs}/7b/delta/llamafactory.yaml"),
     ],
 )
 def test_dry_run_h20x4_prints_config_and_engine_command(
@@ -80,6 +80,26 @@ def test_missing_parent_names_the_command_that_makes_it(
     assert not runs.exists()
 
 
+def test_seed_trains_a_replicate_from_the_parent_of_the_same_seed(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        cli_main(["run", "beta", "--profile", "h20x4", "--budget", "fast", "--seed", "43", "--dry-run"]) == 0
+    )
+    out = capsys.readouterr().out
+    last = out.strip().splitlines()[-1]
+    assert f"# {runs.resolve()}/7b/beta-seed43/config.yaml" in out
+    assert f"model_path: {runs.resolve()}/7b/alpha-seed43/model" in out
+    assert "\n  pathvlm run alpha --size 7b --profile h20x4 --budget fast --seed 43\n" in out
+    assert (
+        "budget: fast\n" in out and "seed: 43\n" in out and out.count("seed: 43") == 3
+    )  # top, data, rollout
+    assert "WANDB_NAME=7b-beta-seed43" in last and "WANDB_JOB_TYPE=beta" in last
+    assert "budget-fast" in last and "seed-43" in last
+    assert cli_main(["run", "beta", "--profile", "h20x4", "--seed", "42", "--dry-run"]) == 0
+    assert f"# {runs.resolve()}/7b/beta/config.yaml" in capsys.readouterr().out  # the recipe's own seed
+
+
 def test_unfrozen_vision_tower_is_refused(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     overrides = ["--set", "easyr1.worker.actor.model.freeze_vision_tower=false"]
     assert cli_main(["run", "epsilon", "--profile", "h20x4", "--dry-run", *overrides]) == 2
@@ -96,7 +116,20 @@ def test_make_n_prints_the_runner_commands_in_stage_order(repo_root: Path) -> No
     ).stdout
     runs = [line for line in out.splitlines() if " run " in line]
     assert runs == [
-        f".venv/bin/pathvlm run {stage} --size 3b --profile cpu" for stage in ("alpha", "beta", "r1")
+        f".venv/bin/pathvlm run {stage} --size 3b --profile cpu --budget paper"
+        for stage in ("alpha", "beta", "r1")
+    ]
+    seeds = subprocess.run(
+        ["make", "-n", "beta", "PROFILE=cpu", "BUDGET=fast", "SEEDS=42 43"],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert [line for line in seeds.splitlines() if " run " in line] == [
+        f"for seed in 42 43; do .venv/bin/pathvlm run {stage} --size 7b --profile cpu --budget fast "
+        "--seed $seed || exit $?; done"
+        for stage in ("alpha", "beta")
     ]
     chained = subprocess.run(["make", "-n", "r1"], cwd=repo_root, capture_output=True, text=True, check=True)
     assert [line.split()[2] for line in chained.stdout.splitlines() if " run " in line] == [

@@ -103,7 +103,7 @@ def test_alpha_trains_the_tiny_model_and_exports_it(
     out = train("alpha", capsys)
     run_dir = stage_dir(workdir, "alpha")
     assert f"building the tiny Qwen2.5-VL at {workdir / 'tiny'}" in out
-    assert "llamafactory-cli train" in out and "7b/alpha done in" in out
+    assert "-m tools.engines.lf_train" in out and "7b/alpha done in" in out
     config_text = (run_dir / "config.yaml").read_text()
     config = yaml.safe_load(config_text)
     assert (run_dir / "DONE").read_text().strip() in config_text  # the header's config hash
@@ -122,7 +122,7 @@ def test_rerun_of_a_finished_stage_is_a_no_op(workdir: Path, capsys: pytest.Capt
     before = done.stat().st_mtime_ns
     out = train("alpha", capsys)
     assert "7b/alpha is already done with config" in out and "skipping" in out
-    assert "llamafactory-cli" not in out and done.stat().st_mtime_ns == before
+    assert "tools.engines.lf_train" not in out and done.stat().st_mtime_ns == before
 
 
 def test_changed_config_is_refused_unless_forced(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

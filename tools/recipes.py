@@ -1,12 +1,14 @@
 """Stage recipes: compose a stage file with a size and a profile overlay, and validate the result.
 
-``compose(stage, size, profile, overrides)`` merges, in this order (later wins):
+``compose(stage, size, profile, overrides, budget)`` merges, in this order (later wins):
 
 1. the stage file's ``defaults`` (base files such as ``recipes/stages/_sft.yaml``, themselves allowed to
    have ``defaults``), then ``recipes/stages/<stage>.yaml``;
-2. ``recipes/sizes/<size>.yaml``, then ``recipes/profiles/<profile>.yaml``. An overlay may hold top-level
-   keys, a ``llamafactory:`` and an ``easyr1:`` section (only the one of the stage's engine is applied)
-   and ``stages: {<stage>: {...}}`` for settings of one stage only;
+2. ``recipes/budgets/<budget>.yaml`` (how long and in which batches each stage trains), then
+   ``recipes/sizes/<size>.yaml``, then ``recipes/profiles/<profile>.yaml`` (so the cpu profile keeps its
+   own short budget). An overlay may hold top-level keys, ``defaults`` (other overlays of its folder), a
+   ``llamafactory:`` and an ``easyr1:`` section (only the one of the stage's engine is applied) and
+   ``stages: {<stage>: {...}}`` for settings of one stage only;
 3. dotlist ``overrides`` such as ``easyr1.trainer.max_steps=10``.
 
 ``validate(cfg)`` checks the composed config against the engine's own schema: LLaMA-Factory 0.9.5's
@@ -62,8 +64,21 @@ STAGES: dict[str, StageInfo] = {
 }
 SIZES = ("7b", "3b")
 PROFILES = ("h20x4", "cpu")
+BUDGETS = ("paper", "fast")
+DEFAULT_BUDGET = "paper"
 ENGINES = ("llamafactory", "easyr1")
-TOP_LEVEL_KEYS = ("stage", "size", "profile", "engine", "parent", "experiment", "base_model")
+TOP_LEVEL_KEYS = (
+    "stage",
+    "size",
+    "profile",
+    "budget",
+    "engine",
+    "parent",
+    "experiment",
+    "base_model",
+    "seed",
+    "loss_guard_steps",
+)
 
 # Keys that depend on the machine running validation, not on the recipe: LLaMA-Factory/transformers refuse
 # bf16 on a CPU and turn DeepSpeed on process-wide when they parse it, so they are checked on their own.
@@ -116,8 +131,8 @@ def _load_with_defaults(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
 
 
 def _overlay(path: Path, stage: str, engine: str) -> list[DictConfig]:
-    """The parts of a size/profile overlay that apply to ``stage`` (run by ``engine``), in merge order."""
-    cfg = _load(path)
+    """The parts of a budget/size/profile overlay that apply to ``stage`` (run by ``engine``), in order."""
+    cfg = _load_with_defaults(path)
     per_stage = cfg.pop("stages", None) or {}
     unknown = sorted(set(per_stage) - set(STAGES))
     if unknown:
@@ -137,15 +152,24 @@ def _choice(kind: str, value: str, allowed: tuple[str, ...] | list[str]) -> None
         raise RecipeError(f"{kind} {value!r}", [f"unknown {kind}; expected one of {list(allowed)}"])
 
 
-def compose(stage: str, size: str, profile: str, overrides: list[str] | None = None) -> DictConfig:
-    """The recipe of ``stage`` for model ``size`` on hardware ``profile``, interpolations unresolved."""
+def compose(
+    stage: str,
+    size: str,
+    profile: str,
+    overrides: list[str] | None = None,
+    budget: str = DEFAULT_BUDGET,
+) -> DictConfig:
+    """The recipe of ``stage`` for model ``size`` on hardware ``profile`` with training ``budget``,
+    interpolations unresolved."""
     _choice("stage", stage, list(STAGES))
     _choice("size", size, SIZES)
     _choice("profile", profile, PROFILES)
+    _choice("budget", budget, BUDGETS)
     engine = STAGES[stage].engine
     layers = [
-        OmegaConf.create({"stage": stage, "size": size, "profile": profile}),
+        OmegaConf.create({"stage": stage, "size": size, "profile": profile, "budget": budget}),
         _load_with_defaults(stage_file(stage)),
+        *_overlay(RECIPES_DIR / "budgets" / f"{budget}.yaml", stage, engine),
         *_overlay(RECIPES_DIR / "sizes" / f"{size}.yaml", stage, engine),
         *_overlay(RECIPES_DIR / "profiles" / f"{profile}.yaml", stage, engine),
     ]
@@ -155,12 +179,17 @@ def compose(stage: str, size: str, profile: str, overrides: list[str] | None = N
         cfg = OmegaConf.merge(*layers)
     except OmegaConfBaseException as exc:
         raise RecipeError(f"recipe {stage}/{size}/{profile}", [str(exc)]) from exc
-    for key, want in (("stage", stage), ("size", size), ("profile", profile)):
+    for key, want in (("stage", stage), ("size", size), ("profile", profile), ("budget", budget)):
         if cfg.get(key) != want:
             raise RecipeError(
                 f"recipe {stage}/{size}/{profile}", [f"{key} is {cfg.get(key)!r}, expected {want!r}"]
             )
     return cfg
+
+
+def default_seed() -> int:
+    """The recipe's own training seed (``seed`` in ``recipes/stages/_common.yaml``)."""
+    return int(_load(RECIPES_DIR / "stages" / "_common.yaml")["seed"])
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -202,7 +231,7 @@ def config_hash(cfg: DictConfig) -> str:
 
 def validate(cfg: DictConfig) -> None:
     """Raise ``RecipeError`` listing every unknown or bad key of the composed config ``cfg``."""
-    where = f"recipe {cfg.get('stage')}/{cfg.get('size')}/{cfg.get('profile')}"
+    where = f"recipe {cfg.get('stage')}/{cfg.get('size')}/{cfg.get('profile')}/{cfg.get('budget')}"
     container = to_container(cfg)
     problems = _check_top_level(container)
     problems += [
@@ -241,6 +270,10 @@ def _check_top_level(container: dict[str, Any]) -> list[str]:
     for key in ("experiment", "base_model"):
         if key in container and not (isinstance(container[key], str) and container[key]):
             problems.append(f"{key}: expected a non-empty string")
+    for key, low in (("seed", 0), ("loss_guard_steps", 1)):
+        value = container.get(key, low)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            problems.append(f"{key}: {value!r}, expected an integer >= {low}")
     return problems
 
 
@@ -480,8 +513,11 @@ def _easyr1_rules(config: Any) -> list[str]:
             f"{batch} = {responses} is not divisible by worker.actor."
             f"micro_batch_size_per_device_for_experience {actor.micro_batch_size_per_device_for_experience}"
         )
-    if responses % world:
-        problems.append(f"{batch} = {responses} is not divisible by the {world} GPUs (trainer.*)")
+    if data.rollout_batch_size % world:  # the prompts are split over the GPUs before the n samples
+        problems.append(
+            f"data.rollout_batch_size {data.rollout_batch_size} is not divisible by the {world} GPUs "
+            "(trainer.*): EasyR1 splits each rollout batch of prompts evenly over all GPUs"
+        )
     per_device = actor.global_batch_size * rollout.n // max(world // actor.ulysses_size, 1)
     if per_device == 0:
         problems.append(f"worker.actor.global_batch_size*n < {world} GPUs: nothing to train on some GPUs")
@@ -543,8 +579,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "recipe",
         help="print a composed stage recipe and validate it",
-        description="Compose recipes/stages/STAGE.yaml with a size and a profile overlay, validate it "
-        "against the engine's own schema, and print the resolved YAML (or its hash).",
+        description="Compose recipes/stages/STAGE.yaml with a budget, a size and a profile overlay, validate "
+        "it against the engine's own schema, and print the resolved YAML (or its hash).",
     )
     add_recipe_arguments(parser)
     parser.add_argument("--hash", action="store_true", help="print only the config hash")
@@ -552,11 +588,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    """STAGE, --size, --profile and --set: how `pathvlm recipe` and `pathvlm run` pick a composed recipe."""
+    """STAGE, --size, --profile, --budget and --set: how `pathvlm recipe` and `pathvlm run` pick a recipe."""
     parser.add_argument("stage", choices=list(STAGES), help="the pipeline stage")
     parser.add_argument("--size", default="7b", choices=SIZES, help="model size overlay (default: 7b)")
     parser.add_argument(
         "--profile", default="h20x4", choices=PROFILES, help="hardware overlay (default: h20x4)"
+    )
+    parser.add_argument(
+        "--budget",
+        default=DEFAULT_BUDGET,
+        choices=BUDGETS,
+        help=f"training budget overlay, recipes/budgets/ (default: {DEFAULT_BUDGET}; the cpu profile keeps "
+        "its own short budget)",
     )
     parser.add_argument(
         "--set",
@@ -571,7 +614,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     try:
-        cfg = compose(args.stage, args.size, args.profile, args.overrides)
+        cfg = compose(args.stage, args.size, args.profile, args.overrides, args.budget)
         validate(cfg)
     except RecipeError as exc:
         print(f"error: {exc}", file=sys.stderr)

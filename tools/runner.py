@@ -1,8 +1,8 @@
 """``pathvlm run STAGE``: train one stage of the pipeline and export its model.
 
-Steps: compose the stage recipe with a size and a profile overlay (``tools.recipes``) → start from the parent
-stage's exported model (``runs/<size>/<parent>/model``, which must be DONE) or the base model → fill in the
-engine's model, output and logger settings → validate against the engine's own schema → write
+Steps: compose the stage recipe with a budget, a size and a profile overlay (``tools.recipes``) → start from
+the parent stage's exported model (``runs/<size>/<parent>/model``, which must be DONE) or the base model →
+fill in the engine's model, output and logger settings → validate against the engine's own schema → write
 ``runs/<size>/<stage>/config.yaml`` (resolved, no secrets; its ``run:`` section records the initial model,
 the parent's config hash and the sha256 of the data split manifest) → launch the engine → export a Hugging
 Face model to ``runs/<size>/<stage>/model`` → write ``DONE`` holding the config hash.
@@ -12,8 +12,12 @@ A finished stage with the same config hash is skipped; a changed config is refus
 a missing parent stops with the command that makes it. ``--dry-run`` prints the resolved config and the
 engine command and changes nothing.
 
+``--seed N`` trains a replicate with another training seed in ``runs/<size>/<stage>-seedN``, from the parent
+run of the same seed (``tools.replicates``; the recipe's own seed keeps ``runs/<size>/<stage>``).
+
 W&B: project ``pathvlm-r1``, group = the recipe's ``experiment``, job type = stage, run name
-``<size>-<stage>`` (``tools.wandb_naming``); tags carry the manifest and config hashes. In the cpu profile
+``<size>-<stage>`` (``-seedN`` for a replicate; ``tools.wandb_naming``); tags carry the profile, budget, seed,
+manifest and config hashes. In the cpu profile
 the engine runs single-threaded (``OMP_NUM_THREADS=1`` unless it is set).
 """
 
@@ -34,7 +38,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tools.recipes import RecipeError, add_recipe_arguments
+from tools.recipes import DEFAULT_BUDGET, RecipeError, add_recipe_arguments
 from tools.wandb_naming import child_environ
 
 RUNS_ENV, DEFAULT_RUNS = "PATHVLM_RUNS", "runs"
@@ -62,6 +66,8 @@ class Plan:
     engine: ModuleType
     env: dict[str, str]  # variables set for the engine on top of the current environment
     overrides: list[str]
+    budget: str = DEFAULT_BUDGET
+    seed: int | None = None  # None: the recipe's seed
 
     @property
     def command(self) -> list[str]:
@@ -73,30 +79,51 @@ class Plan:
         return " ".join([*assignments, shlex.join(self.command)])
 
 
-def run_command(stage: str, size: str, profile: str, runs_root: Path, overrides: Sequence[str] = ()) -> str:
+def run_command(
+    stage: str,
+    size: str,
+    profile: str,
+    runs_root: Path,
+    overrides: Sequence[str] = (),
+    budget: str = DEFAULT_BUDGET,
+    seed: int | None = None,
+) -> str:
     """The command line that makes ``stage`` (what a missing parent's message tells the user to run)."""
     runs = "" if runs_root == Path(os.environ.get(RUNS_ENV, DEFAULT_RUNS)) else f" --runs {runs_root}"
     sets = f" --set {shlex.join(overrides)}" if overrides else ""
-    return f"pathvlm run {stage} --size {size} --profile {profile}{runs}{sets}"
+    options = (f" --budget {budget}" if budget != DEFAULT_BUDGET else "") + (
+        f" --seed {seed}" if seed is not None else ""
+    )
+    return f"pathvlm run {stage} --size {size} --profile {profile}{options}{runs}{sets}"
 
 
 # ---------------------------------------------------------------------------------------------- plan
 
 
 def make_plan(
-    stage: str, size: str, profile: str, runs_root: Path, overrides: list[str], dry_run: bool = False
+    stage: str,
+    size: str,
+    profile: str,
+    runs_root: Path,
+    overrides: list[str],
+    dry_run: bool = False,
+    budget: str = DEFAULT_BUDGET,
+    seed: int | None = None,
 ) -> Plan:
     """Everything about a run except running it; with ``dry_run`` a missing parent or data is only noted."""
     from omegaconf import OmegaConf
 
     from tools import engines, recipes
+    from tools.replicates import run_stage
     from tools.wandb_naming import run_name, wandb_env
 
-    cfg = recipes.to_container(recipes.compose(stage, size, profile, overrides))
-    stage_dir = (runs_root / size / stage).resolve()
+    seeded = [*overrides, f"seed={seed}"] if seed is not None else overrides
+    cfg = recipes.to_container(recipes.compose(stage, size, profile, seeded, budget))
+    run_as = run_stage(stage, cfg["seed"], recipes.default_seed())  # --seed or --set seed=N alike
+    stage_dir = (runs_root / size / run_as).resolve()
     init_model, parent_hash = _initial_model(cfg, runs_root, dry_run)
     engine = engines.for_config(cfg)
-    engine.prepare(cfg, stage_dir, init_model, run_name(size, stage))
+    engine.prepare(cfg, stage_dir, init_model, run_name(size, run_as))
     _require_frozen_vision(cfg)
     recipes.validate(OmegaConf.create(cfg))
     manifest = _manifest_path(cfg)
@@ -107,29 +134,53 @@ def make_plan(
         "manifest_sha256": _sha256(manifest, dry_run),
     }
     config_hash = recipes.config_hash(OmegaConf.create(cfg))
-    env = wandb_env(cfg["experiment"], size, stage)
+    env = wandb_env(cfg["experiment"], size, run_as, job_type=stage)
     env["WANDB_TAGS"] = ",".join(
-        [profile, f"manifest-{(cfg['run']['manifest_sha256'] or 'none')[:12]}", f"config-{config_hash[:12]}"]
+        [
+            profile,
+            f"budget-{budget}",
+            f"seed-{cfg['seed']}",
+            f"manifest-{(cfg['run']['manifest_sha256'] or 'none')[:12]}",
+            f"config-{config_hash[:12]}",
+        ]
     )
     if profile == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = CPU_THREADS
-    return Plan(stage, size, profile, runs_root, stage_dir, cfg, config_hash, engine, env, list(overrides))
+    return Plan(
+        stage,
+        size,
+        profile,
+        runs_root,
+        stage_dir,
+        cfg,
+        config_hash,
+        engine,
+        env,
+        list(overrides),
+        budget,
+        seed,
+    )
 
 
 def _initial_model(cfg: dict[str, Any], runs_root: Path, dry_run: bool) -> tuple[str, str | None]:
-    """(model path or hub id, parent's config hash): the parent's export, or the base model."""
+    """(model path or hub id, parent's config hash): the parent's export (same seed), or the base model."""
+    from tools.recipes import default_seed
+    from tools.replicates import run_stage
+
     parent, size, profile = cfg.get("parent"), cfg["size"], cfg["profile"]
     if parent is None:
         base = cfg["base_model"]
         if profile == "cpu":
             _ensure_tiny_model(Path(base), dry_run)
         return (str(Path(base).resolve()) if Path(base).exists() else base), None
-    parent_dir = runs_root / size / parent
+    seed = None if cfg["seed"] == default_seed() else cfg["seed"]
+    parent_dir = runs_root / size / run_stage(parent, seed, default_seed())
     done = parent_dir / DONE_FILE
     if not done.is_file():
+        make_it = run_command(parent, size, profile, runs_root, budget=cfg["budget"], seed=seed)
         message = (
             f"stage {cfg['stage']} starts from {parent}, which has not finished ({done} is missing). "
-            f"Make it first:\n  {run_command(parent, size, profile, runs_root)}"
+            f"Make it first:\n  {make_it}"
         )
         if not dry_run:
             raise RunError(message)
@@ -220,7 +271,9 @@ def execute(plan: Plan, force: bool = False) -> None:
         shutil.rmtree(stage_dir)
 
     stage_dir.mkdir(parents=True, exist_ok=True)
-    command = run_command(plan.stage, plan.size, plan.profile, plan.runs_root, plan.overrides)
+    command = run_command(
+        plan.stage, plan.size, plan.profile, plan.runs_root, plan.overrides, plan.budget, plan.seed
+    )
     header = f"# {command}\n# config hash: {plan.config_hash}\n"
     (stage_dir / CONFIG_FILE).write_text(header + resolved_yaml(OmegaConf.create(plan.cfg)), encoding="utf-8")
     if plan.engine.CONFIG_NAME != CONFIG_FILE:
@@ -234,6 +287,8 @@ def execute(plan: Plan, force: bool = False) -> None:
         resume = plan.engine.before_launch(plan.cfg)
         print(f"{name}: " + (f"resuming from {resume}" if resume else "training from the start"), flush=True)
         print(f"$ {plan.shell_command()}", flush=True)
+        log = stage_dir / engines.TRAIN_LOG
+        offset = log.stat().st_size if log.is_file() else 0
         code = engines.run_logged(
             plan.command,
             child_environ({**os.environ, **plan.env}),
@@ -241,6 +296,10 @@ def execute(plan: Plan, force: bool = False) -> None:
             forward=getattr(plan.engine, "STOP_SIGNALS", (signal.SIGTERM,)),  # what the engine handles
         )
         if code != 0:
+            from tools.engines.loss_guard import diverged_line
+
+            if (line := diverged_line(log, offset)) is not None:
+                raise RunError(f"{name}: {line} (log: {log})")
             raise RunError(
                 f"{name}: the engine exited with code {code} (log: {stage_dir / engines.TRAIN_LOG}). "
                 "Running the same command again resumes from the last checkpoint."
@@ -267,6 +326,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=Path(os.environ.get(RUNS_ENV, DEFAULT_RUNS)),
         help=f"runs directory (default: ${RUNS_ENV} or {DEFAULT_RUNS})",
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="training seed of a replicate run (default: the recipe's); another seed N trains in "
+        "runs/<size>/<stage>-seedN from the parent run with the same seed",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and command only")
     parser.add_argument(
         "--force", action="store_true", help="delete this stage's earlier run and train again"
@@ -276,7 +342,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        plan = make_plan(args.stage, args.size, args.profile, args.runs, args.overrides, dry_run=args.dry_run)
+        plan = make_plan(
+            args.stage,
+            args.size,
+            args.profile,
+            args.runs,
+            args.overrides,
+            dry_run=args.dry_run,
+            budget=args.budget,
+            seed=args.seed,
+        )
         if args.dry_run:
             from omegaconf import OmegaConf
 

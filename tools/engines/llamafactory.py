@@ -1,13 +1,13 @@
-"""SFT with LLaMA-Factory 0.9.5: ``llamafactory-cli train <stage_dir>/llamafactory.yaml``.
+"""SFT with LLaMA-Factory 0.9.5: ``python -m tools.engines.lf_train <stage_dir>/llamafactory.yaml``, which is
+``llamafactory-cli train`` plus our trainer callbacks (the loss guard, ``tools.engines.loss_guard``).
 
 Multi-node runs pass ``FORCE_TORCHRUN``, ``NNODES``, ``NODE_RANK``, ``NPROC_PER_NODE``, ``MASTER_ADDR`` and
-``MASTER_PORT`` through the environment (LLaMA-Factory's launcher reads them). An interrupted run resumes by
-itself: LLaMA-Factory continues from the last ``checkpoint-N`` in ``output_dir``.
+``MASTER_PORT`` through the environment (read as LLaMA-Factory's launcher reads them). An interrupted run
+resumes by itself: LLaMA-Factory continues from the last ``checkpoint-N`` in ``output_dir``.
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,7 @@ def engine_config(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def command(stage_dir: Path) -> list[str]:
-    cli = Path(sys.executable).with_name("llamafactory-cli")
-    return [
-        str(cli) if cli.exists() else shutil.which("llamafactory-cli") or "llamafactory-cli",
-        "train",
-        str(stage_dir / CONFIG_NAME),
-    ]
+    return [sys.executable, "-m", "tools.engines.lf_train", str(stage_dir / CONFIG_NAME)]
 
 
 def finished(cfg: dict[str, Any], stage_dir: Path) -> bool:

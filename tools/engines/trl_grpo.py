@@ -179,6 +179,7 @@ def train(cfg: dict[str, Any]) -> int:
     from trl import GRPOConfig, GRPOTrainer
 
     from rewards.trl import make_reward_funcs
+    from tools.engines.loss_guard import LossGuard
 
     class Trainer(GRPOTrainer):
         """Logs TRL's ``rewards/<name>/mean`` as ``reward/<name>`` (history, console and W&B alike)."""
@@ -210,7 +211,8 @@ def train(cfg: dict[str, Any]) -> int:
     funcs, weights = make_reward_funcs(reward["reward_function"], kwargs)
     args.reward_weights = weights
     if "wandb" in args.report_to:
-        wandb.init(config={"pathvlm": {k: cfg[k] for k in ("stage", "size", "profile", "experiment", "run")}})
+        keys = ("stage", "size", "profile", "budget", "seed", "experiment", "run")
+        wandb.init(config={"pathvlm": {k: cfg[k] for k in keys}})
     stop = checkpoint_on_signal()
     trainer = Trainer(
         model=model,
@@ -218,7 +220,7 @@ def train(cfg: dict[str, Any]) -> int:
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=processor,
-        callbacks=[stop],
+        callbacks=[stop, LossGuard(cfg["loss_guard_steps"])],
     )
     resume = last_checkpoint(output_dir)
     if resume is not None:
