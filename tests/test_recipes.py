@@ -391,6 +391,18 @@ def test_deepspeed_zero3_config() -> None:
     assert ds["bf16"]["enabled"] == "auto"
 
 
+def test_deepspeed_zero2_config_is_selectable() -> None:
+    ds = json.loads((recipes.RECIPES_DIR / "deepspeed" / "zero2.json").read_text())
+    assert ds["zero_optimization"]["stage"] == 2
+    assert all(
+        ds[k] == "auto" for k in ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_clipping")
+    )
+    for stage in SFT:
+        cfg = compose(stage, "7b", "h20x4", ["llamafactory.deepspeed=recipes/deepspeed/zero2.json"])
+        validate(cfg)
+        assert to_container(cfg)["llamafactory"]["deepspeed"] == "recipes/deepspeed/zero2.json"
+
+
 def test_validate_leaves_the_environment_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
     validate(compose("alpha", "7b", "h20x4"))

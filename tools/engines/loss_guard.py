@@ -6,8 +6,9 @@ exactly-0 loss (Qwen2.5-VL full SFT can collapse to loss 0 with a NaN grad-norm:
 TRL GRPO engine does, and so does LLaMA-Factory's ``run_exp(callbacks=...)``). It raises ``LossDiverged``,
 whose message starts with ``MARKER`` and names the step, the loss and the grad-norm, so the engine exits with
 an error instead of training on and exporting a dead model; the runner quotes that line (``diverged_line``).
-GRPO exception: a step on which every group's rewards were equal (TRL's ``frac_reward_zero_std`` = 1) has no
-advantage, and its loss may be exactly 0 legitimately; such a step neither counts nor resets the count.
+GRPO exception: updates on a rollout batch in which every group's rewards were equal (TRL's
+``frac_reward_zero_std`` = 1, logged with the batch's first update) have no advantage, and their loss may be
+exactly 0 legitimately; such steps (with a finite grad-norm) neither count nor reset the count.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class LossGuard(TrainerCallback):
             raise ValueError(f"loss guard: k = {k}, expected at least 1 consecutive step")
         self.k = k
         self.bad: list[tuple[int, float, float | None]] = []  # (step, loss, grad_norm) of the current run
+        self.no_advantage = False  # GRPO: the current rollout batch had equal rewards in every group
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any
@@ -44,12 +46,14 @@ class LossGuard(TrainerCallback):
         if not logs or "loss" not in logs:
             return  # evaluation or end-of-training summaries carry no training loss
         loss = float(logs["loss"])
-        if loss == 0.0 and logs.get("frac_reward_zero_std") == 1.0:
-            return  # GRPO: no advantage on this step, a zero loss is expected
+        if "frac_reward_zero_std" in logs:  # a new rollout batch
+            self.no_advantage = logs["frac_reward_zero_std"] == 1.0
+        grad_norm = logs.get("grad_norm")
+        if loss == 0.0 and self.no_advantage and (grad_norm is None or math.isfinite(grad_norm)):
+            return  # GRPO: no advantage in this rollout batch, a zero loss is expected
         if not _bad(loss):
             self.bad.clear()
             return
-        grad_norm = logs.get("grad_norm")
         self.bad.append((state.global_step, loss, None if grad_norm is None else float(grad_norm)))
         if len(self.bad) >= self.k:
             steps = ", ".join(f"step {s}: loss {v}, grad-norm {g}" for s, v, g in self.bad[-self.k :])

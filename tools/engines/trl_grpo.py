@@ -26,8 +26,9 @@ worker.reward.reward_function (+ _kwargs)                   reward_funcs and rew
 
 The vision tower (``model.visual``) is frozen before training: TRL freezes nothing by itself. Checkpoints
 go to ``trainer.save_checkpoint_path`` and a rerun resumes from the last complete one. Reward metrics are
-logged as ``reward/<name>``. The final model, processor and trainer state are saved at the top of the
-checkpoint directory, as LLaMA-Factory does, for the runner's export.
+logged as ``reward/<name>``. The loss guard (``tools.engines.loss_guard``, K = ``loss_guard_steps``) stops a
+diverged run. The final model, processor and trainer state are saved at the top of the checkpoint directory,
+as LLaMA-Factory does, for the runner's export.
 
 Usage: ``python -m tools.engines.trl_grpo runs/<size>/<stage>/config.yaml`` (the runner does this).
 """
