@@ -99,7 +99,9 @@ def test_grpo_paper_settings(stage: str, profile: str) -> None:
     function = "process_reward" if stage == "r1" else "outcome_reward"
     assert e["worker"]["reward"]["reward_function"] == f"./rewards/easyr1.py:{function}"
     assert ("judge" in e["worker"]["reward"]["reward_function_kwargs"]) == (stage == "r1")
-    assert e["algorithm"]["kl_coef"] == 0.04  # the authors' beta
+    assert e["algorithm"]["kl_coef"] == (
+        0.04 if profile == "h20x4" else 0.01
+    )  # the authors' beta; cpu: tuned
     if profile == "h20x4":
         assert e["data"]["max_response_length"] == 1024
         assert e["trainer"]["n_gpus_per_node"] == 4

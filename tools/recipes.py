@@ -78,6 +78,7 @@ TOP_LEVEL_KEYS = (
     "base_model",
     "seed",
     "loss_guard_steps",
+    "selection_max_new_tokens",
 )
 
 # Keys that depend on the machine running validation, not on the recipe: LLaMA-Factory/transformers refuse
@@ -270,7 +271,7 @@ def _check_top_level(container: dict[str, Any]) -> list[str]:
     for key in ("experiment", "base_model"):
         if key in container and not (isinstance(container[key], str) and container[key]):
             problems.append(f"{key}: expected a non-empty string")
-    for key, low in (("seed", 0), ("loss_guard_steps", 1)):
+    for key, low in (("seed", 0), ("loss_guard_steps", 1), ("selection_max_new_tokens", 1)):
         value = container.get(key, low)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             problems.append(f"{key}: {value!r}, expected an integer >= {low}")

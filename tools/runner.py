@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -113,7 +114,7 @@ def make_plan(
     """Everything about a run except running it; with ``dry_run`` a missing parent or data is only noted."""
     from omegaconf import OmegaConf
 
-    from tools import engines, recipes
+    from tools import engines, recipes, selection
     from tools.replicates import run_stage
     from tools.wandb_naming import run_name, wandb_env
 
@@ -125,13 +126,18 @@ def make_plan(
     engine = engines.for_config(cfg)
     engine.prepare(cfg, stage_dir, init_model, run_name(size, run_as))
     _require_frozen_vision(cfg)
-    recipes.validate(OmegaConf.create(cfg))
     manifest = _manifest_path(cfg)
+    validation = selection.validation_data(manifest)
+    if validation is not None:
+        selection.keep_checkpoints(cfg)
+    recipes.validate(OmegaConf.create(cfg))
     cfg["run"] = {
         "init_model": init_model,
         "parent_config_hash": parent_hash,
         "manifest": str(manifest),
         "manifest_sha256": _sha256(manifest, dry_run),
+        "split_unit": _split_unit(manifest),
+        "selection_data": None if validation is None else str(validation),
     }
     config_hash = recipes.config_hash(OmegaConf.create(cfg))
     env = wandb_env(cfg["experiment"], size, run_as, job_type=stage)
@@ -224,6 +230,13 @@ def _manifest_path(cfg: dict[str, Any]) -> Path:
     return Path(str(cfg["easyr1"]["data"]["train_files"]).split("@", 1)[0]).parent.parent / "manifest.json"
 
 
+def _split_unit(manifest: Path) -> str:
+    """How the data were split (``split_unit`` of the manifest: image or question; older ones: image)."""
+    if not manifest.is_file():
+        return "image"
+    return str(json.loads(manifest.read_text(encoding="utf-8")).get("split_unit", "image"))
+
+
 def _sha256(path: Path, dry_run: bool) -> str | None:
     if path.is_file():
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -304,9 +317,22 @@ def execute(plan: Plan, force: bool = False) -> None:
                 f"{name}: the engine exited with code {code} (log: {stage_dir / engines.TRAIN_LOG}). "
                 "Running the same command again resumes from the last checkpoint."
             )
-    plan.engine.export(plan.cfg, stage_dir)
+    plan.engine.export(plan.cfg, stage_dir, _selected_model(plan))
     (stage_dir / DONE_FILE).write_text(plan.config_hash + "\n", encoding="utf-8")
     print(f"{name} done in {time.monotonic() - start:.0f} s: model in {stage_dir / engines.MODEL_DIR}")
+
+
+def _selected_model(plan: Plan) -> Path | None:
+    """With a validation split: the best kept checkpoint (``tools.selection``), else None (final model)."""
+    data = plan.cfg["run"]["selection_data"]
+    if data is None:
+        return None
+    from tools import selection
+
+    checkpoints = plan.engine.checkpoints(plan.cfg, plan.stage_dir)
+    record = selection.select(plan.cfg, plan.stage_dir, checkpoints, Path(data))
+    selection.log_to_wandb(record, plan.env, Path(os.environ.get("WANDB_DIR", ".")))
+    return dict(checkpoints)[record["best_step"]]
 
 
 # ---------------------------------------------------------------------------------------------- CLI

@@ -10,8 +10,11 @@ Each engine module defines:
 - ``finished(cfg, stage_dir)``: whether training already completed (only the export is left);
 - ``before_launch(cfg)``: tidy what a killed run left, report what the engine will drop silently, and
   return the checkpoint training resumes from (None: from the start);
-- ``export(cfg, stage_dir)``: write ``stage_dir/model`` (Hugging Face directory, flat Qwen2.5-VL config),
-  ``metrics.jsonl`` and, where the engine reports it, ``params.json``.
+- ``checkpoints(cfg, stage_dir)``: the kept checkpoints as (step, Hugging Face model directory), for model
+  selection on the validation split (``tools.selection``);
+- ``export(cfg, stage_dir, model_dir=None)``: write ``stage_dir/model`` (Hugging Face directory, flat
+  Qwen2.5-VL config) from the final model or from ``model_dir`` (a selected checkpoint), ``metrics.jsonl``
+  and, where the engine reports it, ``params.json``.
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ _NOT_MODEL_FILES = {
     "all_results.json",
     "train_results.json",
     "eval_results.json",
+    "latest",  # DeepSpeed's pointer to its global_stepN state in a checkpoint
 }
-_NOT_MODEL_SUFFIXES = {".jsonl", ".md", ".png"}
+_NOT_MODEL_SUFFIXES = {".jsonl", ".md", ".png", ".pt", ".pth", ".py"}  # .pt/.pth: optimizer, scheduler, rng
 
 
 def for_config(cfg: Mapping[str, Any]) -> ModuleType:
@@ -134,6 +138,15 @@ def _step(path: Path) -> int:
     return int(path.name.rsplit("-", 1)[1])
 
 
+def trainer_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
+    """(step, directory) of every complete ``checkpoint-N`` and of the final model, if it is a later step."""
+    found = {_step(p): p for p in _checkpoints(output_dir) if (p / TRAINER_STATE).is_file()}
+    if trainer_finished(output_dir):
+        state = json.loads((output_dir / TRAINER_STATE).read_text(encoding="utf-8"))
+        found.setdefault(int(state["global_step"]), output_dir)
+    return sorted(found.items())
+
+
 def trainer_finished(output_dir: Path) -> bool:
     """A Hugging Face Trainer run saved its final model and state at the top of ``output_dir``."""
     return (output_dir / TRAINER_STATE).is_file() and (output_dir / "config.json").is_file()
@@ -162,19 +175,20 @@ def copy_model(src: Path, dst: Path, files: Iterable[Path] | None = None) -> Non
     tmp.rename(dst)
 
 
-def export_trainer_output(output_dir: Path, stage_dir: Path) -> None:
-    """A Hugging Face Trainer's final output (model, tokenizer, processor) as ``stage_dir/model``, its log
-    history as ``metrics.jsonl`` and the engine's parameter report as ``params.json``."""
-    copy_model(output_dir, stage_dir / MODEL_DIR, _trainer_model_files(output_dir))
+def export_trainer_output(output_dir: Path, stage_dir: Path, model_dir: Path | None = None) -> None:
+    """A Hugging Face Trainer's final output (or the checkpoint ``model_dir``: model, tokenizer, processor)
+    as ``stage_dir/model``, its log history as ``metrics.jsonl``, the parameter report as ``params.json``."""
+    source = model_dir or output_dir
+    copy_model(source, stage_dir / MODEL_DIR, model_files(source))
     write_trainer_metrics(output_dir, stage_dir)
     write_params(stage_dir)
 
 
-def _trainer_model_files(output_dir: Path) -> list[Path]:
-    """The final model files a Hugging Face Trainer saved at the top of ``output_dir``."""
+def model_files(model_dir: Path) -> list[Path]:
+    """The model files a Hugging Face Trainer saved in ``model_dir`` (its output or a checkpoint)."""
     return [
         p
-        for p in output_dir.iterdir()
+        for p in model_dir.iterdir()
         if p.is_file() and p.name not in _NOT_MODEL_FILES and p.suffix not in _NOT_MODEL_SUFFIXES
     ]
 

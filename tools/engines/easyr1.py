@@ -96,12 +96,26 @@ def last_actor_checkpoint(checkpoint_dir: Path) -> Path:
     return actor
 
 
-def export(cfg: dict[str, Any], stage_dir: Path) -> None:
-    """Merge the last actor checkpoint (``…/global_step_N/actor``) and copy it to ``stage_dir/model``."""
+def merged(actor: Path) -> Path:
+    """``actor/huggingface``: the actor checkpoint merged into a Hugging Face model (once)."""
+    done = actor / "huggingface" / "config.json"
+    if not done.is_file() or not list(done.parent.glob("*.safetensors")):
+        subprocess.run([sys.executable, str(merger_script()), "--local_dir", str(actor)], check=True)
+    return actor / "huggingface"
+
+
+def checkpoints(cfg: dict[str, Any], stage_dir: Path) -> list[tuple[int, Path]]:
+    """Every kept ``global_step_N/actor``, merged (N counts EasyR1 steps)."""
     checkpoint_dir = Path(cfg["easyr1"]["trainer"]["save_checkpoint_path"])
-    actor = last_actor_checkpoint(checkpoint_dir)
-    subprocess.run([sys.executable, str(merger_script()), "--local_dir", str(actor)], check=True)
-    copy_model(actor / "huggingface", stage_dir / MODEL_DIR)
+    actors = [p / "actor" for p in checkpoint_dir.glob("global_step_*") if (p / "actor").is_dir()]
+    return sorted((int(a.parent.name.rsplit("_", 1)[1]), merged(a)) for a in actors)
+
+
+def export(cfg: dict[str, Any], stage_dir: Path, model_dir: Path | None = None) -> None:
+    """Merge the last actor checkpoint (``…/global_step_N/actor``), or take the merged checkpoint
+    ``model_dir``, and copy it to ``stage_dir/model``."""
+    checkpoint_dir = Path(cfg["easyr1"]["trainer"]["save_checkpoint_path"])
+    copy_model(model_dir or merged(last_actor_checkpoint(checkpoint_dir)), stage_dir / MODEL_DIR)
     log = checkpoint_dir / EXPERIMENT_LOG
     if log.is_file():
         rows = [

@@ -12,7 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tools.engines import CHECKPOINT_DIR, export_trainer_output, prepare_trainer_resume, trainer_finished
+from tools.engines import (
+    CHECKPOINT_DIR,
+    export_trainer_output,
+    prepare_trainer_resume,
+    trainer_checkpoints,
+    trainer_finished,
+)
 
 CONFIG_NAME = "llamafactory.yaml"
 LAUNCH_ENV = ("FORCE_TORCHRUN", "NNODES", "NODE_RANK", "NPROC_PER_NODE", "MASTER_ADDR", "MASTER_PORT")
@@ -42,6 +48,10 @@ def before_launch(cfg: dict[str, Any]) -> Path | None:
     return prepare_trainer_resume(Path(cfg["llamafactory"]["output_dir"]))
 
 
-def export(cfg: dict[str, Any], stage_dir: Path) -> None:
-    """LLaMA-Factory's final output as is (model, tokenizer, processor), with the config made flat."""
-    export_trainer_output(Path(cfg["llamafactory"]["output_dir"]), stage_dir)
+def checkpoints(cfg: dict[str, Any], stage_dir: Path) -> list[tuple[int, Path]]:
+    return trainer_checkpoints(Path(cfg["llamafactory"]["output_dir"]))
+
+
+def export(cfg: dict[str, Any], stage_dir: Path, model_dir: Path | None = None) -> None:
+    """LLaMA-Factory's final output (or checkpoint ``model_dir``) as is, with the config made flat."""
+    export_trainer_output(Path(cfg["llamafactory"]["output_dir"]), stage_dir, model_dir)

@@ -49,6 +49,7 @@ from tools.engines import (
     last_checkpoint,
     params_line,
     prepare_trainer_resume,
+    trainer_checkpoints,
     trainer_finished,
 )
 from tools.engines import easyr1 as _easyr1
@@ -80,8 +81,12 @@ def before_launch(cfg: dict[str, Any]) -> Path | None:
     return prepare_trainer_resume(_output_dir(cfg))
 
 
-def export(cfg: dict[str, Any], stage_dir: Path) -> None:
-    export_trainer_output(_output_dir(cfg), stage_dir)
+def checkpoints(cfg: dict[str, Any], stage_dir: Path) -> list[tuple[int, Path]]:
+    return trainer_checkpoints(_output_dir(cfg))
+
+
+def export(cfg: dict[str, Any], stage_dir: Path, model_dir: Path | None = None) -> None:
+    export_trainer_output(_output_dir(cfg), stage_dir, model_dir)
 
 
 def _output_dir(cfg: dict[str, Any]) -> Path:
