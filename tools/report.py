@@ -8,6 +8,8 @@ to ``--out``:
   per OmniMedVQA subset), each row our number with its 95 % bootstrap CI, the paper's number as printed,
   and the difference; paper rows we have not run say ``missing``; runs the paper lacks are appended.
   Then exact McNemar tests on shared item ids: R1 vs β, β vs α, β vs γ, ε vs δ, per size and dataset;
+  then replicate seeds (mean ± sd, McNemar per matching seed), model selection curves and split units
+  (``tools.report_runs``; ``--compare-runs DIR`` adds the difference between split units);
 - ``table1_in_domain.csv``, ``table2_output_tokens.csv``, ``table3_ood.csv``, ``comparisons.csv``;
 - ``accuracy.png`` (accuracy per model with CIs and paper markers), ``output_tokens.png``;
 - W&B (unless ``--no-wandb``): per evaluated size-stage a run in project ``pathvlm-r1``, group = the
@@ -124,8 +126,13 @@ def build_table(
         )
         for p in paper_rows
     ]
+    from tools.replicates import parse_run_stage
+
     covered = {(p.size, p.stage) for p in paper_rows}
-    extra = sorted({(s, st) for s, st, d in results if d == dataset} - covered, key=_stage_rank)
+    runs = {
+        (s, st) for s, st, d in results if d == dataset and parse_run_stage(st)[1] is None
+    }  # replicates: below
+    extra = sorted(runs - covered, key=_stage_rank)
     rows += [
         _row(model_label(s, st), s, st, dataset, results[(s, st, dataset)], metric, None) for s, st in extra
     ]
@@ -294,11 +301,24 @@ def plot_metric(rows: Sequence[dict[str, Any]], path: Path, xlabel: str, title: 
     return path
 
 
-def write_report(results: Results, out: Path) -> tuple[dict[str, list[dict[str, Any]]], list[Path]]:
+def write_report(
+    results: Results, out: Path, runs: Path | None = None, compare_runs: Path | None = None
+) -> tuple[dict[str, list[dict[str, Any]]], list[Path]]:
     """Write report.md, the CSVs and the plots; return the tables (comparisons included) and plot paths."""
+    from tools import report_runs
+
     out.mkdir(parents=True, exist_ok=True)
     tables = build_tables(results)
     tables["comparisons"] = build_comparisons(results)
+    tables["replicates"] = report_runs.replicate_rows(results)
+    tables["seed_comparisons"] = report_runs.seed_comparisons(results)
+    tables["selection"] = report_runs.selection_rows(runs) if runs is not None else []
+    units = None
+    if compare_runs is not None and runs is not None:
+        units = tables["split_units"] = report_runs.split_unit_rows(
+            results, runs, collect(compare_runs), compare_runs
+        )
+    run_units = sorted({(s, st, report_runs.split_unit(runs, s, st)) for s, st, _ in results}) if runs else []
     for name in ("table1_in_domain", "table2_output_tokens", "table3_ood"):
         write_csv(out / f"{name}.csv", tables[name], CSV_COLUMNS)
     comparison_columns = (
@@ -335,6 +355,11 @@ def write_report(results: Results, out: Path) -> tuple[dict[str, list[dict[str, 
         "## Paired comparisons (exact McNemar test on shared item ids)",
         "`A only` / `B only`: items only A / only B answered correctly.",
         comparisons_markdown(tables["comparisons"]),
+        "Split unit of each run (`image`: image-disjoint splits; `question`: the paper's question-level "
+        "split, images shared across splits): "
+        + (", ".join(f"{s}/{st} {u}" for s, st, u in run_units) or "none")
+        + ".",
+        *report_runs.markdown(tables["replicates"], tables["seed_comparisons"], tables["selection"], units),
         "## Plots",
         *(f"![{path.stem}]({path.name})" for path in plots),
     ]
@@ -346,7 +371,7 @@ def run_report(args: argparse.Namespace) -> int:
     results = collect(args.runs)
     if not results:
         print(f"{args.runs}: no evaluations found (run `pathvlm eval` first); writing an empty report")
-    tables, plots = write_report(results, args.out)
+    tables, plots = write_report(results, args.out, args.runs, args.compare_runs)
     print(f"report written to {args.out / 'report.md'} ({len(results)} evaluation(s))")
     if not args.no_wandb:
         from tools.wandb_log import log_report
@@ -370,6 +395,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--out", type=Path, default=Path("reports"), help="output directory (default: reports)"
+    )
+    parser.add_argument(
+        "--compare-runs",
+        type=Path,
+        help="a second runs root trained on the other split unit (e.g. `pathvlm data pathmmu --split-unit "
+        "question`): the report shows each stage's accuracy difference between the two",
     )
     parser.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
     parser.set_defaults(func=run_report)
