@@ -139,7 +139,8 @@ pv_step() {
 pv_run_stage() {
     local stage=$1
     shift
-    local dir="${RUNS}/${SIZE}/${stage}${SEED:+ (seed ${SEED}: <stage>-seedN unless it is the recipe's)}"
+    local dir="${RUNS}/${SIZE}/${stage}"
+    if [[ -n "${SEED:-}" ]]; then dir+="-seed${SEED} (or ${stage} when ${SEED} is the recipe's seed)"; fi
     pv_runner_cmd "$stage" "$@"
     pv_log "stage ${stage}: resolved config ${dir}/config.yaml"
     pv_step "stage ${stage}" "${PV_CMD[@]}"

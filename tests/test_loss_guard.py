@@ -14,9 +14,9 @@ from tools.engines.loss_guard import MARKER, LossDiverged, LossGuard, diverged_l
 NAN, INF = math.nan, math.inf
 
 
-def _feed(k: int, losses: list[float | dict]) -> int | None:
+def _feed(k: int, losses: list[float | dict], zero_loss_is_bad: bool = True) -> int | None:
     """The step at which the guard fires on these logged losses (a dict: the whole log line), or None."""
-    guard = LossGuard(k)
+    guard = LossGuard(k, zero_loss_is_bad)
     for step, entry in enumerate(losses, 1):
         logs = entry if isinstance(entry, dict) else {"loss": entry, "grad_norm": 1.0}
         try:
@@ -34,20 +34,31 @@ def _feed(k: int, losses: list[float | dict]) -> int | None:
         (3, [NAN, NAN, 1.0, NAN, NAN], None),  # a finite loss resets the count
         (1, [0.0], 1),
         (2, [1e-9, 1e-9, -INF, -INF], 4),  # tiny is fine, -inf is not
+        (2, [{"loss": 2.0, "grad_norm": NAN}, {"loss": 2.0, "grad_norm": INF}], 2),  # a broken grad-norm
         (2, [{"eval_loss": NAN}, {"eval_loss": NAN}], None),  # only training losses count
-        (2, [{"loss": 0.0, "frac_reward_zero_std": 1.0}] * 3, None),  # GRPO step without advantage
-        (2, [{"loss": 0.0, "frac_reward_zero_std": 0.5}] * 2, 2),
-        (2, [{"loss": 0.0, "frac_reward_zero_std": 1.0}, {"loss": 0.0}, {"loss": 0.0}], None),  # same batch
-        (2, [{"loss": 0.0, "frac_reward_zero_std": 1.0}, {"loss": NAN}, {"loss": NAN}], 3),
+    ],
+)
+def test_sft_guard_fires_after_k_consecutive_bad_steps(k: int, losses: list, fires_at: int | None) -> None:
+    assert _feed(k, losses) == fires_at
+
+
+@pytest.mark.parametrize(
+    ("losses", "fires_at"),
+    [
+        ([0.0, -0.0, 0.0, 0.0], None),  # a healthy GRPO loss is about 0 (logged rounded to 4 decimals)
+        ([0.0, NAN, NAN], 3),
         (
-            2,
-            [{"loss": 0.0, "frac_reward_zero_std": 1.0, "grad_norm": NAN}, {"loss": 0.0, "grad_norm": NAN}],
-            2,
+            [
+                {"loss": 0.0, "grad_norm": 0.5},
+                {"loss": 0.0, "grad_norm": NAN},
+                {"loss": 0.0, "grad_norm": NAN},
+            ],
+            3,
         ),
     ],
 )
-def test_guard_fires_after_k_consecutive_bad_losses(k: int, losses: list, fires_at: int | None) -> None:
-    assert _feed(k, losses) == fires_at
+def test_grpo_guard_ignores_zero_losses(losses: list, fires_at: int | None) -> None:
+    assert _feed(2, losses, zero_loss_is_bad=False) == fires_at
 
 
 def test_message_names_steps_losses_and_grad_norms(tmp_path: Path) -> None:
@@ -118,5 +129,5 @@ def test_forced_divergence_stops_the_engine_with_a_clear_error(
     err = capsys.readouterr().err
     assert code == 2, err
     assert f"error: 7b/{stage}: {MARKER} training stopped at step" in err
-    assert "on 2 consecutive logged steps" in err and "grad-norm" in err
+    assert "on 2 consecutive logged steps" in err and "grad-norm nan" in err
     assert not (runs / "7b" / stage / "DONE").exists() and not (runs / "7b" / stage / "model").exists()

@@ -226,7 +226,7 @@ def train(cfg: dict[str, Any]) -> int:
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=processor,
-        callbacks=[stop, LossGuard(cfg["loss_guard_steps"])],
+        callbacks=[stop, LossGuard(cfg["loss_guard_steps"], zero_loss_is_bad=False)],
     )
     resume = last_checkpoint(output_dir)
     if resume is not None:
