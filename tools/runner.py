@@ -13,7 +13,8 @@ a missing parent stops with the command that makes it. ``--dry-run`` prints the 
 engine command and changes nothing.
 
 ``--seed N`` trains a replicate with another training seed in ``runs/<size>/<stage>-seedN``, from the parent
-run of the same seed (``tools.replicates``; the recipe's own seed keeps ``runs/<size>/<stage>``).
+run of the same seed (``tools.replicates``; the recipe's own seed keeps ``runs/<size>/<stage>``). With a
+validation split in the data, every checkpoint is kept and the best on it is exported (``tools.selection``).
 
 W&B: project ``pathvlm-r1``, group = the recipe's ``experiment``, job type = stage, run name
 ``<size>-<stage>`` (``-seedN`` for a replicate; ``tools.wandb_naming``); tags carry the profile, budget, seed,
