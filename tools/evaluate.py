@@ -128,11 +128,13 @@ def score(output: str, answer: str) -> dict[str, Any]:
     if truth is None:
         raise ValueError(f"ground truth {answer!r} is not an option string like 'C) text'")
     content = extract_answer(output)
-    parsed = parse_choice(content) if content is not None else None
+    correct = accuracy_reward(output, answer) == 1.0
+    # The gold option itself may read like a list ("D) Both A) and B)"), which parse_choice declines.
+    parsed = truth if correct else parse_choice(content) if content is not None else None
     return {
         "parsed_letter": parsed[0] if parsed else None,
         "parsed_text": parsed[1] if parsed else None,
-        "correct": accuracy_reward(output, answer) == 1.0,
+        "correct": correct,
         "letter_correct": parsed is not None and parsed[0] == truth[0],
         "format_ok": format_reward(output) == 1.0,
     }

@@ -10,12 +10,16 @@ from tools.data import data_root
 
 OUTPUT_LAYOUT = """\
 output (--out, default $PATHVLM_DATA/pathmmu, PATHVLM_DATA defaulting to data/generated):
-  manifest.json                     seed, source_sha256, counts, splits {sft,rl,test: [{id, image, ...}]}
-  llamafactory/dataset_info.json    sharegpt entries pathmmu_sft, pathmmu_rl, pathmmu_test
-  llamafactory/{sft,rl,test}.json   messages + images (absolute paths)
-  easyr1/{rl,test}.jsonl            problem, images, answer (JSON: ground_truth, question, options, image, id)
-  eval/test.jsonl                   id, subset, image, question, options, answer
+  manifest.json                     seed, split_unit, source_sha256, counts, stats, files {path: sha256},
+                                    splits {sft,rl,[validation,]test: [{id, image, ...}]}
+  llamafactory/dataset_info.json    sharegpt entries pathmmu_<split> for every split
+  llamafactory/<split>.json         messages + images (absolute paths), one file per split
+  easyr1/{rl,[validation,]test}.jsonl
+                                    problem, images, answer (JSON: ground_truth, question, options, image, id)
+  eval/{[validation,]test}.jsonl    id, subset, image, question, options, answer
   rejects.jsonl                     only with --skip-invalid and rejected items
+The folder is written beside --out and swapped in at the end: a failed or interrupted conversion leaves the
+previous output as it was (rejects of a failed split go to <out>.rejects.jsonl).
 """
 
 
@@ -65,6 +69,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="think_answer",
         help="SFT target: <think>{explanation}</think><answer>C) text</answer> (default, the authors' "
         "choice) or <answer>C) text</answer>",
+    )
+    p.add_argument(
+        "--val",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also a validation split of N items between rl and test (default 0: the paper's sft/rl/test; "
+        "385 gives the authors' revision layout 3000/1000/385/1000)",
+    )
+    p.add_argument(
+        "--split-unit",
+        choices=("image", "question"),
+        default="image",
+        help="image (default): items sharing an image, image content or question stay in one split; "
+        "question: the paper's question-level split, items sharing an image may land in different splits",
     )
     p.add_argument(
         "--skip-invalid", action="store_true", help="write bad items to rejects.jsonl instead of failing"
@@ -138,6 +157,8 @@ def _pathmmu(args: argparse.Namespace) -> int:
             subsets=args.subsets,
             target_style=args.target_style,
             skip_invalid=args.skip_invalid,
+            val=args.val,
+            split_unit=args.split_unit,
         )
     except DataError as exc:
         return _fail(exc)
