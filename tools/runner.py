@@ -174,7 +174,21 @@ def _manifest_path(cfg: dict[str, Any]) -> Path:
 
 
 def _sha256(path: Path, dry_run: bool) -> str | None:
+    """The manifest's sha256, once the data files beside it are the ones it lists (sha256 per file)."""
     if path.is_file():
+        from tools.data.check import check_files
+
+        problems = check_files(path.parent, path)
+        if problems:
+            message = "\n  ".join(
+                [f"the data in {path.parent} is not what its manifest lists:", *problems[:10]]
+                + [f"... and {len(problems) - 10} more"] * (len(problems) > 10)
+            )
+            check = f"pathvlm data check {shlex.quote(str(path.parent))}"
+            message += f"\nconvert the data again, then check it:\n  {check}"
+            if not dry_run:
+                raise RunError(message)
+            print(f"# note: {message}")
         return hashlib.sha256(path.read_bytes()).hexdigest()
     if dry_run:
         print(f"# note: data manifest {path} not found; generate the data before a real run")

@@ -138,7 +138,12 @@ def _check_pathmmu(
 
 
 def check_files(out: Path, manifest: Any) -> list[str]:
-    """The output files differ from those the manifest lists (sha256 per file): one line per difference."""
+    """How the files in ``out`` differ from those its manifest (parsed, or its path) lists, by sha256."""
+    if isinstance(manifest, Path):
+        unreadable: list[str] = []
+        manifest = _load(manifest, unreadable)
+        if manifest is None:
+            return unreadable
     listed = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(listed, dict):
         return [
