@@ -249,26 +249,15 @@ def test_prompt_lengths_match_easyr1s_overlong_filter(
         assert not dataset._filter_overlong_prompts(example)
 
 
-@pytest.mark.slow
-def test_easyr1_launch_reports_dropped_prompts_and_the_resume_step(
-    runs: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_easyr1_launch_finds_the_resume_step(runs: Path, tiny_model: Path) -> None:
     from tools.engines import easyr1
 
-    cfg = to_container(compose("beta", "7b", "h20x4", ["easyr1.data.max_prompt_length=100000"]))
+    cfg = to_container(compose("beta", "7b", "h20x4"))
     easyr1.prepare(cfg, runs / "7b" / "beta", str(tiny_model), "7b-beta")
     assert easyr1.before_launch(cfg) is None
-    assert (
-        "filter_overlong_prompts: 0 of 8 prompts are longer than max_prompt_length=100000"
-        in capsys.readouterr().out
-    )
     tracker = runs / "7b" / "beta" / "checkpoints" / "checkpoint_tracker.json"
     tracker.parent.mkdir(parents=True)
     tracker.write_text(json.dumps({"last_global_step": 7, "best_global_step": None}))
-    cfg["easyr1"]["data"]["max_prompt_length"] = 8
-    with pytest.raises(ValueError, match="every prompt is longer than data.max_prompt_length=8"):
-        easyr1.before_launch(cfg)
-    cfg["easyr1"]["data"]["filter_overlong_prompts"] = False
     assert easyr1.before_launch(cfg) == tracker.parent / "global_step_7"
 
 

@@ -53,3 +53,54 @@ def test_runner_refuses_a_manifest_without_file_hashes(data: Path, capsys) -> No
     assert (
         "no 'files' list (written before file hashes were recorded): convert again" in capsys.readouterr().err
     )
+
+
+def _lengths(data_dir: Path, model: Path) -> list[int]:
+    from transformers import AutoProcessor
+
+    from tools.engines.grpo_data import load_rows, prompt_length
+
+    processor = AutoProcessor.from_pretrained(model)
+    rows = load_rows({"train_files": str(data_dir / "easyr1" / "rl.jsonl"), "max_pixels": 401408})
+    return [prompt_length(processor, row) for row in rows]
+
+
+def test_data_check_counts_prompts_easyr1_would_drop(data: Path, tiny_model: Path, capsys) -> None:
+    lengths = sorted(_lengths(data, tiny_model))
+    limit = lengths[len(lengths) // 2]
+    args = ["data", "check", str(data), "--model", str(tiny_model), "--max-pixels", "401408"]
+    assert main([*args, "--max-prompt-length", str(limit)]) == 0
+    dropped = sum(n > limit for n in lengths)
+    assert 0 < dropped < 8, lengths
+    assert f"filter_overlong_prompts: {dropped} of 8 prompts are longer than max_prompt_length={limit}" in (
+        capsys.readouterr().out
+    )
+    assert main([*args, "--max-prompt-length", "100000"]) == 0
+    assert (
+        f"max_prompt_length=100000 tokens and are dropped (longest: {lengths[-1]})" in capsys.readouterr().out
+    )
+
+
+def test_runner_announces_overlong_prompts_and_tags_wandb(
+    data: Path, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    from tools.runner import RunError, announce_overlong, make_plan
+
+    lengths = sorted(_lengths(data, tiny_model))
+    limit = lengths[0]
+    assert limit < lengths[-1], lengths
+    overrides = [f"base_model={tiny_model}", f"easyr1.data.max_prompt_length={limit}"]
+    plan = make_plan("epsilon", "7b", "h20x4", tmp_path / "runs", overrides)
+    announce_overlong(plan)
+    dropped = sum(n > limit for n in lengths)
+    assert f"filter_overlong_prompts: {dropped} of 8 prompts" in capsys.readouterr().out
+    assert plan.env["WANDB_TAGS"].endswith(f",overlong-prompts-{dropped}")
+    plan = make_plan(
+        "epsilon",
+        "7b",
+        "h20x4",
+        tmp_path / "runs",
+        [f"base_model={tiny_model}", "easyr1.data.max_prompt_length=8"],
+    )
+    with pytest.raises(RunError, match="every prompt is longer than easyr1.data.max_prompt_length=8"):
+        announce_overlong(plan)

@@ -245,6 +245,7 @@ def execute(plan: Plan, force: bool = False) -> None:
     if plan.engine.finished(plan.cfg, stage_dir):
         print(f"{name}: training already finished, exporting", flush=True)
     else:
+        announce_overlong(plan)
         resume = plan.engine.before_launch(plan.cfg)
         print(f"{name}: " + (f"resuming from {resume}" if resume else "training from the start"), flush=True)
         print(f"$ {plan.shell_command()}", flush=True)
@@ -262,6 +263,24 @@ def execute(plan: Plan, force: bool = False) -> None:
     plan.engine.export(plan.cfg, stage_dir)
     (stage_dir / DONE_FILE).write_text(plan.config_hash + "\n", encoding="utf-8")
     print(f"{name} done in {time.monotonic() - start:.0f} s: model in {stage_dir / engines.MODEL_DIR}")
+
+
+def announce_overlong(plan: Plan) -> None:
+    """Before a GRPO stage: print how many RL prompts ``data.filter_overlong_prompts`` drops (counted with the
+    initial model's processor) and tag the W&B run with it (``overlong-prompts-N``)."""
+    from tools.engines.grpo_data import count_overlong, overlong_line
+
+    data = plan.cfg.get("easyr1", {}).get("data")
+    if plan.cfg["engine"] == "llamafactory" or not data or not data.get("filter_overlong_prompts", True):
+        return
+    dropped, total, longest = count_overlong(data, plan.cfg["run"]["init_model"])
+    print(f"{overlong_line(dropped, total, data['max_prompt_length'])} (longest: {longest})", flush=True)
+    if dropped == total:
+        raise RunError(
+            f"every prompt is longer than easyr1.data.max_prompt_length={data['max_prompt_length']} "
+            f"(longest {longest} tokens): raise it or lower easyr1.data.max_pixels"
+        )
+    plan.env["WANDB_TAGS"] += f",overlong-prompts-{dropped}"
 
 
 # ---------------------------------------------------------------------------------------------- CLI

@@ -136,6 +136,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "dir", type=Path, help="output folder of `pathvlm data pathmmu` or `pathvlm data omnimedvqa`"
     )
+    p.add_argument(
+        "--model",
+        help="with a PathMMU output: count, with this model's processor, the RL prompts (image tokens "
+        "included) that EasyR1's data.filter_overlong_prompts would drop",
+    )
+    p.add_argument("--max-prompt-length", type=int, default=1024, help="tokens (default: 1024, the paper's)")
+    p.add_argument(
+        "--max-pixels", type=int, default=401408, help="image pixel budget (default: 401408, the recipes')"
+    )
+    p.add_argument("--min-pixels", type=int, default=3136, help="default: 3136, the recipes'")
     p.set_defaults(func=_check)
 
 
@@ -204,4 +214,14 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{args.dir}: {len(problems)} problem(s)", file=sys.stderr)
         return 1
     print(f"{args.dir}: OK", file=sys.stderr)
+    if args.model:
+        from tools.engines.grpo_data import count_overlong, overlong_line
+
+        rl = args.dir / "easyr1" / "rl.jsonl"
+        if not rl.is_file():
+            return _fail(ValueError(f"--model counts RL prompts: {rl} not found (a PathMMU output has it)"))
+        data = {"train_files": str(rl), "max_prompt_length": args.max_prompt_length}
+        data |= {"max_pixels": args.max_pixels, "min_pixels": args.min_pixels}
+        dropped, total, longest = count_overlong(data, args.model)
+        print(f"{overlong_line(dropped, total, args.max_prompt_length)} (longest: {longest})")
     return 0

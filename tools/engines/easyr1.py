@@ -54,17 +54,9 @@ def finished(cfg: dict[str, Any], stage_dir: Path) -> bool:
 
 
 def before_launch(cfg: dict[str, Any]) -> Path | None:
-    """Count the prompts EasyR1's ``data.filter_overlong_prompts`` will drop without a word; return the
-    ``global_step_N`` EasyR1 resumes from (``trainer.find_last_checkpoint``), if any."""
-    from transformers import AutoProcessor
-
-    from tools.engines.grpo_data import drop_overlong, load_rows
-
+    """The ``global_step_N`` EasyR1 resumes from (``trainer.find_last_checkpoint``), if any. (The runner
+    counts the prompts ``data.filter_overlong_prompts`` will drop before it calls this.)"""
     section = cfg["easyr1"]
-    data, model = section["data"], section["worker"]["actor"]["model"]
-    if data["filter_overlong_prompts"]:
-        processor = AutoProcessor.from_pretrained(model["tokenizer_path"] or model["model_path"])
-        drop_overlong(load_rows(data), processor, data["max_prompt_length"])
     tracker = Path(section["trainer"]["save_checkpoint_path"]) / TRACKER
     if not tracker.is_file():
         return None
