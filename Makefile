@@ -57,6 +57,7 @@ lint: setup ## ruff check and format check
 # ---------------------------------------------------------------- data
 # PathMMU and OmniMedVQA are gated: download them yourself (data/README.md), then point these at them.
 DATA ?= $(or $(PATHVLM_DATA),data/generated)
+PATHMMU_ARGS ?=  # more `pathvlm data pathmmu` options, e.g. "--val 385" or "--split-unit question"
 PATHMMU_ROOT ?=
 OMNIMEDVQA_ROOT ?=
 
@@ -70,7 +71,7 @@ data: ## convert PathMMU + OmniMedVQA: make data PATHMMU_ROOT=DIR OMNIMEDVQA_ROO
 	  exit 2; \
 	fi
 	@$(MAKE) --no-print-directory setup
-	$(PATHVLM) data pathmmu --root "$(PATHMMU_ROOT)" --out "$(DATA)/pathmmu"
+	$(PATHVLM) data pathmmu --root "$(PATHMMU_ROOT)" --out "$(DATA)/pathmmu" $(PATHMMU_ARGS)
 	$(PATHVLM) data omnimedvqa --root "$(OMNIMEDVQA_ROOT)" --out "$(DATA)/omnimedvqa"
 	$(PATHVLM) data check "$(DATA)/pathmmu"
 	$(PATHVLM) data check "$(DATA)/omnimedvqa"

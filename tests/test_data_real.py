@@ -688,3 +688,18 @@ def test_evaluation_reports_the_gold_choice_when_it_reads_like_a_list() -> None:
 
     result = score("<think>t</think><answer>D) Both A) and B)</answer>", "D) Both A) and B)")
     assert result["correct"] and result["letter_correct"] and result["parsed_letter"] == "D"
+
+
+def test_leftovers_of_a_killed_conversion_are_tidied(real_root: Path, tmp_path: Path, capsys) -> None:
+    """SIGKILL leaves the half-written folder, or (between the two renames) only the renamed old output."""
+    out = tmp_path / "out"
+    convert_pathmmu(real_root, out, seed=1, sizes=(20, 15), subsets=ALL_SUBSETS)
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    out.rename(tmp_path / f".out.old-{dead}-0a0a0a0a")
+    (tmp_path / f".out.new-{dead}-0b0b0b0b" / "llamafactory").mkdir(parents=True)
+    (tmp_path / ".out.new-1-0c0c0c0c").mkdir()  # pid 1 is alive: another conversion's, left alone
+    convert_pathmmu(real_root, out, seed=2, sizes=(20, 15), subsets=ALL_SUBSETS)
+    assert f"restored the previous output {out} from .out.old-{dead}-0a0a0a0a" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.new-1-0c0c0c0c", "out"]
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 2
+    assert check_output(out) == []

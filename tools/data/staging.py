@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ def staged_output(out: Path) -> Iterator[Path]:
     (a previous conversion): anything else is refused, never deleted.
     """
     out = absolute(out)
+    _recover(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
         raise DataError(
             f"refusing to replace {out}: it is not an output of `pathvlm data` (no {MANIFEST}); "
@@ -45,6 +47,31 @@ def staged_output(out: Path) -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _recover(out: Path) -> None:
+    """Tidy what a killed conversion left beside ``out``: remove its half-written ``.new-`` folder, and put
+    back the previous output if it was killed between the two renames (``out`` missing, ``.old-`` present)."""
+    for leftover in sorted(out.parent.glob(f".{out.name}.*-*-*")):
+        kind, _, tag = leftover.name[len(out.name) + 2 :].partition("-")
+        pid = tag.split("-", 1)[0]
+        if kind not in ("new", "old") or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if kind == "old" and not out.exists():
+            leftover.rename(out)
+            print(f"restored the previous output {out} from {leftover.name}", file=sys.stderr)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
