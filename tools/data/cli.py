@@ -36,6 +36,16 @@ def _sizes(text: str) -> tuple[int, ...]:
         ) from exc
 
 
+def _grpo_data() -> dict[str, int]:
+    """The GRPO recipes' prompt-length and pixel settings (recipes/stages/_grpo.yaml)."""
+    from omegaconf import OmegaConf
+
+    from tools.recipes import RECIPES_DIR
+
+    data = OmegaConf.load(RECIPES_DIR / "stages" / "_grpo.yaml").easyr1.data
+    return {key: data[key] for key in ("max_prompt_length", "max_pixels", "min_pixels")}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from tools.data import omnimedvqa, pathmmu
 
@@ -141,11 +151,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="with a PathMMU output: count, with this model's processor, the RL prompts (image tokens "
         "included) that EasyR1's data.filter_overlong_prompts would drop",
     )
-    p.add_argument("--max-prompt-length", type=int, default=1024, help="tokens (default: 1024, the paper's)")
-    p.add_argument(
-        "--max-pixels", type=int, default=401408, help="image pixel budget (default: 401408, the recipes')"
-    )
-    p.add_argument("--min-pixels", type=int, default=3136, help="default: 3136, the recipes'")
+    grpo = _grpo_data()
+    for flag in ("max_prompt_length", "max_pixels", "min_pixels"):
+        p.add_argument(
+            f"--{flag.replace('_', '-')}",
+            type=int,
+            default=grpo[flag],
+            help=f"default: {grpo[flag]}, easyr1.data.{flag} of the GRPO recipes",
+        )
     p.set_defaults(func=_check)
 
 
