@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from rewards.easyr1 import process_reward  # noqa: E402
-from rewards.process import get_judge, reset_judges  # noqa: E402
+from rewards.judge import get_judge, reset_judges  # noqa: E402
 
 
 def make_inputs(root: Path, rollouts: int, group: int = 4, salt: str = "") -> list[dict]:
