@@ -9,10 +9,12 @@ kind (``parse``: the judge replied without a usable verdict; ``transport``: no r
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -68,6 +70,15 @@ class Judge:
         except Exception:  # a bug must not stop training: every item falls back
             logger.exception("judge batch failed; every item gets the fallback")
             return [self._fallback(item, "transport") for item in items]
+
+    def close(self) -> None:
+        """Close the HTTP client (its connections) on the judge's loop; never raises."""
+        if self._loop is None or self._loop.pid != os.getpid() or not self._loop.thread.is_alive():
+            return
+        try:
+            self._loop.run(self.client.aclose(), 5.0)
+        except Exception:  # closing is best effort: the process may be exiting
+            logger.debug("judge: closing the client failed", exc_info=True)
 
     def _fallback(self, item: JudgeItem, kind: str) -> JudgeResult:
         value = self.config.fallback(item.correct, kind)
@@ -225,9 +236,15 @@ _LOCK = threading.Lock()
 
 
 def reset_judges() -> None:
-    """Forget the process's judges: the next call builds new ones, reading the caches from disk again."""
+    """Close and forget the process's judges: the next call builds new ones, reading the caches again."""
     with _LOCK:
+        judges = list(_JUDGES.values())
         _JUDGES.clear()
+    for judge in judges:
+        judge.close()
+
+
+atexit.register(reset_judges)
 
 
 def get_judge(settings: dict[str, Any] | JudgeConfig | None) -> Judge:
