@@ -232,6 +232,7 @@ def execute(plan: Plan, force: bool = False) -> None:
         print(f"{name}: training already finished, exporting", flush=True)
     else:
         resume = plan.engine.before_launch(plan.cfg)
+        _print_judge_estimate(plan.cfg)
         print(f"{name}: " + (f"resuming from {resume}" if resume else "training from the start"), flush=True)
         print(f"$ {plan.shell_command()}", flush=True)
         code = engines.run_logged(
@@ -248,6 +249,15 @@ def execute(plan: Plan, force: bool = False) -> None:
     plan.engine.export(plan.cfg, stage_dir)
     (stage_dir / DONE_FILE).write_text(plan.config_hash + "\n", encoding="utf-8")
     print(f"{name} done in {time.monotonic() - start:.0f} s: model in {stage_dir / engines.MODEL_DIR}")
+
+
+def _print_judge_estimate(cfg: dict[str, Any]) -> None:
+    """The `pathvlm judge estimate` line of a stage with a judge (r1), before it starts."""
+    from tools.judge_estimate import estimate
+
+    result = estimate(cfg)
+    if result is not None:
+        print(result.line(), flush=True)
 
 
 # ---------------------------------------------------------------------------------------------- CLI
