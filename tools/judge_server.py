@@ -283,9 +283,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # MODEL, --served-model-name and --tensor-parallel-size as `vllm serve` takes them, so this server can
+    # stand in for it in slurm/judge.sbatch (PATHVLM_JUDGE_SERVE).
+    parser.add_argument("model", nargs="?", default="fake-judge", help="model name listed by /v1/models")
+    parser.add_argument("--served-model-name", dest="model_name", help="the listed name (default: MODEL)")
+    parser.add_argument(
+        "--tensor-parallel-size", type=int, default=1, help="accepted, ignored (as vllm serve's)"
+    )
     parser.add_argument("--port", type=int, required=True, help="TCP port (0: pick a free one and print it)")
     parser.add_argument("--host", default=HOST, help=f"address to bind (default {HOST})")
-    parser.add_argument("--model", default="fake-judge", help="model name listed by /v1/models")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before every reply (default 0)")
     parser.add_argument("--error-rate", type=float, default=0.0, help="fraction answered with HTTP 500")
     parser.add_argument("--malformed-rate", type=float, default=0.0, help="fraction answered without scores")
@@ -308,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
         args.seed,
         args.retry_after,
         args.drip_interval,
-        args.model,
+        args.model_name or args.model,
     )
     try:
         asyncio.run(serve(config, args.host, args.port))
