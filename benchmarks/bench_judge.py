@@ -12,10 +12,10 @@ calls). Usage: ``python benchmarks/bench_judge.py [--error-rate 0.05]``.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import heapq
 import itertools
+import json
+import math
 import os
 import random
 import subprocess

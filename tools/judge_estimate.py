@@ -1,7 +1,8 @@
 """What a stage's judge will cost, before the run: calls, prompt and completion tokens, USD.
 
 Calls: every rollout of every step, ``max_steps x rollout_batch_size x n`` (an upper bound: outputs that fail
-the format check and cache hits are not sent). Prompt tokens per call: the real prompt template
+the format check and cache hits are not sent; EasyR1's one validation pass after training adds up to one
+call per test item). Prompt tokens per call: the real prompt template
 (``prompts/<prompt_version>.md``) rendered with the stage's RL items (or a typical item when the data is not
 there yet) and a model output of ``max_response_length`` tokens, at about 4 characters per token, plus the
 image at the recipe's ``max_pixels``: OpenAI's tile count for GPT-4o-family judges (85 + 170 per 512-px
