@@ -180,3 +180,33 @@ def test_agree_reports_disagreement_and_failures(rollouts: Path, tmp_path: Path)
     with pytest.raises(ValueError, match="expected BASE_URL:MODEL"):
         judge_agree.JudgeSpec.parse("gpt-4o")
     reset_judges()
+
+
+def test_agree_reads_an_eval_items_file_with_its_data(tmp_path: Path) -> None:
+    from tools import judge_agree
+
+    Image.new("RGB", (16, 16), (10, 60, 180)).save(tmp_path / "a.png")
+    options = ["A) Lymphoma", "B) Adenocarcinoma"]
+    data = [{"id": f"q{i}", "subset": "PubMed", "image": "a.png", "question": "What?", "options": options,
+             "answer": "B) Adenocarcinoma"} for i in range(3)]  # fmt: skip
+    outputs = [
+        "<think>The cells; option A excluded.</think><answer>B) Adenocarcinoma</answer>",
+        "<think>Lymphoid.</think><answer>A) Lymphoma</answer>",
+        "B) Adenocarcinoma",  # no tags: skipped
+    ]
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in data))
+    items_file = tmp_path / "items.jsonl"
+    items_file.write_text(
+        "".join(json.dumps({"id": f"q{i}", "output": o}) + "\n" for i, o in enumerate(outputs))
+    )
+    items = judge_agree.load_responses(items_file, tmp_path / "test.jsonl")
+    assert [(item.correct, item.image) for item in items] == [
+        (True, str(tmp_path / "a.png")),
+        (False, str(tmp_path / "a.png")),
+    ]
+    assert items[0].options == tuple(options) and items[0].ground_truth == "B) Adenocarcinoma"
+    with pytest.raises(ValueError, match="needs --data"):
+        judge_agree.load_responses(items_file, None)
+    items_file.write_text(json.dumps({"id": "nope", "output": outputs[0]}) + "\n")
+    with pytest.raises(ValueError, match="id 'nope' is not in"):
+        judge_agree.load_responses(items_file, tmp_path / "test.jsonl")
