@@ -7,6 +7,7 @@ import re
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -170,8 +171,8 @@ def test_agree_reports_disagreement_and_failures(rollouts: Path, tmp_path: Path)
         )
         with pytest.raises(ValueError, match="only 0 responses judged by both"):
             judge_agree.run_agreement(spec_a, spec_b, items, 200, {"cache_dir": None, "max_retries": 0})
-    a = judge_agree.np.array([[1.0, 1.0, 1.0], [0.6, 1.0, 0.8], [0.2, 0.6, 0.4], [0.0, 0.2, 0.1]])
-    b = judge_agree.np.array([[0.6, 1.0, 0.8], [1.0, 1.0, 1.0], [0.2, 0.2, 0.2], [0.2, 0.2, 0.2]])
+    a = np.array([[1.0, 1.0, 1.0], [0.6, 1.0, 0.8], [0.2, 0.6, 0.4], [0.0, 0.2, 0.1]])
+    b = np.array([[0.6, 1.0, 0.8], [1.0, 1.0, 1.0], [0.2, 0.2, 0.2], [0.2, 0.2, 0.2]])
     stats = judge_agree.agreement(a, b, resamples=200)
     assert stats["integrity_mad"]["value"] == pytest.approx((0.4 + 0.4 + 0 + 0.2) / 4)
     assert stats["process_ge_0.5_agreement"]["value"] == 1.0

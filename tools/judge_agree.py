@@ -17,9 +17,10 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 JUDGE_SPEC = re.compile(r"^(https?://[^/\s]+(?:/[^:\s]*)?):(\S+)$")
 DIMENSIONS = ("integrity", "knowledge", "process")
@@ -99,6 +100,7 @@ def load_responses(responses: Path, data: Path | None) -> list[Any]:
 
 
 def _stats(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    import numpy as np
     from scipy import stats
 
     with np.errstate(all="ignore"):
@@ -112,6 +114,8 @@ def _stats(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 
 def agreement(a: np.ndarray, b: np.ndarray, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Statistics of two judges' (n, 3) score arrays (integrity, knowledge, process) with bootstrap CIs."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     n = len(a)
 
@@ -142,6 +146,8 @@ def run_agreement(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Judge ``n`` of ``items`` (a seeded sample) with both judges; the report as a dict."""
+    import numpy as np
+
     from rewards.judge import get_judge
 
     chosen = items if len(items) <= n else random.Random(seed).sample(items, n)
