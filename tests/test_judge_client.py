@@ -18,7 +18,15 @@ import pytest
 from PIL import Image
 
 from rewards.easyr1 import process_reward
-from rewards.judge import JudgeConfig, JudgeItem, JudgePrompt, PriorityLimiter, get_judge, reset_judges
+from rewards.judge import (
+    JudgeConfig,
+    JudgeItem,
+    JudgePrompt,
+    JudgeResult,
+    PriorityLimiter,
+    get_judge,
+    reset_judges,
+)
 from tools.judge_server import FakeJudgeConfig, JudgeServer, fake_scores
 
 GOOD_THINK = "The image shows glandular cells; option A is excluded because it is typical of lymphoma."
@@ -423,3 +431,32 @@ def test_credentials_in_the_base_url_are_refused(url: str) -> None:
     with pytest.raises(ValueError, match="carries a credential") as info:
         JudgeConfig.from_dict({"base_url": url})
     assert "sk-secret" not in str(info.value)
+
+
+def test_any_transport_plugs_in(image: Path) -> None:
+    """The transport interface: a backend that is not OpenAI's is one class with complete/aclose."""
+    from rewards.judge import ChatReply, ChatRequest, Judge, TransportError
+
+    class Scripted:
+        def __init__(self) -> None:
+            self.requests: list[ChatRequest] = []
+
+        async def complete(self, request: ChatRequest, timeout: float) -> ChatReply:
+            self.requests.append(request)
+            if len(self.requests) == 1:
+                raise TransportError("http_503", retryable=True, retry_after=0.0)
+            return ChatReply('{"integrity_score": 0.6, "knowledge_score": 0.2}', 100, 10)
+
+        async def aclose(self) -> None:
+            pass
+
+    transport = Scripted()
+    config = JudgeConfig.from_dict({"model": "scripted", "cache_dir": None, "backoff_s": 0.01})
+    judge = Judge(config, transport=transport)
+    item = JudgeItem(f"<think>{GOOD_THINK}</think><answer>C) x</answer>", "Q?", "C) x", str(image), True)
+    assert judge.judge([item]) == [JudgeResult(0.6, 0.2)]
+    assert (judge.last.calls, judge.last.retries, judge.last.prompt_tokens) == (2, 1, 100)
+    request = transport.requests[-1]
+    assert request.model == "scripted" and request.images[0].startswith("data:image/png;base64,")
+    assert "BEGIN UNTRUSTED MODEL OUTPUT" in request.user and request.system == judge.prompt.system
+    judge.close()
