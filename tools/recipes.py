@@ -245,7 +245,10 @@ def _check_top_level(container: dict[str, Any]) -> list[str]:
 
 
 def find_secrets(node: Any, path: str = "") -> list[str]:
-    """Dotted paths of values that look like credentials (key-like strings, set ``*api_key``/``*token``)."""
+    """Dotted paths of values that look like credentials (key-like strings, URLs carrying credentials, set
+    ``*api_key``/``*token``)."""
+    from rewards.judge.config import credentials_in_url
+
     found = []
     if isinstance(node, dict):
         for key, value in node.items():
@@ -259,8 +262,10 @@ def find_secrets(node: Any, path: str = "") -> list[str]:
     elif isinstance(node, list):
         for i, value in enumerate(node):
             found += find_secrets(value, f"{path}[{i}]")
-    elif isinstance(node, str) and _SECRET_VALUE.match(node) and "/" not in node:
-        found.append(path)
+    elif isinstance(node, str) and (
+        (_SECRET_VALUE.match(node) and "/" not in node) or credentials_in_url(node)
+    ):
+        found.append(path)  # a key-like string, or a URL with user:password@ or a key in its query
     return found
 
 
@@ -411,7 +416,7 @@ def _check_easyr1(section: dict[str, Any]) -> list[str]:
 
 def _check_reward(spec: str | None, kwargs: dict[str, Any]) -> list[str]:
     """``FILE:FUNCTION`` must exist (FILE relative to the repository root, where EasyR1 is launched) and
-    accept ``reward_function_kwargs``; a ``judge`` entry must satisfy ``rewards.process.JudgeConfig``.
+    accept ``reward_function_kwargs``; a ``judge`` entry must satisfy ``rewards.judge.JudgeConfig``.
     EasyR1 itself would only fail on these after loading the model."""
     where = "worker.reward.reward_function"
     if not spec:
@@ -433,7 +438,7 @@ def _check_reward(spec: str | None, kwargs: dict[str, Any]) -> list[str]:
             if key not in params
         ]
     if "judge" in kwargs:
-        from rewards.process import JudgeConfig
+        from rewards.judge import JudgeConfig
 
         try:
             JudgeConfig.from_dict(kwargs["judge"])

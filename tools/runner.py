@@ -247,6 +247,7 @@ def execute(plan: Plan, force: bool = False) -> None:
     else:
         announce_overlong(plan)
         resume = plan.engine.before_launch(plan.cfg)
+        _print_judge_estimate(plan.cfg)
         print(f"{name}: " + (f"resuming from {resume}" if resume else "training from the start"), flush=True)
         print(f"$ {plan.shell_command()}", flush=True)
         code = engines.run_logged(
@@ -281,6 +282,15 @@ def announce_overlong(plan: Plan) -> None:
             f"(longest {longest} tokens): raise it or lower easyr1.data.max_pixels"
         )
     plan.env["WANDB_TAGS"] += f",overlong-prompts-{dropped}"
+
+
+def _print_judge_estimate(cfg: dict[str, Any]) -> None:
+    """The `pathvlm judge estimate` line of a stage with a judge (r1), before it starts."""
+    from tools.judge_estimate import estimate
+
+    result = estimate(cfg)
+    if result is not None:
+        print(result.line(), flush=True)
 
 
 # ---------------------------------------------------------------------------------------------- CLI
