@@ -105,12 +105,7 @@ class FakeJudge:
         self.authorizations: Counter = Counter()  # Authorization header values seen (tests check keys)
         self._fault_counts: Counter = Counter()
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024**2)
-        app.router.add_route("*", "/{path:.*}", self.handle)
-        return app
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path.rstrip("/")
         if request.method == "GET" and path.endswith("/stats"):
             return web.json_response(dict(self.stats))
@@ -169,7 +164,7 @@ class FakeJudge:
             },
         }
 
-    async def _drip(self, request: web.Request, body: bytes) -> web.StreamResponse:
+    async def _drip(self, request: web.BaseRequest, body: bytes) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.content_length = len(body)
         await response.prepare(request)
@@ -216,9 +211,11 @@ def _model_output(request: dict[str, Any]) -> str:
     return match.group(2) if match else text
 
 
-async def start_site(judge: FakeJudge, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def start_site(judge: FakeJudge, host: str, port: int) -> tuple[web.ServerRunner, int]:
     """Start serving ``judge`` on host:port (0: a free port); returns the runner and the bound port."""
-    runner = web.AppRunner(judge.app(), access_log=None, shutdown_timeout=0.5)
+    # aiohttp's low-level server: one handler for every path, no router or middlewares (a third less CPU).
+    server = web.Server(judge.handle, access_log=None, client_max_size=64 * 1024**2)
+    runner = web.ServerRunner(server, shutdown_timeout=0.5)
     await runner.setup()
     await web.TCPSite(runner, host, port, backlog=1024).start()
     return runner, runner.addresses[0][1]
@@ -232,7 +229,7 @@ class JudgeServer:
         self.port = port
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-judge", daemon=True)
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
 
     @property
     def url(self) -> str:
