@@ -158,6 +158,11 @@ def test_one_node_runs_runner_directly_and_fails_clearly(tmp_path: Path) -> None
     runs = [c.split(" --size")[0] for c in calls if c.startswith("pathvlm ")]
     assert runs == ["pathvlm run beta", "pathvlm run r1"]
     assert not any(c.startswith(("srun", "ray")) for c in calls)
+    assert all(
+        c.endswith("--set easyr1.trainer.nnodes=1 --set easyr1.trainer.n_gpus_per_node=4")
+        for c in calls
+        if c.startswith("pathvlm ")
+    )
 
     (Path(env["VENV"]) / "bin" / "pathvlm").write_text("#!/bin/bash\necho 'error: no data' >&2\nexit 2\n")
     result = subprocess.run(["bash", str(SLURM / "grpo.sbatch")], env=env, capture_output=True, text=True)
@@ -185,3 +190,23 @@ def test_eval_resolves_stage_names_and_data(tmp_path: Path) -> None:
         calls[-2]
         == f"pathvlm eval-all --data-root {data} --size 3b --runs {tmp_path / 'runs'} --backend vllm"
     )
+
+
+@pytest.mark.parametrize(("profile", "gpus", "expected"), [
+    ("h20x4", "2", " --set easyr1.trainer.nnodes=1 --set easyr1.trainer.n_gpus_per_node=2"),
+    ("cpu", "2", ""),  # one TRL process whatever the allocation
+])  # fmt: skip
+def test_grpo_validates_for_the_gpus_the_job_has(
+    tmp_path: Path, profile: str, gpus: str, expected: str
+) -> None:
+    """`sbatch --gres=gpu:2 slurm/grpo.sbatch`: EasyR1's world size (and its batch rules) follow the job."""
+    env = _stub_env(
+        tmp_path,
+        SLURM_JOB_NUM_NODES="1",
+        SLURM_JOB_NODELIST="node1",
+        SLURM_GPUS_ON_NODE=gpus,
+        PROFILE=profile,
+    )
+    _, calls = _run("grpo.sbatch", env, "beta")
+    runs = [c for c in calls if c.startswith("pathvlm ")]
+    assert runs == [f"pathvlm run beta --size 3b --profile {profile} --runs {tmp_path / 'runs'}{expected}"]
