@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES = [
     "tools.report",
     "tools.data.cli",
     "tools.judge_server",
+    "tools.models",
     "tools.recipes",
     "tools.runner",
     "tools.smoke",

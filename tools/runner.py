@@ -125,6 +125,10 @@ def _initial_model(cfg: dict[str, Any], runs_root: Path, dry_run: bool) -> tuple
         base = cfg["base_model"]
         if profile == "cpu":
             _ensure_tiny_model(Path(base), dry_run)
+        elif not dry_run and not Path(base).exists():
+            from tools.models import require_cached
+
+            require_cached(base, size)  # compute nodes are offline: name `make models`
         return (str(Path(base).resolve()) if Path(base).exists() else base), None
     parent_dir = runs_root / size / parent
     done = parent_dir / DONE_FILE
