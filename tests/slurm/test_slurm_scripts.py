@@ -188,7 +188,8 @@ def test_eval_resolves_stage_names_and_data(tmp_path: Path) -> None:
     _, calls = _run("eval.sbatch", {**env, "PROFILE": "h20x4", "STUB_LOG": str(tmp_path / "all.log")})
     assert (
         calls[-2]
-        == f"pathvlm eval-all --data-root {data} --size 3b --runs {tmp_path / 'runs'} --backend vllm"
+        == f"pathvlm eval-all --data-root {data} --size 3b --runs {tmp_path / 'runs'} --backend vllm "
+        "--tensor-parallel-size 4"  # the job's GPUs
     )
 
 
