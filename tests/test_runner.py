@@ -37,8 +37,8 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ("stage", "command"),
     [
         ("alpha", "-m tools.engines.sft_train {runs}/7b/alpha/llamafactory.yaml"),
-        ("beta", "-m verl.trainer.main config={runs}/7b/beta/easyr1.yaml"),
-        ("r1", "-m verl.trainer.main config={runs}/7b/r1/easyr1.yaml"),
+        ("beta", "-m tools.engines.easyr1_main config={runs}/7b/beta/easyr1.yaml"),
+        ("r1", "-m tools.engines.easyr1_main config={runs}/7b/r1/easyr1.yaml"),
         ("delta", "-m tools.engines.sft_train {runs}/7b/delta/llamafactory.yaml"),
     ],
 )

@@ -116,11 +116,16 @@ def test_grpo_two_nodes_starts_ray_and_sets_nnodes(tmp_path: Path) -> None:
     out, calls = _run("grpo.sbatch", _stub_env(tmp_path, RAY_HEAD_IP="10.0.0.1"), "beta")
     port = 6379 + 42
     head = f"ray start --head --node-ip-address=10.0.0.1 --port={port} --num-cpus=8 --num-gpus=4 "
-    assert any(c.startswith(head) for c in calls), calls
+    own = (  # this job's temp dir and ports: other jobs' Ray clusters on the node stay apart
+        "--temp-dir=/tmp/ray-42 --dashboard-agent-listen-port=52407 --dashboard-agent-grpc-port=53407 "
+        "--metrics-export-port=54407"
+    )
+    head += f"--include-dashboard=false --ray-client-server-port=10043 {own} --disable-usage-stats"
+    assert head in calls, calls
     worker = next(c for c in calls if c.startswith("srun "))
     assert "--overlap --nodes=1 --ntasks=1 --ntasks-per-node=1 --exclude=node1" in worker
     worker_ray = (
-        f"ray start --address=10.0.0.1:{port} --num-cpus=8 --num-gpus=4 --disable-usage-stats --block"
+        f"ray start --address=10.0.0.1:{port} --num-cpus=8 --num-gpus=4 {own} --disable-usage-stats --block"
     )
     assert worker_ray in calls
     run = next(c for c in calls if c.startswith("pathvlm "))

@@ -1,4 +1,5 @@
-"""GRPO with EasyR1 (GPU): ``python -m verl.trainer.main config=<stage_dir>/easyr1.yaml``.
+"""GRPO with EasyR1 (GPU): ``python -m tools.engines.easyr1_main config=<stage_dir>/easyr1.yaml``, that is
+``python -m verl.trainer.main`` with the run's W&B identity in Ray's runtime_env (``easyr1_main``).
 
 Checkpoints go to ``<stage_dir>/checkpoints/global_step_N/actor``; with ``trainer.find_last_checkpoint`` an
 interrupted run resumes from the last one. The export merges the last actor checkpoint into a Hugging Face
@@ -67,7 +68,7 @@ def engine_config(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def command(stage_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "verl.trainer.main", f"config={stage_dir / CONFIG_NAME}"]
+    return [sys.executable, "-m", "tools.engines.easyr1_main", f"config={stage_dir / CONFIG_NAME}"]
 
 
 def finished(cfg: dict[str, Any], stage_dir: Path) -> bool:
