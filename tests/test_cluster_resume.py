@@ -237,3 +237,33 @@ def test_node_rank_1_runs_the_engine_only_after_rank_0_prepared(
     runner.execute(plan)  # and rank 1 does not launch
     assert (tmp_path / "engine-ran").read_text() == "1 0 "
     assert engine.calls == ["before_launch", "export"]
+
+
+# -- shared-node hygiene ----------------------------------------------------------------------------------
+
+
+def test_engine_files_hold_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relative data, cache, reward and DeepSpeed paths become absolute in llamafactory.yaml / easyr1.yaml
+    (ranks and Ray workers need not share the runner's directory); config.yaml keeps the recipe's values."""
+    from tools.engines import easyr1 as grpo
+    from tools.engines import llamafactory
+    from tools.recipes import REPO_ROOT
+
+    monkeypatch.delenv("PATHVLM_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    sft = to_container(compose("alpha", "7b", "h20x4"))
+    args = llamafactory.engine_config(sft)
+    assert args["dataset_dir"] == str(tmp_path / "data/generated/pathmmu/llamafactory")
+    assert args["deepspeed"] == str(REPO_ROOT / "recipes/deepspeed/zero3.json")
+    assert sft["llamafactory"]["deepspeed"] == "recipes/deepspeed/zero3.json"
+    section = grpo.engine_config(to_container(compose("r1", "7b", "h20x4")))
+    assert section["data"]["train_files"] == str(tmp_path / "data/generated/pathmmu/easyr1/rl.jsonl")
+    reward = section["worker"]["reward"]
+    assert reward["reward_function"] == f"{REPO_ROOT / 'rewards/easyr1.py'}:process_reward"
+    assert reward["reward_function_kwargs"]["judge"]["cache_dir"] == str(tmp_path / ".cache/judge")
+
+
+def test_collectives_time_out_within_hours() -> None:
+    """A hung NCCL collective must fail the job, not hold its GPUs until the 2-day limit."""
+    timeout = to_container(compose("alpha", "7b", "h20x4"))["llamafactory"]["ddp_timeout"]
+    assert 600 <= timeout <= 4 * 3600

@@ -64,7 +64,9 @@ def prepare(cfg: dict[str, Any], stage_dir: Path, init_model: str, run_name: str
 
 
 def engine_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    return cfg["easyr1"]
+    from tools.engines.paths import easyr1_file
+
+    return easyr1_file(cfg["easyr1"])
 
 
 def command(stage_dir: Path) -> list[str]:

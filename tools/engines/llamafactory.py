@@ -41,7 +41,9 @@ def prepare(cfg: dict[str, Any], stage_dir: Path, init_model: str, run_name: str
 
 
 def engine_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    return cfg["llamafactory"]
+    from tools.engines.paths import llamafactory_file
+
+    return llamafactory_file(cfg["llamafactory"])
 
 
 def command(stage_dir: Path) -> list[str]:
