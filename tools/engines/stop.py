@@ -4,7 +4,10 @@ The runner asks a running engine to stop in one of two ways (see each engine's `
 
 - it writes the stop file named by ``$PATHVLM_STOP_FILE`` (LLaMA-Factory: under torchrun the ranks are
   grandchildren of the runner, so a file reaches them where a signal would not);
-- it forwards the signal itself (TRL, one process).
+- it forwards the signal itself (SIGTERM: preemption).
+
+A signal that reaches an engine before its handler exists (while the model loads) kills it; the stop file
+waits until the first step ends.
 
 ``StopAndSave`` is a ``transformers.TrainerCallback``: at the end of every optimizer step global rank 0
 looks for the stop file (or notes a signal it caught), the decision is shared with an all-reduce (maximum,

@@ -43,6 +43,7 @@ from typing import Any
 import yaml
 
 from tools.engines import (
+    STOP_FILE,
     StopHandler,
     checkpoint_step,
     export_trainer_output,
@@ -50,6 +51,7 @@ from tools.engines import (
     last_checkpoint,
     params_line,
     prepare_trainer_resume,
+    request_stop_file,
     trainer_finished,
 )
 from tools.engines import easyr1 as _easyr1
@@ -57,7 +59,9 @@ from tools.engines.grpo_data import drop_overlong, load_rows
 
 CONFIG_NAME = "config.yaml"  # reads the whole resolved stage config
 LAUNCH_ENV: tuple[str, ...] = ()
-STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)  # SLURM: time limit near / preempted: checkpoint, then stop
+# SLURM's warning (USR1) reaches the engine as the runner's stop file: a signal that arrived while the model
+# loads, before the handler exists, would kill it. TERM (preempted) is caught: checkpoint, then stop.
+STOP_SIGNALS = (signal.SIGTERM,)
 LOSS_TYPES = {"token": "dapo", "seq": "grpo"}
 
 
@@ -78,7 +82,7 @@ def finished(cfg: dict[str, Any], stage_dir: Path) -> bool:
 
 
 def stop_handlers(cfg: dict[str, Any], stage_dir: Path) -> dict[int, StopHandler]:
-    return dict.fromkeys(STOP_SIGNALS, forward_signal)  # one process: it catches them itself
+    return {signal.SIGUSR1: request_stop_file(stage_dir / STOP_FILE), signal.SIGTERM: forward_signal}
 
 
 def before_launch(cfg: dict[str, Any]) -> Path | None:
