@@ -23,7 +23,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help setup setup-gpu test lint
+.PHONY: help setup setup-gpu models test lint
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,13 +37,26 @@ $(VENV)/.installed: pyproject.toml $(EASYR1_TARBALL)
 	$(PIP) install --quiet --disable-pip-version-check --no-deps --force-reinstall $(EASYR1_TARBALL)
 	touch $@
 
+# Order matters: flash-attn's setup.py imports wheel, packaging and torch at the top, and --no-build-isolation
+# builds it in this venv, so those come first (gpu-prereq, then gpu with torch). Its setup fetches the prebuilt
+# wheel for torch 2.8 / CUDA 12 / cp311 from its GitHub release when it can; without that access download
+# flash_attn-2.8.3+cu12torch2.8cxx11abiTRUE-cp311-cp311-linux_x86_64.whl from
+# https://github.com/Dao-AILab/flash-attention/releases/tag/v2.8.3 and pass FLASH_ATTN_WHEEL=<that file>.
+FLASH_ATTN_WHEEL ?=
 setup-gpu: ## create the gpu environment in .venv-gpu on a cluster node (CUDA, vLLM, flash-attn, EasyR1 at b44b311)
+	$(PYTHON) tools/gpu_host_check.py
 	test -x $(GPU_VENV)/bin/python || $(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/pip install -e '.[gpu-prereq]'
 	$(GPU_VENV)/bin/pip install -e '.[gpu]'
-	$(GPU_VENV)/bin/pip install --no-build-isolation -e '.[gpu-build]'
+	$(GPU_VENV)/bin/pip install --no-build-isolation $(if $(FLASH_ATTN_WHEEL),'$(FLASH_ATTN_WHEEL)',-e '.[gpu-build]')
 	test -d $(EASYR1_HOME)/.git || git clone $(EASYR1_REPO) $(EASYR1_HOME)
 	git -C $(EASYR1_HOME) checkout --quiet $(EASYR1_COMMIT)
 	$(GPU_VENV)/bin/pip install --no-deps -e $(EASYR1_HOME)
+
+# Login node (compute nodes run offline): the size's base model, and r1's judge model when it is self-hosted
+# (PATHVLM_JUDGE_BASE_URL / PATHVLM_JUDGE_MODEL), into $$HF_HOME; point HF_HOME at a folder every node sees.
+models: ## login node: download SIZE's base model (+ a self-hosted judge) into $$HF_HOME: make models SIZE=7b
+	HF_HUB_OFFLINE=0 $(or $(wildcard $(GPU_VENV)/bin/pathvlm),$(PATHVLM)) models --size $(SIZE)
 
 # ---------------------------------------------------------------- quality
 test: setup ## set up, then run every test (slow and SLURM tests included; PYTEST_ARGS="-m 'not slow'" for the fast ones)

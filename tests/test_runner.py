@@ -36,10 +36,10 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize(
     ("stage", "command"),
     [
-        ("alpha", "llamafactory-cli train {runs}/7b/alpha/llamafactory.yaml"),
-        ("beta", "-m verl.trainer.main config={runs}/7b/beta/easyr1.yaml"),
-        ("r1", "-m verl.trainer.main config={runs}/7b/r1/easyr1.yaml"),
-        ("delta", "llamafactory-cli train {runs}/7b/delta/llamafactory.yaml"),
+        ("alpha", "-m tools.engines.sft_train {runs}/7b/alpha/llamafactory.yaml"),
+        ("beta", "-m tools.engines.easyr1_main config={runs}/7b/beta/easyr1.yaml"),
+        ("r1", "-m tools.engines.easyr1_main config={runs}/7b/r1/easyr1.yaml"),
+        ("delta", "-m tools.engines.sft_train {runs}/7b/delta/llamafactory.yaml"),
     ],
 )
 def test_dry_run_h20x4_prints_config_and_engine_command(
@@ -256,7 +256,8 @@ def test_easyr1_launch_finds_the_resume_step(runs: Path, tiny_model: Path) -> No
     easyr1.prepare(cfg, runs / "7b" / "beta", str(tiny_model), "7b-beta")
     assert easyr1.before_launch(cfg) is None
     tracker = runs / "7b" / "beta" / "checkpoints" / "checkpoint_tracker.json"
-    tracker.parent.mkdir(parents=True)
+    (tracker.parent / "global_step_7" / "actor").mkdir(parents=True)
+    (tracker.parent / "global_step_7" / "dataloader.pt").write_bytes(b"state")  # EasyR1 writes it last
     tracker.write_text(json.dumps({"last_global_step": 7, "best_global_step": None}))
     assert easyr1.before_launch(cfg) == tracker.parent / "global_step_7"
 

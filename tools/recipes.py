@@ -485,9 +485,22 @@ def _easyr1_rules(config: Any) -> list[str]:
             f"{batch} = {responses} is not divisible by worker.actor."
             f"micro_batch_size_per_device_for_experience {actor.micro_batch_size_per_device_for_experience}"
         )
-    if responses % world:
-        problems.append(f"{batch} = {responses} is not divisible by the {world} GPUs (trainer.*)")
-    per_device = actor.global_batch_size * rollout.n // max(world // actor.ulysses_size, 1)
+    gpus = f"the {world} GPUs (trainer.nnodes {trainer.nnodes} x n_gpus_per_node {trainer.n_gpus_per_node})"
+    for key, prompts in (
+        ("data.rollout_batch_size", data.rollout_batch_size),
+        ("data.mini_rollout_batch_size", data.mini_rollout_batch_size),
+    ):  # each generation batch of prompts is split evenly across all GPUs (DataProto.chunk)
+        if prompts is not None and prompts % world:
+            problems.append(f"{key} {prompts} is not divisible by {gpus}: EasyR1 splits prompts evenly")
+    if world % actor.ulysses_size:
+        problems.append(f"worker.actor.ulysses_size {actor.ulysses_size} does not divide {gpus}")
+    dp_size = max(world // actor.ulysses_size, 1)
+    per_device = actor.global_batch_size * rollout.n // dp_size
+    if per_device and (actor.global_batch_size * rollout.n) % dp_size:
+        problems.append(
+            f"worker.actor.global_batch_size*n = {actor.global_batch_size * rollout.n} is not divisible by "
+            f"{dp_size} data-parallel GPUs: EasyR1 rounds the per-GPU update batch down to {per_device}"
+        )
     if per_device == 0:
         problems.append(f"worker.actor.global_batch_size*n < {world} GPUs: nothing to train on some GPUs")
     elif per_device % actor.micro_batch_size_per_device_for_update:

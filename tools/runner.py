@@ -9,8 +9,10 @@ Face model to ``runs/<size>/<stage>/model`` → write ``DONE`` holding the confi
 
 A finished stage with the same config hash is skipped; a changed config is refused unless ``--force``
 (which deletes the stage directory and trains again); an interrupted stage resumes from its last checkpoint;
-a missing parent stops with the command that makes it. ``--dry-run`` prints the resolved config and the
-engine command and changes nothing.
+a missing parent stops with the command that makes it. On SLURM's warning before the time limit (SIGUSR1)
+the engine checkpoints and stops (``stop_handlers`` of each engine). In a multi-node launch (``NNODES`` > 1)
+only node rank 0 prepares, exports and writes DONE (``tools.node_rank``). ``--dry-run`` prints the
+resolved config and the engine command and changes nothing.
 
 W&B: project ``pathvlm-r1``, group = the recipe's ``experiment``, job type = stage, run name
 ``<size>-<stage>`` (``tools.wandb_naming``); tags carry the manifest and config hashes. In the cpu profile
@@ -25,7 +27,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -113,6 +114,7 @@ def make_plan(
     )
     if profile == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = CPU_THREADS
+    env[engines.STOP_FILE_ENV] = str(stage_dir / engines.STOP_FILE)
     return Plan(stage, size, profile, runs_root, stage_dir, cfg, config_hash, engine, env, list(overrides))
 
 
@@ -123,6 +125,10 @@ def _initial_model(cfg: dict[str, Any], runs_root: Path, dry_run: bool) -> tuple
         base = cfg["base_model"]
         if profile == "cpu":
             _ensure_tiny_model(Path(base), dry_run)
+        elif not dry_run and not Path(base).exists():
+            from tools.models import require_cached
+
+            require_cached(base, size)  # compute nodes are offline: name `make models`
         return (str(Path(base).resolve()) if Path(base).exists() else base), None
     parent_dir = runs_root / size / parent
     done = parent_dir / DONE_FILE
@@ -214,14 +220,19 @@ def execute(plan: Plan, force: bool = False) -> None:
     """Train, export and mark the stage done (or skip it, or resume it); raises RunError when it cannot."""
     from omegaconf import OmegaConf
 
-    from tools import engines
+    from tools import engines, node_rank
     from tools.recipes import resolved_yaml
 
     stage_dir, name = plan.stage_dir, f"{plan.size}/{plan.stage}"
+    if node_rank.node_rank() > 0:
+        _follow_node_rank0(plan)
+        return
+    node_rank.clear(stage_dir)
     old = recorded_hash(stage_dir)
     done = (stage_dir / DONE_FILE).is_file()
     if old == plan.config_hash and done and not force:
         print(f"{name} is already done with config {plan.config_hash[:12]} ({stage_dir}): skipping")
+        node_rank.announce(stage_dir, plan.config_hash, launch=False)
         return
     if old is not None and old != plan.config_hash and not force:
         state = "finished" if done else "interrupted"
@@ -244,23 +255,15 @@ def execute(plan: Plan, force: bool = False) -> None:
     start = time.monotonic()
     if plan.engine.finished(plan.cfg, stage_dir):
         print(f"{name}: training already finished, exporting", flush=True)
+        node_rank.announce(stage_dir, plan.config_hash, launch=False)
     else:
         announce_overlong(plan)
         resume = plan.engine.before_launch(plan.cfg)
         _print_judge_estimate(plan.cfg)
+        (stage_dir / engines.STOP_FILE).unlink(missing_ok=True)  # a stop request of an earlier attempt
+        node_rank.announce(stage_dir, plan.config_hash, launch=True)
         print(f"{name}: " + (f"resuming from {resume}" if resume else "training from the start"), flush=True)
-        print(f"$ {plan.shell_command()}", flush=True)
-        code = engines.run_logged(
-            plan.command,
-            child_environ({**os.environ, **plan.env}),
-            stage_dir / engines.TRAIN_LOG,
-            forward=getattr(plan.engine, "STOP_SIGNALS", (signal.SIGTERM,)),  # what the engine handles
-        )
-        if code != 0:
-            raise RunError(
-                f"{name}: the engine exited with code {code} (log: {stage_dir / engines.TRAIN_LOG}). "
-                "Running the same command again resumes from the last checkpoint."
-            )
+        _launch(plan, engines.TRAIN_LOG)
     plan.engine.export(plan.cfg, stage_dir)
     (stage_dir / DONE_FILE).write_text(plan.config_hash + "\n", encoding="utf-8")
     print(f"{name} done in {time.monotonic() - start:.0f} s: model in {stage_dir / engines.MODEL_DIR}")
@@ -291,6 +294,39 @@ def _print_judge_estimate(cfg: dict[str, Any]) -> None:
     result = estimate(cfg)
     if result is not None:
         print(result.line(), flush=True)
+
+
+def _launch(plan: Plan, log_name: str) -> None:
+    """Run the engine; its stop handlers turn SLURM's signals into a checkpoint (tools.engines)."""
+    from tools import engines
+
+    print(f"$ {plan.shell_command()}", flush=True)
+    code = engines.run_logged(
+        plan.command,
+        child_environ({**os.environ, **plan.env}),
+        plan.stage_dir / log_name,
+        on_signal=plan.engine.stop_handlers(plan.cfg, plan.stage_dir),
+    )
+    if code != 0:
+        log = plan.stage_dir / log_name
+        raise RunError(
+            f"{plan.size}/{plan.stage}: the engine exited with code {code} (log: {log}). "
+            "Running the same command again resumes from the last checkpoint."
+        )
+
+
+def _follow_node_rank0(plan: Plan) -> None:
+    """A node other than rank 0 of a multi-node launch: run the engine once node 0 has prepared the stage;
+    write nothing else (node 0 cleans, exports and marks the stage done)."""
+    from tools import node_rank
+
+    rank, name = node_rank.node_rank(), f"{plan.size}/{plan.stage}"
+    print(f"{name}: node rank {rank}: waiting for node rank 0 to prepare {plan.stage_dir}", flush=True)
+    if not node_rank.wait_for_rank0(plan.stage_dir, plan.config_hash):
+        print(f"{name}: node rank {rank}: nothing to train (node rank 0 skips or exports)", flush=True)
+        return
+    _launch(plan, f"train.node{rank}.log")
+    print(f"{name}: node rank {rank}: engine finished; node rank 0 exports the model", flush=True)
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -331,7 +367,12 @@ def main(args: argparse.Namespace) -> int:
             print(plan.shell_command())
             return 0
         execute(plan, force=args.force)
-    except (RecipeError, RunError, FileNotFoundError) as exc:  # each names the file and what to do
+    except (
+        RecipeError,
+        RunError,
+        FileNotFoundError,
+        TimeoutError,
+    ) as exc:  # each names the file and what to do
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,4 +1,9 @@
-"""SFT with LLaMA-Factory 0.9.5: ``llamafactory-cli train <stage_dir>/llamafactory.yaml``.
+"""SFT with LLaMA-Factory 0.9.5: ``python -m tools.engines.sft_train <stage_dir>/llamafactory.yaml``.
+
+That is ``llamafactory-cli train`` with one trainer callback of ours: on SLURM's warning before the time limit
+(SIGUSR1 to the runner) the runner writes the stop file, and every rank saves ``checkpoint-N`` of the step it
+reached and exits (``tools.engines.stop``). SIGTERM (preemption, scancel) stops it at once: the next run
+resumes from the last periodic checkpoint (``save_steps``).
 
 Multi-node runs pass ``FORCE_TORCHRUN``, ``NNODES``, ``NODE_RANK``, ``NPROC_PER_NODE``, ``MASTER_ADDR`` and
 ``MASTER_PORT`` through the environment (LLaMA-Factory's launcher reads them). An interrupted run resumes by
@@ -7,12 +12,21 @@ itself: LLaMA-Factory continues from the last ``checkpoint-N`` in ``output_dir``
 
 from __future__ import annotations
 
-import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from tools.engines import CHECKPOINT_DIR, export_trainer_output, prepare_trainer_resume, trainer_finished
+from tools.engines import (
+    CHECKPOINT_DIR,
+    STOP_FILE,
+    StopHandler,
+    export_trainer_output,
+    forward_signal,
+    prepare_trainer_resume,
+    request_stop_file,
+    trainer_finished,
+)
 
 CONFIG_NAME = "llamafactory.yaml"
 LAUNCH_ENV = ("FORCE_TORCHRUN", "NNODES", "NODE_RANK", "NPROC_PER_NODE", "MASTER_ADDR", "MASTER_PORT")
@@ -27,16 +41,17 @@ def prepare(cfg: dict[str, Any], stage_dir: Path, init_model: str, run_name: str
 
 
 def engine_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    return cfg["llamafactory"]
+    from tools.engines.paths import llamafactory_file
+
+    return llamafactory_file(cfg["llamafactory"])
 
 
 def command(stage_dir: Path) -> list[str]:
-    cli = Path(sys.executable).with_name("llamafactory-cli")
-    return [
-        str(cli) if cli.exists() else shutil.which("llamafactory-cli") or "llamafactory-cli",
-        "train",
-        str(stage_dir / CONFIG_NAME),
-    ]
+    return [sys.executable, "-m", "tools.engines.sft_train", str(stage_dir / CONFIG_NAME)]
+
+
+def stop_handlers(cfg: dict[str, Any], stage_dir: Path) -> dict[int, StopHandler]:
+    return {signal.SIGUSR1: request_stop_file(stage_dir / STOP_FILE), signal.SIGTERM: forward_signal}
 
 
 def finished(cfg: dict[str, Any], stage_dir: Path) -> bool:
