@@ -91,8 +91,10 @@ def test_the_runner_prints_the_estimate_before_r1(
         before_launch=lambda cfg: None,
         command=lambda stage_dir: ["true"],
         export=lambda cfg, stage_dir: None,
+        stop_handlers=lambda cfg, stage_dir: {},
     )
     monkeypatch.setattr(engines, "run_logged", lambda *args, **kwargs: 0)
+    monkeypatch.setattr(runner, "announce_overlong", lambda plan: None)  # counts prompts of real data
     cfg = to_container(compose("r1", "7b", "h20x4"))
     plan = runner.Plan("r1", "7b", "h20x4", tmp_path, tmp_path / "7b" / "r1", cfg, "0" * 64, engine, {}, [])
     runner.execute(plan)

@@ -275,7 +275,7 @@ def announce_overlong(plan: Plan) -> None:
     from tools.engines.grpo_data import count_overlong, overlong_line
 
     data = plan.cfg.get("easyr1", {}).get("data")
-    if plan.cfg["engine"] == "llamafactory" or not data or not data.get("filter_overlong_prompts", True):
+    if plan.cfg.get("engine") == "llamafactory" or not data or not data.get("filter_overlong_prompts", True):
         return
     dropped, total, longest = count_overlong(data, plan.cfg["run"]["init_model"])
     print(f"{overlong_line(dropped, total, data['max_prompt_length'])} (longest: {longest})", flush=True)
