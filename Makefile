@@ -26,7 +26,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help setup setup-gpu test lint
+.PHONY: help setup setup-gpu models test lint
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,13 +40,26 @@ $(VENV)/.installed: pyproject.toml $(EASYR1_TARBALL)
 	$(PIP) install --quiet --disable-pip-version-check --no-deps --force-reinstall $(EASYR1_TARBALL)
 	touch $@
 
+# Order matters: flash-attn's setup.py imports wheel, packaging and torch at the top, and --no-build-isolation
+# builds it in this venv, so those come first (gpu-prereq, then gpu with torch). Its setup fetches the prebuilt
+# wheel for torch 2.8 / CUDA 12 / cp311 from its GitHub release when it can; without that access download
+# flash_attn-2.8.3+cu12torch2.8cxx11abiTRUE-cp311-cp311-linux_x86_64.whl from
+# https://github.com/Dao-AILab/flash-attention/releases/tag/v2.8.3 and pass FLASH_ATTN_WHEEL=<that file>.
+FLASH_ATTN_WHEEL ?=
 setup-gpu: ## create the gpu environment in .venv-gpu on a cluster node (CUDA, vLLM, flash-attn, EasyR1 at b44b311)
+	$(PYTHON) tools/gpu_host_check.py
 	test -x $(GPU_VENV)/bin/python || $(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/pip install -e '.[gpu-prereq]'
 	$(GPU_VENV)/bin/pip install -e '.[gpu]'
-	$(GPU_VENV)/bin/pip install --no-build-isolation -e '.[gpu-build]'
+	$(GPU_VENV)/bin/pip install --no-build-isolation $(if $(FLASH_ATTN_WHEEL),'$(FLASH_ATTN_WHEEL)',-e '.[gpu-build]')
 	test -d $(EASYR1_HOME)/.git || git clone $(EASYR1_REPO) $(EASYR1_HOME)
 	git -C $(EASYR1_HOME) checkout --quiet $(EASYR1_COMMIT)
 	$(GPU_VENV)/bin/pip install --no-deps -e $(EASYR1_HOME)
+
+# Login node (compute nodes run offline): the size's base model, and r1's judge model when it is self-hosted
+# (PATHVLM_JUDGE_BASE_URL / PATHVLM_JUDGE_MODEL), into $$HF_HOME; point HF_HOME at a folder every node sees.
+models: ## login node: download SIZE's base model (+ a self-hosted judge) into $$HF_HOME: make models SIZE=7b
+	HF_HUB_OFFLINE=0 $(or $(wildcard $(GPU_VENV)/bin/pathvlm),$(PATHVLM)) models --size $(SIZE)
 
 # ---------------------------------------------------------------- quality
 test: setup ## set up, then run every test (slow and SLURM tests included; PYTEST_ARGS="-m 'not slow'" for the fast ones)
@@ -60,6 +73,7 @@ lint: setup ## ruff check and format check
 # ---------------------------------------------------------------- data
 # PathMMU and OmniMedVQA are gated: download them yourself (data/README.md), then point these at them.
 DATA ?= $(or $(PATHVLM_DATA),data/generated)
+PATHMMU_ARGS ?=  # more `pathvlm data pathmmu` options, e.g. "--val 385" or "--split-unit question"
 PATHMMU_ROOT ?=
 OMNIMEDVQA_ROOT ?=
 
@@ -73,7 +87,7 @@ data: ## convert PathMMU + OmniMedVQA: make data PATHMMU_ROOT=DIR OMNIMEDVQA_ROO
 	  exit 2; \
 	fi
 	@$(MAKE) --no-print-directory setup
-	$(PATHVLM) data pathmmu --root "$(PATHMMU_ROOT)" --out "$(DATA)/pathmmu"
+	$(PATHVLM) data pathmmu --root "$(PATHMMU_ROOT)" --out "$(DATA)/pathmmu" $(PATHMMU_ARGS)
 	$(PATHVLM) data omnimedvqa --root "$(OMNIMEDVQA_ROOT)" --out "$(DATA)/omnimedvqa"
 	$(PATHVLM) data check "$(DATA)/pathmmu"
 	$(PATHVLM) data check "$(DATA)/omnimedvqa"

@@ -48,11 +48,13 @@ def process_reward(
     process_weight: float = 1.0,
     judge: dict[str, Any] | None = None,
 ) -> list[dict[str, float]]:
-    """Per response ``{overall, format, accuracy, process, integrity, knowledge, judge_failed}`` (stage r1).
+    """Per response ``{overall, format, accuracy, process, integrity, knowledge, judge_failed,
+    judge_parse_failed, judge_transport_failed}`` (stage r1).
 
     ``process`` is the mean of the judge's integrity and knowledge scores; 0 for responses that fail the
-    format check (not sent); the fallback for failed judgements (``judge_failed`` = 1). Never raises on judge
-    faults; a malformed ``judge`` config raises ValueError naming the key.
+    format check (not sent); the fallback of its kind for failed judgements (``judge_failed`` = 1, and
+    ``judge_parse_failed`` or ``judge_transport_failed`` = 1). Never raises on judge faults; a malformed
+    ``judge`` config raises ValueError naming the key.
     """
     scores = outcome_reward(reward_inputs, format_weight, accuracy_weight)
     results = process_rewards(
@@ -69,5 +71,7 @@ def process_reward(
             integrity=result.integrity,
             knowledge=result.knowledge,
             judge_failed=float(result.failed),
+            judge_parse_failed=float(result.failure == "parse"),
+            judge_transport_failed=float(result.failure == "transport"),
         )
     return scores

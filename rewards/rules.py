@@ -19,9 +19,12 @@ _TAG_RE = re.compile(r"</?(?:think|answer)>", re.IGNORECASE)
 _TAG_SEQUENCE = [THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE]
 # An option marker at the start of an answer: "C)", "C.", "C:" or "(C)", then the option text.
 _CHOICE_RE = re.compile(r"\s*(?:\(([A-Z])\)|([A-Z])[).:])\s*(.*)", re.DOTALL)
-# Another option marker after a separator (start of a line, comma, semicolon, slash, "or", "and", "&"):
-# the answer names several options ("A) x, B) y", "A) x or (B) y", one option per line).
-_ENUMERATION_RE = re.compile(r"(?:^|[,;/&]|\b(?i:or|and)\b)\s*(?:\([A-Z]\)|[A-Z][).:])(?=\s|$)", re.MULTILINE)
+# Another option marker after a separator (start of a line; comma, semicolon, slash or "&" with a space
+# beside it; "or", "and"): the answer names several options ("A) x, B) y", "A) x or (B) y", one option per
+# line). A separator glued to a letter is part of a word: "(H&E) stain" names one option.
+_ENUMERATION_RE = re.compile(
+    r"(?:^|[,;/&]\s|\s[,;/&]|\b(?i:or|and)\b)\s*(?:\([A-Z]\)|[A-Z][).:])(?=\s|$)", re.MULTILINE
+)
 
 
 def format_reward(response: str) -> float:
@@ -54,9 +57,9 @@ def extract_answer(response: str) -> str | None:
     return response[start : response.find(ANSWER_CLOSE, start)]
 
 
-def _normalize_text(text: str) -> str:
-    """Case-folded, whitespace-collapsed, without trailing periods."""
-    return " ".join(text.casefold().split()).rstrip(". ")
+def normalize_option_text(text: str) -> str:
+    """An option text as answers compare: NFKC, case-folded, whitespace-collapsed, no trailing periods."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split()).rstrip(". ")
 
 
 def _choice(text: str, *, single: bool) -> tuple[str, str] | None:
@@ -64,7 +67,7 @@ def _choice(text: str, *, single: bool) -> tuple[str, str] | None:
     match = _CHOICE_RE.fullmatch(unicodedata.normalize("NFKC", text))
     if match is None or (single and _ENUMERATION_RE.search(match.group(3))):
         return None
-    option_text = _normalize_text(match.group(3))
+    option_text = normalize_option_text(match.group(3))
     return (match.group(1) or match.group(2), option_text) if option_text else None
 
 
@@ -94,11 +97,16 @@ def ground_truth_choice(ground_truth: str) -> tuple[str, str] | None:
 
 
 def accuracy_reward(response: str, ground_truth: str) -> float:
-    """1.0 iff the last ``<answer>`` block names exactly one option, letter and text matching; else 0.0."""
+    """1.0 iff the last ``<answer>`` block is the ground-truth option, letter and text matching; else 0.0.
+
+    The whole text after the marker must equal the option's text, so an answer naming several options
+    (``C) x, B) y``) never matches, while an option whose own wording looks like a list
+    (``D) Both A) and B)``) matches itself.
+    """
     content = extract_answer(response)
     if content is None:
         return 0.0
     expected = ground_truth_choice(ground_truth)
     if expected is None:
         return 0.0
-    return 1.0 if parse_choice(content) == expected else 0.0
+    return 1.0 if _choice(content, single=False) == expected else 0.0

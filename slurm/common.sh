@@ -156,3 +156,45 @@ pv_gpus_per_node() { echo "${SLURM_GPUS_ON_NODE:-4}"; }
 
 # A port derived from the job id, so two jobs on one node do not collide.
 pv_port() { echo $(($1 + ${SLURM_JOB_ID:-0} % 10000)); }
+
+# pv_wait_judge URL SECONDS [PID]: wait until URL/models answers, else end the job with a clear error
+# (also when the server process PID exits first).
+pv_wait_judge() {
+    local url=$1 limit=$2 pid=${3:-} waited=0
+    local probe='import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/models", timeout=5).read()'
+    until python -c "$probe" "$url" 2>/dev/null; do
+        if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+            pv_die "judge: the server exited before answering ${url}/models"
+        fi
+        ((waited < limit)) || pv_die "judge: ${url}/models did not answer within ${limit}s"
+        sleep 2
+        waited=$((waited + 2))
+    done
+    pv_log "judge: ${url}/models answers (after ${waited}s)"
+}
+
+# pv_local_judge DIR: wait (PATHVLM_JUDGE_WAIT_S, default 1800 s) for the server file slurm/judge.sbatch
+# writes in DIR (of job PATHVLM_JUDGE_JOB when set) and for its health; then PV_JUDGE_SET holds the r1
+# overrides that point the judge there (no API key is sent to it, and it costs nothing per token).
+pv_local_judge() {
+    local dir=$1 limit=${PATHVLM_JUDGE_WAIT_S:-1800} waited=0 url="" model="" job=""
+    local file="${dir}/server"
+    while true; do
+        if [[ -s "$file" ]]; then
+            url=$(sed -n 's/^base_url=//p' "$file")
+            model=$(sed -n 's/^model=//p' "$file")
+            job=$(sed -n 's/^job=//p' "$file")
+            if [[ -z "${PATHVLM_JUDGE_JOB:-}" || "$job" == "$PATHVLM_JUDGE_JOB" ]]; then break; fi
+        fi
+        ((waited < limit)) || pv_die "judge: no server file ${file}${PATHVLM_JUDGE_JOB:+ of job ${PATHVLM_JUDGE_JOB}} within ${limit}s (is slurm/judge.sbatch running?)"
+        sleep 2
+        waited=$((waited + 2))
+    done
+    pv_wait_judge "$url" $((limit - waited))
+    local judge=easyr1.worker.reward.reward_function_kwargs.judge
+    # shellcheck disable=SC2034  # read by grpo.sbatch
+    PV_JUDGE_SET=(--set "${judge}.base_url=${url}" --set "${judge}.model=${model}"
+        --set "${judge}.api_key_env=PATHVLM_LOCAL_JUDGE_KEY"
+        --set "${judge}.prompt_usd_per_mtok=0" --set "${judge}.completion_usd_per_mtok=0")
+    pv_log "judge: r1 uses the served judge ${model} at ${url} (job ${job})"
+}

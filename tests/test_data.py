@@ -200,7 +200,11 @@ def test_exact_sizes_impossible_is_a_clear_error(tmp_path: Path) -> None:
             pathmmu_item(2 * n + 1, f"img{n}.png", f"Q{2 * n + 1}?"),
         ]
     (root / "data.json").write_text(json.dumps({"PubMed": {"test": items}}))
-    with pytest.raises(DataError, match=r"cannot make a split of exactly 3 items: 10 items form 5 groups"):
+    with pytest.raises(
+        DataError,
+        match=r"cannot make splits of exactly 3,2 items \(test the rest\): 10 items form 5 groups .*"
+        r"group sizes 5×2\).*nearest feasible --sizes: 2,2; 4,2$",
+    ):
         convert_pathmmu(root, tmp_path / "out", sizes=(3, 2), subsets=("PubMed",))
     assert convert_pathmmu(root, tmp_path / "out", sizes=(4, 2), subsets=("PubMed",))["counts"]["test"] == 4
 
@@ -340,8 +344,8 @@ def test_cli_end_to_end(tmp_path: Path, capsys) -> None:
     assert main([*args, "--seed", "7", "--subsets", "PubMed,EduContent"]) == 0
     err = capsys.readouterr().err
     assert "read 47 items, dropped 7 duplicates, rejected 0 invalid, kept 40" in err
-    assert "split (seed 7): sft 20, rl 10, test 10" in err
-    assert "hashing images" in err
+    assert "split (seed 7, image-disjoint): sft 20 | rl 10 | test 10" in err
+    assert "checking images" in err
     assert main(["data", "check", str(out)]) == 0
     assert (
         main(["data", "synth", "--out", str(tmp_path / "omni"), "--items", "3", "--format", "omnimedvqa"])

@@ -228,7 +228,7 @@ OMNI_ITEM_CASES: dict[str, tuple[Callable[[dict], None], str]] = {
         lambda row: row.update(image_path="Images/ISIC2020/gone.png"),
         r"gone.png does not exist",
     ),
-    "one option only": (lambda row: row.pop("option_B"), r"expected at least 2 options, got 1"),
+    "one option only": (lambda row: row.pop("option_B"), r"expected 2 to 26 options \(A-Z\), got 1"),
     "duplicated option text": (
         lambda row: row.update(option_C="malignant"),
         r"options 'B\) Malignant' and 'C\) malignant' have the same text",
@@ -256,6 +256,7 @@ def test_bad_omnimedvqa_item(case: str, tmp_path: Path) -> None:
 
 
 def test_bad_omnimedvqa_files(tmp_path: Path) -> None:
+    (tmp_path / "QA_information" / "Open-access").mkdir(parents=True)
     with pytest.raises(
         DataError, match=r"OmniMedVQA subset 'ISIC2020' not found: expected .*Open-access/ISIC2020"
     ):

@@ -386,3 +386,27 @@ def test_vllm_and_hf_give_the_same_outputs(tiny_model: Path, tmp_path: Path) -> 
         assert run_eval(tiny_model, data, tmp_path / backend, *args) == 0
     hf, vllm = (read_jsonl(tmp_path / b / "test" / "items.jsonl") for b in ("hf", "vllm"))
     assert {r["id"]: r for r in hf} == {r["id"]: r for r in vllm}
+
+
+def test_vllm_engine_gets_the_recipes_length_limit_and_tensor_parallelism(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vLLM's LLM(...) arguments through `pathvlm eval --backend vllm` (a recording stand-in for vLLM):
+    max_model_len is the prompt + output limit, not the model's 128k context; tensor parallelism as asked."""
+    import types
+
+    created: list[dict] = []
+
+    class LLM:
+        def __init__(self, **kwargs: object) -> None:
+            created.append(kwargs)
+
+        def generate(self, prompts: list, sampling: object, use_tqdm: bool) -> list:
+            output = types.SimpleNamespace(token_ids=[])
+            return [types.SimpleNamespace(outputs=[output]) for _ in prompts]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=lambda **k: k))
+    data = write_eval_file(tmp_path / "test.jsonl", 2)
+    args = ("--backend", "vllm", "--max-new-tokens", "512", "--tensor-parallel-size", "2")
+    assert run_eval(tiny_model, data, tmp_path / "out", *args) == 0
+    assert created[0]["max_model_len"] == 1024 + 512 and created[0]["tensor_parallel_size"] == 2

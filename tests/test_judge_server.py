@@ -124,3 +124,48 @@ def test_handles_32_concurrent_requests_in_one_latency() -> None:
         elapsed = asyncio.run(burst(server.url))
         assert server.stats["requests"] == 32
     assert elapsed < 0.3 * 3  # concurrent: one latency plus overhead, not 32 of them
+
+
+@pytest.mark.parametrize(
+    ("fault", "check"),
+    [
+        ("huge", lambda content: content == "{" * 200_000),
+        ("bigbody", lambda content: len(content) >= 10_000_000),
+        (
+            "quote",
+            lambda content: '{"integrity_score": 1.0' in content
+            and content.endswith('"knowledge_score": 1.0}'),
+        ),
+        ("nan", lambda content: "NaN" in content),
+    ],
+)
+def test_hostile_reply_faults(fault: str, check) -> None:
+    with JudgeServer() as server:
+        status, reply = post(server.url, chat(f"{STEPS} [[fault:{fault}]]"))
+    assert status == 200 and check(reply["choices"][0]["message"]["content"]), fault
+
+
+def test_drip_sends_a_valid_body_one_byte_at_a_time() -> None:
+    with JudgeServer(FakeJudgeConfig(drip_interval_s=0.002)) as server:
+        start = time.perf_counter()
+        status, reply = post(server.url, chat(f"{STEPS} [[fault:drip]]"))
+        elapsed = time.perf_counter() - start
+    body = json.dumps(reply)
+    assert status == 200 and json.loads(reply["choices"][0]["message"]["content"]) == {
+        "integrity_score": 1.0,
+        "knowledge_score": 1.0,
+    }
+    assert elapsed >= 0.002 * len(body) * 0.5
+
+
+def test_cli_takes_vllm_serve_arguments() -> None:
+    command = [sys.executable, "-m", "tools.cli", "judge-server", "Qwen/Qwen2.5-VL-72B-Instruct-AWQ"]
+    command += ["--served-model-name", "local-judge", "--tensor-parallel-size", "4", "--port", "0"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().rsplit(" ", 1)[1].strip()
+        with urllib.request.urlopen(f"{url}/models", timeout=10) as response:
+            assert json.loads(response.read())["data"][0]["id"] == "local-judge"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -15,6 +15,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tools import recipes
+from tools.cli import main as cli_main
 from tools.recipes import (
     BUDGETS,
     PROFILES,
@@ -359,10 +360,21 @@ def test_no_secrets_in_composed_configs(
     [
         "easyr1.worker.reward.reward_function_kwargs.judge.api_key_env=sk-abcdefghijklmnopqrstuvwxyz",
         "easyr1.worker.reward.reward_function_kwargs.judge.base_url=sk-abcdefghijklmnopqrstuvwxyz",
+        "easyr1.worker.reward.reward_function_kwargs.judge.base_url=http://u:sk-abcdefghijklmnop@host/v1",
+        "easyr1.worker.reward.reward_function_kwargs.judge.base_url=https://host/v1?api_key=abcdefghijklmnop",
     ],
 )
 def test_secret_looking_values_fail(override: str) -> None:
     _rejects("r1", override, "looks like a secret")
+
+
+def test_credentials_in_a_url_are_refused_and_never_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    secret = "sk-live-abcdefghijklmnop"
+    override = f"easyr1.worker.reward.reward_function_kwargs.judge.base_url=http://u:{secret}@host/v1"
+    assert cli_main(["recipe", "r1", "--set", override]) == 2
+    out, err = capsys.readouterr()
+    assert "judge.base_url: looks like a secret" in err and "carries a credential" in err
+    assert secret not in out + err
 
 
 def test_find_secrets_flags_set_token_keys() -> None:

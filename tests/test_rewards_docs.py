@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from rewards.process import JudgeConfig
+from rewards.judge import JudgeConfig
 from tools.judge_server import FAULTS
 
 README = (Path(__file__).resolve().parent.parent / "rewards" / "README.md").read_text(encoding="utf-8")

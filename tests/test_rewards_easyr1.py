@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from rewards.easyr1 import REWARD_TYPE
-from rewards.process import reset_judges
+from rewards.judge import reset_judges
 from tools.judge_server import FakeJudgeConfig, JudgeServer, fake_scores
 
 REWARDS_FILE = Path(__file__).resolve().parent.parent / "rewards" / "easyr1.py"
@@ -109,8 +109,8 @@ def test_process_reward_through_auto_reward_manager(tokenizer, answer: str, tmp_
             "max_retries": 1,
             "batch_deadline_s": 30.0,
             "cache_dir": str(tmp_path / "judge-cache"),
-            "fallback_correct": 0.5,
-            "fallback_incorrect": 0.0,
+            "transport_fallback_correct": 0.5,
+            "transport_fallback_incorrect": 0.0,
             "backoff_s": 0.01,
         }
         kwargs = {"format_weight": 1.0, "accuracy_weight": 1.0, "process_weight": 0.5, "judge": judge}
@@ -118,12 +118,14 @@ def test_process_reward_through_auto_reward_manager(tokenizer, answer: str, tmp_
         assert server.stats["requests"] == 2 + 2  # rollouts 0, 1 and the failing one twice; never rollout 2
 
     keys = {"overall", "format", "accuracy", "process", "integrity", "knowledge", "judge_failed"}
-    assert set(metrics) == keys
+    assert set(metrics) == keys | {"judge_parse_failed", "judge_transport_failed"}
     first, second = fake_scores(RESPONSES[0]), fake_scores(RESPONSES[1])
     assert metrics["integrity"] == [first[0], second[0], 0.0, 0.5]
     assert metrics["knowledge"] == [first[1], second[1], 0.0, 0.5]
     assert metrics["process"] == pytest.approx([sum(first) / 2, sum(second) / 2, 0.0, 0.5])
     assert metrics["judge_failed"] == [0.0, 0.0, 0.0, 1.0]
+    assert metrics["judge_transport_failed"] == [0.0, 0.0, 0.0, 1.0]
+    assert metrics["judge_parse_failed"] == [0.0, 0.0, 0.0, 0.0]
     parts = zip(metrics["format"], metrics["accuracy"], metrics["process"], strict=True)
     expected = [fmt + acc + 0.5 * process for fmt, acc, process in parts]
     assert metrics["overall"] == pytest.approx(expected)

@@ -94,6 +94,12 @@ ACCURACY_CASES = [
         "letter in text is not the letter",
     ),
     (wrap("E) Ménétrier disease"), "E) ménétrier disease", 1.0, "unicode text, case-insensitive"),
+    (wrap("C) Hematoxylin and eosin (H&E) stain"), "C) Hematoxylin and eosin (H&E) stain", 1.0, "(H&E)"),
+    (wrap("C) B) Skin"), "C) B) Skin", 1.0, "option text starts with a marker"),
+    (wrap("D) Both A) and B)"), "D) Both A) and B)", 1.0, "option text names other options"),
+    (wrap("A) Both A) and B)"), "D) Both A) and B)", 0.0, "that text under another letter"),
+    (wrap("D) Both A)"), "D) Both A) and B)", 0.0, "part of such an option"),
+    (wrap("C) Type I\npneumocytes"), "C) Type I pneumocytes", 1.0, "newline inside the option text"),
 ]
 
 
@@ -116,6 +122,9 @@ PARSE_CASES = [
     ("A) x or (B) y", None),
     ("A) x / B) y", None),
     ("A) x\nB) y", None),
+    ("A) x & B) y", None),
+    ("C) Hematoxylin and eosin (H&E) stain", ("C", "hematoxylin and eosin (h&e) stain")),
+    ("B) Anti-TNF/IL-1 therapy", ("B", "anti-tnf/il-1 therapy")),
     ("", None),
 ]
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from rewards.easyr1 import outcome_reward, process_reward
-from rewards.process import reset_judges
+from rewards.judge import reset_judges
 from rewards.trl import completion_text, make_reward_funcs
 from tools.judge_server import FakeJudgeConfig, JudgeServer
 

@@ -36,10 +36,10 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize(
     ("stage", "command"),
     [
-        ("alpha", "-m tools.engines.lf_train {runs}/7b/alpha/llamafactory.yaml"),
-        ("beta", "-m verl.trainer.main config={runs}/7b/beta/easyr1.yaml"),
-        ("r1", "-m verl.trainer.main config={runs}/7b/r1/easyr1.yaml"),
-        ("delta", "-m tools.engines.lf_train {runs}/7b/delta/llamafactory.yaml"),
+        ("alpha", "-m tools.engines.sft_train {runs}/7b/alpha/llamafactory.yaml"),
+        ("beta", "-m tools.engines.easyr1_main config={runs}/7b/beta/easyr1.yaml"),
+        ("r1", "-m tools.engines.easyr1_main config={runs}/7b/r1/easyr1.yaml"),
+        ("delta", "-m tools.engines.sft_train {runs}/7b/delta/llamafactory.yaml"),
     ],
 )
 def test_dry_run_h20x4_prints_config_and_engine_command(
@@ -282,26 +282,16 @@ def test_prompt_lengths_match_easyr1s_overlong_filter(
         assert not dataset._filter_overlong_prompts(example)
 
 
-@pytest.mark.slow
-def test_easyr1_launch_reports_dropped_prompts_and_the_resume_step(
-    runs: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_easyr1_launch_finds_the_resume_step(runs: Path, tiny_model: Path) -> None:
     from tools.engines import easyr1
 
-    cfg = to_container(compose("beta", "7b", "h20x4", ["easyr1.data.max_prompt_length=100000"]))
+    cfg = to_container(compose("beta", "7b", "h20x4"))
     easyr1.prepare(cfg, runs / "7b" / "beta", str(tiny_model), "7b-beta")
     assert easyr1.before_launch(cfg) is None
-    assert (
-        "filter_overlong_prompts: 0 of 8 prompts are longer than max_prompt_length=100000"
-        in capsys.readouterr().out
-    )
     tracker = runs / "7b" / "beta" / "checkpoints" / "checkpoint_tracker.json"
-    tracker.parent.mkdir(parents=True)
+    (tracker.parent / "global_step_7" / "actor").mkdir(parents=True)
+    (tracker.parent / "global_step_7" / "dataloader.pt").write_bytes(b"state")  # EasyR1 writes it last
     tracker.write_text(json.dumps({"last_global_step": 7, "best_global_step": None}))
-    cfg["easyr1"]["data"]["max_prompt_length"] = 8
-    with pytest.raises(ValueError, match="every prompt is longer than data.max_prompt_length=8"):
-        easyr1.before_launch(cfg)
-    cfg["easyr1"]["data"]["filter_overlong_prompts"] = False
     assert easyr1.before_launch(cfg) == tracker.parent / "global_step_7"
 
 

@@ -103,7 +103,7 @@ def test_alpha_trains_the_tiny_model_and_exports_it(
     out = train("alpha", capsys)
     run_dir = stage_dir(workdir, "alpha")
     assert f"building the tiny Qwen2.5-VL at {workdir / 'tiny'}" in out
-    assert "-m tools.engines.lf_train" in out and "7b/alpha done in" in out
+    assert "-m tools.engines.sft_train" in out and "7b/alpha done in" in out
     config_text = (run_dir / "config.yaml").read_text()
     config = yaml.safe_load(config_text)
     assert (run_dir / "DONE").read_text().strip() in config_text  # the header's config hash
@@ -122,7 +122,7 @@ def test_rerun_of_a_finished_stage_is_a_no_op(workdir: Path, capsys: pytest.Capt
     before = done.stat().st_mtime_ns
     out = train("alpha", capsys)
     assert "7b/alpha is already done with config" in out and "skipping" in out
-    assert "tools.engines.lf_train" not in out and done.stat().st_mtime_ns == before
+    assert "tools.engines.sft_train" not in out and done.stat().st_mtime_ns == before
 
 
 def test_changed_config_is_refused_unless_forced(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -213,6 +213,37 @@ def test_sigusr1_checkpoints_and_stops_then_resumes(workdir: Path) -> None:
     ).stdout
     assert f"resuming from checkpoint {checkpoints[0].parent}" in resumed
     assert (runs / "7b" / "epsilon" / "DONE").is_file()
+
+
+def test_sigusr1_checkpoints_llamafactory_at_the_step_it_reached_then_resumes(workdir: Path) -> None:
+    """The same warning for LLaMA-Factory (alpha), with periodic saves off: our entry point's trainer
+    callback saves checkpoint-N of the step training reached and exits; the stage is not DONE and the next
+    run resumes from checkpoint-N."""
+    from tools.engines import TRAIN_LOG
+
+    runs = workdir / "usr1-sft-runs"
+    sft = [*SFT[:-1], "llamafactory.save_steps=1000", "llamafactory.num_train_epochs=150"]  # 300 steps
+    args = ["run", "alpha", "--size", "7b", "--profile", "cpu", "--runs", str(runs), "--set", *sft]
+    stage = runs / "7b" / "alpha"
+    runner = subprocess.Popen([sys.executable, "-m", "tools.cli", *args], stdout=subprocess.DEVNULL)
+    progress, deadline = stage / "checkpoints" / "trainer_log.jsonl", time.monotonic() + 600
+    while not (progress.exists() and len(progress.read_text().splitlines()) >= 2):  # LLaMA-Factory's log
+        assert runner.poll() is None and time.monotonic() < deadline, "no training step logged"
+        time.sleep(0.1)
+    runner.send_signal(signal.SIGUSR1)
+    assert runner.wait(timeout=300) != 0
+    states = list((stage / "checkpoints").glob("checkpoint-*/trainer_state.json"))
+    assert len(states) == 1, "exactly the checkpoint of the stop request"
+    step = json.loads(states[0].read_text())["global_step"]
+    assert states[0].parent.name == f"checkpoint-{step}" and 2 <= step < 300
+    log = (stage / TRAIN_LOG).read_text()
+    assert f"stopped by signal {int(signal.SIGUSR1)} after step {step}" in log
+    assert not (stage / "DONE").exists() and not (stage / "checkpoints" / "config.json").exists()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tools.cli", *args], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"resuming from {states[0].parent}" in resumed
+    assert (stage / "DONE").is_file()
 
 
 @pytest.mark.parametrize("stage", ["alpha", "beta", "r1", "gamma", "delta", "epsilon"])

@@ -17,6 +17,8 @@ SUBCOMMAND_MODULES = [
     "tools.report",
     "tools.data.cli",
     "tools.judge_server",
+    "tools.judge_cli",
+    "tools.models",
     "tools.recipes",
     "tools.runner",
     "tools.smoke",

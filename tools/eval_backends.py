@@ -146,9 +146,14 @@ class HFBackend(Backend):
 
 
 class VLLMBackend(Backend):
-    """vLLM offline ``LLM.generate`` with one image per prompt (GPU only; vLLM is imported here, lazily)."""
+    """vLLM offline ``LLM.generate`` with one image per prompt (GPU only; vLLM is imported here, lazily).
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    ``max_model_len`` bounds prompt + output (vLLM would otherwise reserve KV cache for the model's 128k
+    context); ``tensor_parallel_size`` shards a model too large for one GPU (the 32B baseline)."""
+
+    def __init__(
+        self, *args: Any, max_model_len: int | None = None, tensor_parallel_size: int = 1, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         try:
             from vllm import LLM, SamplingParams
@@ -163,6 +168,8 @@ class VLLMBackend(Backend):
             seed=0,
             limit_mm_per_prompt={"image": 1},
             mm_processor_kwargs=self.pixel_kwargs() or None,
+            max_model_len=max_model_len,
+            tensor_parallel_size=tensor_parallel_size,
         )
         self.sampling = SamplingParams(
             temperature=0.0,
@@ -181,8 +188,10 @@ class VLLMBackend(Backend):
 
 
 def make_backend(name: str, model: str, **kwargs: Any) -> Backend:
-    """``hf`` or ``vllm``; keyword arguments as for ``Backend``."""
+    """``hf`` or ``vllm``; keyword arguments as for ``Backend`` (and ``VLLMBackend``'s, dropped for hf)."""
     if name == "hf":
+        for key in ("max_model_len", "tensor_parallel_size"):
+            kwargs.pop(key, None)
         return HFBackend(model, **kwargs)
     if name == "vllm":
         return VLLMBackend(model, **kwargs)

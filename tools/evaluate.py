@@ -128,11 +128,13 @@ def score(output: str, answer: str) -> dict[str, Any]:
     if truth is None:
         raise ValueError(f"ground truth {answer!r} is not an option string like 'C) text'")
     content = extract_answer(output)
-    parsed = parse_choice(content) if content is not None else None
+    correct = accuracy_reward(output, answer) == 1.0
+    # The gold option itself may read like a list ("D) Both A) and B)"), which parse_choice declines.
+    parsed = truth if correct else parse_choice(content) if content is not None else None
     return {
         "parsed_letter": parsed[0] if parsed else None,
         "parsed_text": parsed[1] if parsed else None,
-        "correct": accuracy_reward(output, answer) == 1.0,
+        "correct": correct,
         "letter_correct": parsed is not None and parsed[0] == truth[0],
         "format_ok": format_reward(output) == 1.0,
     }
@@ -312,6 +314,8 @@ def evaluate(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         min_pixels=args.min_pixels,
         dtype=args.dtype,
+        max_model_len=args.max_prompt_length + args.max_new_tokens,
+        tensor_parallel_size=args.tensor_parallel_size,
     )
     batch_size = args.batch_size or DEFAULT_BATCH_SIZE[args.backend]
     for data, out_dir, config in jobs:
@@ -380,6 +384,10 @@ def evaluate_all(args: argparse.Namespace) -> int:
         str(args.max_new_tokens),
         "--dtype",
         args.dtype,
+        "--max-prompt-length",
+        str(args.max_prompt_length),
+        "--tensor-parallel-size",
+        str(args.tensor_parallel_size),
     ]
     for flag, value in (
         ("--batch-size", args.batch_size),
@@ -419,6 +427,18 @@ def _add_generation_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=_positive_int, help="items per generate call (hf: 8, vllm: 512)")
     parser.add_argument(
         "--max-new-tokens", type=_positive_int, default=1024, help="default 1024 (the paper's)"
+    )
+    parser.add_argument(
+        "--max-prompt-length",
+        type=_positive_int,
+        default=1024,
+        help="vllm: max_model_len = this + --max-new-tokens (default 1024, the paper's prompt limit)",
+    )
+    parser.add_argument(
+        "--tensor-parallel-size",
+        type=_positive_int,
+        default=1,
+        help="vllm: GPUs per model, for one too large for a GPU (e.g. 2 for Qwen2.5-VL-32B; default 1)",
     )
     parser.add_argument(
         "--max-pixels",

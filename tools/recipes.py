@@ -279,7 +279,10 @@ def _check_top_level(container: dict[str, Any]) -> list[str]:
 
 
 def find_secrets(node: Any, path: str = "") -> list[str]:
-    """Dotted paths of values that look like credentials (key-like strings, set ``*api_key``/``*token``)."""
+    """Dotted paths of values that look like credentials (key-like strings, URLs carrying credentials, set
+    ``*api_key``/``*token``)."""
+    from rewards.judge.config import credentials_in_url
+
     found = []
     if isinstance(node, dict):
         for key, value in node.items():
@@ -293,8 +296,10 @@ def find_secrets(node: Any, path: str = "") -> list[str]:
     elif isinstance(node, list):
         for i, value in enumerate(node):
             found += find_secrets(value, f"{path}[{i}]")
-    elif isinstance(node, str) and _SECRET_VALUE.match(node) and "/" not in node:
-        found.append(path)
+    elif isinstance(node, str) and (
+        (_SECRET_VALUE.match(node) and "/" not in node) or credentials_in_url(node)
+    ):
+        found.append(path)  # a key-like string, or a URL with user:password@ or a key in its query
     return found
 
 
@@ -445,7 +450,7 @@ def _check_easyr1(section: dict[str, Any]) -> list[str]:
 
 def _check_reward(spec: str | None, kwargs: dict[str, Any]) -> list[str]:
     """``FILE:FUNCTION`` must exist (FILE relative to the repository root, where EasyR1 is launched) and
-    accept ``reward_function_kwargs``; a ``judge`` entry must satisfy ``rewards.process.JudgeConfig``.
+    accept ``reward_function_kwargs``; a ``judge`` entry must satisfy ``rewards.judge.JudgeConfig``.
     EasyR1 itself would only fail on these after loading the model."""
     where = "worker.reward.reward_function"
     if not spec:
@@ -467,7 +472,7 @@ def _check_reward(spec: str | None, kwargs: dict[str, Any]) -> list[str]:
             if key not in params
         ]
     if "judge" in kwargs:
-        from rewards.process import JudgeConfig
+        from rewards.judge import JudgeConfig
 
         try:
             JudgeConfig.from_dict(kwargs["judge"])
@@ -514,12 +519,22 @@ def _easyr1_rules(config: Any) -> list[str]:
             f"{batch} = {responses} is not divisible by worker.actor."
             f"micro_batch_size_per_device_for_experience {actor.micro_batch_size_per_device_for_experience}"
         )
-    if data.rollout_batch_size % world:  # the prompts are split over the GPUs before the n samples
+    gpus = f"the {world} GPUs (trainer.nnodes {trainer.nnodes} x n_gpus_per_node {trainer.n_gpus_per_node})"
+    for key, prompts in (
+        ("data.rollout_batch_size", data.rollout_batch_size),
+        ("data.mini_rollout_batch_size", data.mini_rollout_batch_size),
+    ):  # each generation batch of prompts is split evenly across all GPUs (DataProto.chunk)
+        if prompts is not None and prompts % world:
+            problems.append(f"{key} {prompts} is not divisible by {gpus}: EasyR1 splits prompts evenly")
+    if world % actor.ulysses_size:
+        problems.append(f"worker.actor.ulysses_size {actor.ulysses_size} does not divide {gpus}")
+    dp_size = max(world // actor.ulysses_size, 1)
+    per_device = actor.global_batch_size * rollout.n // dp_size
+    if per_device and (actor.global_batch_size * rollout.n) % dp_size:
         problems.append(
-            f"data.rollout_batch_size {data.rollout_batch_size} is not divisible by the {world} GPUs "
-            "(trainer.*): EasyR1 splits each rollout batch of prompts evenly over all GPUs"
+            f"worker.actor.global_batch_size*n = {actor.global_batch_size * rollout.n} is not divisible by "
+            f"{dp_size} data-parallel GPUs: EasyR1 rounds the per-GPU update batch down to {per_device}"
         )
-    per_device = actor.global_batch_size * rollout.n // max(world // actor.ulysses_size, 1)
     if per_device == 0:
         problems.append(f"worker.actor.global_batch_size*n < {world} GPUs: nothing to train on some GPUs")
     elif per_device % actor.micro_batch_size_per_device_for_update:

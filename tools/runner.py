@@ -9,8 +9,10 @@ Face model to ``runs/<size>/<stage>/model`` → write ``DONE`` holding the confi
 
 A finished stage with the same config hash is skipped; a changed config is refused unless ``--force``
 (which deletes the stage directory and trains again); an interrupted stage resumes from its last checkpoint;
-a missing parent stops with the command that makes it. ``--dry-run`` prints the resolved config and the
-engine command and changes nothing.
+a missing parent stops with the command that makes it. On SLURM's warning before the time limit (SIGUSR1)
+the engine checkpoints and stops (``stop_handlers`` of each engine). In a multi-node launch (``NNODES`` > 1)
+only node rank 0 prepares, exports and writes DONE (``tools.node_rank``). ``--dry-run`` prints the
+resolved config and the engine command and changes nothing.
 
 ``--seed N`` trains a replicate with another training seed in ``runs/<size>/<stage>-seedN``, from the parent
 run of the same seed (``tools.replicates``; the recipe's own seed keeps ``runs/<size>/<stage>``). With a
@@ -31,7 +33,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -153,6 +154,7 @@ def make_plan(
     )
     if profile == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = CPU_THREADS
+    env[engines.STOP_FILE_ENV] = str(stage_dir / engines.STOP_FILE)
     return Plan(
         stage,
         size,
@@ -179,6 +181,10 @@ def _initial_model(cfg: dict[str, Any], runs_root: Path, dry_run: bool) -> tuple
         base = cfg["base_model"]
         if profile == "cpu":
             _ensure_tiny_model(Path(base), dry_run)
+        elif not dry_run and not Path(base).exists():
+            from tools.models import require_cached
+
+            require_cached(base, size)  # compute nodes are offline: name `make models`
         return (str(Path(base).resolve()) if Path(base).exists() else base), None
     seed = None if cfg["seed"] == default_seed() else cfg["seed"]
     parent_dir = runs_root / size / run_stage(parent, seed, default_seed())
@@ -239,7 +245,21 @@ def _split_unit(manifest: Path) -> str:
 
 
 def _sha256(path: Path, dry_run: bool) -> str | None:
+    """The manifest's sha256, once the data files beside it are the ones it lists (sha256 per file)."""
     if path.is_file():
+        from tools.data.check import check_files
+
+        problems = check_files(path.parent, path)
+        if problems:
+            message = "\n  ".join(
+                [f"the data in {path.parent} is not what its manifest lists:", *problems[:10]]
+                + [f"... and {len(problems) - 10} more"] * (len(problems) > 10)
+            )
+            check = f"pathvlm data check {shlex.quote(str(path.parent))}"
+            message += f"\nconvert the data again, then check it:\n  {check}"
+            if not dry_run:
+                raise RunError(message)
+            print(f"# note: {message}")
         return hashlib.sha256(path.read_bytes()).hexdigest()
     if dry_run:
         print(f"# note: data manifest {path} not found; generate the data before a real run")
@@ -265,14 +285,19 @@ def execute(plan: Plan, force: bool = False) -> None:
     """Train, export and mark the stage done (or skip it, or resume it); raises RunError when it cannot."""
     from omegaconf import OmegaConf
 
-    from tools import engines
+    from tools import engines, node_rank
     from tools.recipes import resolved_yaml
 
     stage_dir, name = plan.stage_dir, f"{plan.size}/{plan.stage}"
+    if node_rank.node_rank() > 0:
+        _follow_node_rank0(plan)
+        return
+    node_rank.clear(stage_dir)
     old = recorded_hash(stage_dir)
     done = (stage_dir / DONE_FILE).is_file()
     if old == plan.config_hash and done and not force:
         print(f"{name} is already done with config {plan.config_hash[:12]} ({stage_dir}): skipping")
+        node_rank.announce(stage_dir, plan.config_hash, launch=False)
         return
     if old is not None and old != plan.config_hash and not force:
         state = "finished" if done else "interrupted"
@@ -297,27 +322,15 @@ def execute(plan: Plan, force: bool = False) -> None:
     start = time.monotonic()
     if plan.engine.finished(plan.cfg, stage_dir):
         print(f"{name}: training already finished, exporting", flush=True)
+        node_rank.announce(stage_dir, plan.config_hash, launch=False)
     else:
+        announce_overlong(plan)
         resume = plan.engine.before_launch(plan.cfg)
+        _print_judge_estimate(plan.cfg)
+        (stage_dir / engines.STOP_FILE).unlink(missing_ok=True)  # a stop request of an earlier attempt
+        node_rank.announce(stage_dir, plan.config_hash, launch=True)
         print(f"{name}: " + (f"resuming from {resume}" if resume else "training from the start"), flush=True)
-        print(f"$ {plan.shell_command()}", flush=True)
-        log = stage_dir / engines.TRAIN_LOG
-        offset = log.stat().st_size if log.is_file() else 0
-        code = engines.run_logged(
-            plan.command,
-            child_environ({**os.environ, **plan.env}),
-            stage_dir / engines.TRAIN_LOG,
-            forward=getattr(plan.engine, "STOP_SIGNALS", (signal.SIGTERM,)),  # what the engine handles
-        )
-        if code != 0:
-            from tools.engines.loss_guard import diverged_line
-
-            if (line := diverged_line(log, offset)) is not None:
-                raise RunError(f"{name}: {line} (log: {log})")
-            raise RunError(
-                f"{name}: the engine exited with code {code} (log: {stage_dir / engines.TRAIN_LOG}). "
-                "Running the same command again resumes from the last checkpoint."
-            )
+        _launch(plan, engines.TRAIN_LOG)
     plan.engine.export(plan.cfg, stage_dir, _selected_model(plan))
     (stage_dir / DONE_FILE).write_text(plan.config_hash + "\n", encoding="utf-8")
     print(f"{name} done in {time.monotonic() - start:.0f} s: model in {stage_dir / engines.MODEL_DIR}")
@@ -334,6 +347,71 @@ def _selected_model(plan: Plan) -> Path | None:
     record = selection.select(plan.cfg, plan.stage_dir, checkpoints, Path(data))
     selection.log_to_wandb(record, plan.env, Path(os.environ.get("WANDB_DIR", ".")))
     return dict(checkpoints)[record["best_step"]]
+
+
+def announce_overlong(plan: Plan) -> None:
+    """Before a GRPO stage: print how many RL prompts ``data.filter_overlong_prompts`` drops (counted with the
+    initial model's processor) and tag the W&B run with it (``overlong-prompts-N``)."""
+    from tools.engines.grpo_data import count_overlong, overlong_line
+
+    data = plan.cfg.get("easyr1", {}).get("data")
+    if plan.cfg.get("engine") == "llamafactory" or not data or not data.get("filter_overlong_prompts", True):
+        return
+    dropped, total, longest = count_overlong(data, plan.cfg["run"]["init_model"])
+    print(f"{overlong_line(dropped, total, data['max_prompt_length'])} (longest: {longest})", flush=True)
+    if dropped == total:
+        raise RunError(
+            f"every prompt is longer than easyr1.data.max_prompt_length={data['max_prompt_length']} "
+            f"(longest {longest} tokens): raise it or lower easyr1.data.max_pixels"
+        )
+    plan.env["WANDB_TAGS"] += f",overlong-prompts-{dropped}"
+
+
+def _print_judge_estimate(cfg: dict[str, Any]) -> None:
+    """The `pathvlm judge estimate` line of a stage with a judge (r1), before it starts."""
+    from tools.judge_estimate import estimate
+
+    result = estimate(cfg)
+    if result is not None:
+        print(result.line(), flush=True)
+
+
+def _launch(plan: Plan, log_name: str) -> None:
+    """Run the engine; its stop handlers turn SLURM's signals into a checkpoint (tools.engines)."""
+    from tools import engines
+
+    print(f"$ {plan.shell_command()}", flush=True)
+    log = plan.stage_dir / log_name
+    offset = log.stat().st_size if log.is_file() else 0
+    code = engines.run_logged(
+        plan.command,
+        child_environ({**os.environ, **plan.env}),
+        log,
+        on_signal=plan.engine.stop_handlers(plan.cfg, plan.stage_dir),
+    )
+    if code != 0:
+        from tools.engines.loss_guard import diverged_line
+
+        if (line := diverged_line(log, offset)) is not None:
+            raise RunError(f"{plan.size}/{plan.stage}: {line} (log: {log})")
+        raise RunError(
+            f"{plan.size}/{plan.stage}: the engine exited with code {code} (log: {log}). "
+            "Running the same command again resumes from the last checkpoint."
+        )
+
+
+def _follow_node_rank0(plan: Plan) -> None:
+    """A node other than rank 0 of a multi-node launch: run the engine once node 0 has prepared the stage;
+    write nothing else (node 0 cleans, exports and marks the stage done)."""
+    from tools import node_rank
+
+    rank, name = node_rank.node_rank(), f"{plan.size}/{plan.stage}"
+    print(f"{name}: node rank {rank}: waiting for node rank 0 to prepare {plan.stage_dir}", flush=True)
+    if not node_rank.wait_for_rank0(plan.stage_dir, plan.config_hash):
+        print(f"{name}: node rank {rank}: nothing to train (node rank 0 skips or exports)", flush=True)
+        return
+    _launch(plan, f"train.node{rank}.log")
+    print(f"{name}: node rank {rank}: engine finished; node rank 0 exports the model", flush=True)
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -390,7 +468,12 @@ def main(args: argparse.Namespace) -> int:
             print(plan.shell_command())
             return 0
         execute(plan, force=args.force)
-    except (RecipeError, RunError, FileNotFoundError) as exc:  # each names the file and what to do
+    except (
+        RecipeError,
+        RunError,
+        FileNotFoundError,
+        TimeoutError,
+    ) as exc:  # each names the file and what to do
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import socket
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +60,95 @@ def test_usr1_before_time_limit_checkpoints_and_requeues(slurm, repo_root, tmp_p
     assert f"stub: resumed from step {checkpoint}" in log
     assert "stub: done at step 30" in log
     assert secret not in log
+
+
+# A stand-in for `pathvlm`: `run` and `eval-all` record their arguments and succeed at once; `judge-server`
+# is the real fake judge (standing in for `vllm serve` in slurm/judge.sbatch).
+STUB_PATHVLM = r"""#!/bin/bash
+case "$1" in
+    judge-server) exec "$REAL_PATHVLM" "$@" ;;
+    *) mkdir -p "$PATHVLM_RUNS" && echo "$*" >> "$PATHVLM_RUNS/calls.log" ;;
+esac
+"""
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.is_file() else f"(no log {path})"
+
+
+def _stub_venv(tmp_path, real_bin):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "activate").write_text(f'export VIRTUAL_ENV={venv} PATH="{venv}/bin:$PATH"\n')
+    (venv / "bin" / "pathvlm").write_text(STUB_PATHVLM)
+    (venv / "bin" / "pathvlm").chmod(0o755)
+    (venv / "bin" / "python").symlink_to(real_bin / "python")
+    return venv
+
+
+def test_pipeline_local_judge_serves_r1_and_stops(slurm, repo_root, tmp_path):
+    real_bin = Path(sys.executable).parent
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    secret = "sk-local-judge-secret-0123456789"
+    (tmp_path / "logs").mkdir()
+    runs = tmp_path / "runs"
+    env = {
+        "VENV": str(_stub_venv(tmp_path, real_bin)),
+        "REAL_PATHVLM": str(real_bin / "pathvlm"),
+        "RUNS": str(runs),
+        "SIZE": "3b",
+        "PROFILE": "cpu",
+        "OPENAI_API_KEY": secret,
+        "PATHVLM_JUDGE_PORT": str(port),
+        "PATHVLM_JUDGE_HOST": "127.0.0.1",
+        "PATHVLM_JUDGE_WAIT_S": "120",
+    }
+    output = f"--output={tmp_path}/logs/%x-%j.out"
+    opts = ["--cpus-per-task=1", "--mem=1G", "--gres=gpu:0", output]  # judge and r1 side by side on 2 CPUs
+    result = slurm.cmd(
+        str(repo_root / "slurm" / "pipeline.sh"), "--local-judge", "--", *opts, env=env, cwd=tmp_path
+    )
+    ids = dict(line.split() for line in result.stdout.splitlines())
+    assert list(ids) == ["alpha", "beta", "judge", "r1", "judge-stop", "eval"]
+    assert slurm.job(ids["judge"])["Dependency"] in (f"afterok:{ids['beta']}(unfulfilled)", "(null)")
+    final = {name: slurm.wait_finished(job, timeout=300)["JobState"] for name, job in ids.items()}
+    logs = {name: _read(Path(slurm.job(job)["StdOut"])) for name, job in ids.items()}
+    assert final == {
+        "alpha": "COMPLETED",
+        "beta": "COMPLETED",
+        "judge": "CANCELLED",  # stopped by judge-stop once r1 ended
+        "r1": "COMPLETED",
+        "judge-stop": "COMPLETED",
+        "eval": "COMPLETED",
+    }, logs
+    url = f"http://127.0.0.1:{port}/v1"
+    assert f"judge: {url}/models answers" in logs["judge"] and f"judge: {url}/models answers" in logs["r1"]
+    r1_run = next(line for line in (runs / "calls.log").read_text().splitlines() if line.startswith("run r1"))
+    judge = "easyr1.worker.reward.reward_function_kwargs.judge"
+    assert f"--set {judge}.base_url={url} --set {judge}.model=fake-judge" in r1_run
+    assert (
+        f"--set {judge}.api_key_env=PATHVLM_LOCAL_JUDGE_KEY" in r1_run
+    )  # the OpenAI key is never sent there
+    assert not (runs / "3b" / "judge" / "server").exists()  # removed when the judge job ended
+    assert all(secret not in log for log in logs.values())
+
+
+def test_r1_without_its_judge_fails_clearly(slurm, repo_root, tmp_path):
+    (tmp_path / "logs").mkdir()
+    env = {
+        "VENV": str(_stub_venv(tmp_path, Path(sys.executable).parent)),
+        "RUNS": str(tmp_path / "runs"),
+        "SIZE": "3b",
+        "PATHVLM_JUDGE_DIR": str(tmp_path / "runs" / "3b" / "judge"),
+        "PATHVLM_JUDGE_WAIT_S": "4",
+    }
+    job = slurm.sbatch(
+        "--cpus-per-task=1", "--mem=1G", "--gres=gpu:0", str(repo_root / "slurm" / "grpo.sbatch"), "r1",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert slurm.wait_finished(job, timeout=120)["JobState"] == "FAILED"
+    log = (tmp_path / "logs" / f"pathvlm-grpo-{job}.out").read_text()
+    assert f"ERROR: judge: no server file {tmp_path}/runs/3b/judge/server within 4s" in log
+    assert not (tmp_path / "runs" / "calls.log").exists()  # r1 never started

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SECRET = "sk-slurm-jobs-secret-0123456789abcdef"
 # This machine's cluster has one node with 2 CPUs and far less memory than the scripts' defaults.
-SBATCH_OPTS = ("--cpus-per-task=2", "--mem=4G", "--time=30")
+SBATCH_OPTS = ("--cpus-per-task=2", "--mem=4G", "--time=60")  # longer than grpo.sbatch's USR1 lead (30 min)
 SFT_ARGS = "--set llamafactory.num_train_epochs=1 llamafactory.per_device_train_batch_size=8"
 GRPO_ARGS = "--set easyr1.trainer.max_steps=2 easyr1.trainer.save_freq=1 easyr1.data.max_response_length=16"
 

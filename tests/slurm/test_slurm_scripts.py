@@ -116,11 +116,16 @@ def test_grpo_two_nodes_starts_ray_and_sets_nnodes(tmp_path: Path) -> None:
     out, calls = _run("grpo.sbatch", _stub_env(tmp_path, RAY_HEAD_IP="10.0.0.1"), "beta")
     port = 6379 + 42
     head = f"ray start --head --node-ip-address=10.0.0.1 --port={port} --num-cpus=8 --num-gpus=4 "
-    assert any(c.startswith(head) for c in calls), calls
+    own = (  # this job's temp dir and ports: other jobs' Ray clusters on the node stay apart
+        "--temp-dir=/tmp/ray-42 --dashboard-agent-listen-port=52407 --dashboard-agent-grpc-port=53407 "
+        "--metrics-export-port=54407"
+    )
+    head += f"--include-dashboard=false --ray-client-server-port=10043 {own} --disable-usage-stats"
+    assert head in calls, calls
     worker = next(c for c in calls if c.startswith("srun "))
     assert "--overlap --nodes=1 --ntasks=1 --ntasks-per-node=1 --exclude=node1" in worker
     worker_ray = (
-        f"ray start --address=10.0.0.1:{port} --num-cpus=8 --num-gpus=4 --disable-usage-stats --block"
+        f"ray start --address=10.0.0.1:{port} --num-cpus=8 --num-gpus=4 {own} --disable-usage-stats --block"
     )
     assert worker_ray in calls
     run = next(c for c in calls if c.startswith("pathvlm "))
@@ -158,6 +163,11 @@ def test_one_node_runs_runner_directly_and_fails_clearly(tmp_path: Path) -> None
     runs = [c.split(" --size")[0] for c in calls if c.startswith("pathvlm ")]
     assert runs == ["pathvlm run beta", "pathvlm run r1"]
     assert not any(c.startswith(("srun", "ray")) for c in calls)
+    assert all(
+        c.endswith("--set easyr1.trainer.nnodes=1 --set easyr1.trainer.n_gpus_per_node=4")
+        for c in calls
+        if c.startswith("pathvlm ")
+    )
 
     (Path(env["VENV"]) / "bin" / "pathvlm").write_text("#!/bin/bash\necho 'error: no data' >&2\nexit 2\n")
     result = subprocess.run(["bash", str(SLURM / "grpo.sbatch")], env=env, capture_output=True, text=True)
@@ -183,5 +193,26 @@ def test_eval_resolves_stage_names_and_data(tmp_path: Path) -> None:
     _, calls = _run("eval.sbatch", {**env, "PROFILE": "h20x4", "STUB_LOG": str(tmp_path / "all.log")})
     assert (
         calls[-2]
-        == f"pathvlm eval-all --data-root {data} --size 3b --runs {tmp_path / 'runs'} --backend vllm"
+        == f"pathvlm eval-all --data-root {data} --size 3b --runs {tmp_path / 'runs'} --backend vllm "
+        "--tensor-parallel-size 4"  # the job's GPUs
     )
+
+
+@pytest.mark.parametrize(("profile", "gpus", "expected"), [
+    ("h20x4", "2", " --set easyr1.trainer.nnodes=1 --set easyr1.trainer.n_gpus_per_node=2"),
+    ("cpu", "2", ""),  # one TRL process whatever the allocation
+])  # fmt: skip
+def test_grpo_validates_for_the_gpus_the_job_has(
+    tmp_path: Path, profile: str, gpus: str, expected: str
+) -> None:
+    """`sbatch --gres=gpu:2 slurm/grpo.sbatch`: EasyR1's world size (and its batch rules) follow the job."""
+    env = _stub_env(
+        tmp_path,
+        SLURM_JOB_NUM_NODES="1",
+        SLURM_JOB_NODELIST="node1",
+        SLURM_GPUS_ON_NODE=gpus,
+        PROFILE=profile,
+    )
+    _, calls = _run("grpo.sbatch", env, "beta")
+    runs = [c for c in calls if c.startswith("pathvlm ")]
+    assert runs == [f"pathvlm run beta --size 3b --profile {profile} --runs {tmp_path / 'runs'}{expected}"]

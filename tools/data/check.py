@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from tools.data.items import normalise
-from tools.data.pathmmu import SPLITS
+from tools.data.pathmmu import EVAL_SPLITS, split_names
+from tools.data.staging import MANIFEST, file_hashes
 from tools.data.writers import SHAREGPT_COLUMNS, SHAREGPT_TAGS
 from tools.prompt import IMAGE_TOKEN
 
@@ -78,8 +79,8 @@ def _check_disjoint(where: Path, splits: dict[str, list[Row]], problems: list[st
         ("normalised question", lambda e: normalise(e["question"])),
     ):
         owner: dict[str, str] = {}
-        for split in SPLITS:
-            for entry in splits[split]:
+        for split, entries in splits.items():
+            for entry in entries:
                 value = key(entry)
                 if owner.setdefault(value, split) != split:
                     problems.append(
@@ -88,14 +89,18 @@ def _check_disjoint(where: Path, splits: dict[str, list[Row]], problems: list[st
                     )
 
 
-def _check_pathmmu(out: Path, splits: dict[str, list[Row]], problems: list[str]) -> None:
-    if sorted(splits) != sorted(SPLITS):
-        problems.append(f"{out / 'manifest.json'}: splits {sorted(splits)}, expected {list(SPLITS)}")
+def _check_pathmmu(
+    out: Path, manifest: dict[str, Any], splits: dict[str, list[Row]], problems: list[str]
+) -> None:
+    names = split_names("validation" in splits)
+    if list(splits) != list(names):
+        problems.append(f"{out / 'manifest.json'}: splits {list(splits)}, expected {list(names)}")
         return
-    _check_disjoint(out / "manifest.json", splits, problems)
+    if manifest.get("split_unit", "image") == "image":
+        _check_disjoint(out / "manifest.json", splits, problems)
     info_path = out / "llamafactory" / "dataset_info.json"
     info = _load(info_path, problems) or {}
-    for split in SPLITS:
+    for split in names:
         wanted = {
             "file_name": f"{split}.json",
             "formatting": "sharegpt",
@@ -108,7 +113,8 @@ def _check_pathmmu(out: Path, splits: dict[str, list[Row]], problems: list[str])
             )
         path = out / "llamafactory" / f"{split}.json"
         _check_rows(path, _load(path, problems), splits[split], _sharegpt_images, problems)
-    for split in ("rl", "test"):
+    evaluated = [split for split in EVAL_SPLITS if split in splits]
+    for split in ("rl", *evaluated):
         path = out / "easyr1" / f"{split}.jsonl"
         rows = _load(path, problems, lines=True)
         _check_rows(
@@ -119,15 +125,42 @@ def _check_pathmmu(out: Path, splits: dict[str, list[Row]], problems: list[str])
             problems,
             lambda r: json.loads(r["answer"])["id"],
         )
-    path = out / "eval" / "test.jsonl"
-    _check_rows(
-        path,
-        _load(path, problems, lines=True),
-        splits["test"],
-        lambda r: [r["image"]],
-        problems,
-        lambda r: r["id"],
-    )
+    for split in evaluated:
+        path = out / "eval" / f"{split}.jsonl"
+        _check_rows(
+            path,
+            _load(path, problems, lines=True),
+            splits[split],
+            lambda r: [r["image"]],
+            problems,
+            lambda r: r["id"],
+        )
+
+
+def check_files(out: Path, manifest: Any) -> list[str]:
+    """How the files in ``out`` differ from those its manifest (parsed, or its path) lists, by sha256."""
+    if isinstance(manifest, Path):
+        unreadable: list[str] = []
+        manifest = _load(manifest, unreadable)
+        if manifest is None:
+            return unreadable
+    listed = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(listed, dict):
+        return [
+            f"{out / MANIFEST}: no 'files' list (written before file hashes were recorded): convert again"
+        ]
+    found = file_hashes(out)
+    problems = [
+        f"{out / name}: {'missing' if name not in found else 'changed since the conversion (sha256 differs)'}"
+        for name, digest in listed.items()
+        if found.get(name) != digest
+    ]
+    problems += [
+        f"{out / name}: not written by the conversion that wrote {MANIFEST}"
+        for name in found
+        if name not in listed
+    ]
+    return problems
 
 
 def check_output(out: Path) -> list[str]:
@@ -164,5 +197,5 @@ def check_output(out: Path) -> list[str]:
                 lambda r: r["id"],
             )
     else:
-        _check_pathmmu(out, splits, problems)
-    return problems
+        _check_pathmmu(out, manifest, splits, problems)
+    return check_files(out, manifest) + problems

@@ -10,12 +10,16 @@ from tools.data import data_root
 
 OUTPUT_LAYOUT = """\
 output (--out, default $PATHVLM_DATA/pathmmu, PATHVLM_DATA defaulting to data/generated):
-  manifest.json                     seed, source_sha256, counts, splits {sft,rl,test: [{id, image, ...}]}
-  llamafactory/dataset_info.json    sharegpt entries pathmmu_sft, pathmmu_rl, pathmmu_test
-  llamafactory/{sft,rl,test}.json   messages + images (absolute paths)
-  easyr1/{rl,test}.jsonl            problem, images, answer (JSON: ground_truth, question, options, image, id)
-  eval/test.jsonl                   id, subset, image, question, options, answer
+  manifest.json                     seed, split_unit, source_sha256, counts, stats, files {path: sha256},
+                                    splits {sft,rl,[validation,]test: [{id, image, ...}]}
+  llamafactory/dataset_info.json    sharegpt entries pathmmu_<split> for every split
+  llamafactory/<split>.json         messages + images (absolute paths), one file per split
+  easyr1/{rl,[validation,]test}.jsonl
+                                    problem, images, answer (JSON: ground_truth, question, options, image, id)
+  eval/{[validation,]test}.jsonl    id, subset, image, question, options, answer
   rejects.jsonl                     only with --skip-invalid and rejected items
+The folder is written beside --out and swapped in at the end: a failed or interrupted conversion leaves the
+previous output as it was (rejects of a failed split go to <out>.rejects.jsonl).
 """
 
 
@@ -30,6 +34,16 @@ def _sizes(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers like 3000,1000, got {text!r}"
         ) from exc
+
+
+def _grpo_data() -> dict[str, int]:
+    """The GRPO recipes' prompt-length and pixel settings (recipes/stages/_grpo.yaml)."""
+    from omegaconf import OmegaConf
+
+    from tools.recipes import RECIPES_DIR
+
+    data = OmegaConf.load(RECIPES_DIR / "stages" / "_grpo.yaml").easyr1.data
+    return {key: data[key] for key in ("max_prompt_length", "max_pixels", "min_pixels")}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,6 +79,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="think_answer",
         help="SFT target: <think>{explanation}</think><answer>C) text</answer> (default, the authors' "
         "choice) or <answer>C) text</answer>",
+    )
+    p.add_argument(
+        "--val",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also a validation split of N items between rl and test (default 0: the paper's sft/rl/test; "
+        "385 gives the authors' revision layout 3000/1000/385/1000)",
+    )
+    p.add_argument(
+        "--split-unit",
+        choices=("image", "question"),
+        default="image",
+        help="image (default): items sharing an image, image content or question stay in one split; "
+        "question: the paper's question-level split, items sharing an image may land in different splits",
     )
     p.add_argument(
         "--skip-invalid", action="store_true", help="write bad items to rejects.jsonl instead of failing"
@@ -117,6 +146,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "dir", type=Path, help="output folder of `pathvlm data pathmmu` or `pathvlm data omnimedvqa`"
     )
+    p.add_argument(
+        "--model",
+        help="with a PathMMU output: count, with this model's processor, the RL prompts (image tokens "
+        "included) that EasyR1's data.filter_overlong_prompts would drop",
+    )
+    grpo = _grpo_data()
+    for flag in ("max_prompt_length", "max_pixels", "min_pixels"):
+        p.add_argument(
+            f"--{flag.replace('_', '-')}",
+            type=int,
+            default=grpo[flag],
+            help=f"default: {grpo[flag]}, easyr1.data.{flag} of the GRPO recipes",
+        )
     p.set_defaults(func=_check)
 
 
@@ -138,6 +180,8 @@ def _pathmmu(args: argparse.Namespace) -> int:
             subsets=args.subsets,
             target_style=args.target_style,
             skip_invalid=args.skip_invalid,
+            val=args.val,
+            split_unit=args.split_unit,
         )
     except DataError as exc:
         return _fail(exc)
@@ -183,4 +227,14 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{args.dir}: {len(problems)} problem(s)", file=sys.stderr)
         return 1
     print(f"{args.dir}: OK", file=sys.stderr)
+    if args.model:
+        from tools.engines.grpo_data import count_overlong, overlong_line
+
+        rl = args.dir / "easyr1" / "rl.jsonl"
+        if not rl.is_file():
+            return _fail(ValueError(f"--model counts RL prompts: {rl} not found (a PathMMU output has it)"))
+        data = {"train_files": str(rl), "max_prompt_length": args.max_prompt_length}
+        data |= {"max_pixels": args.max_pixels, "min_pixels": args.min_pixels}
+        dropped, total, longest = count_overlong(data, args.model)
+        print(f"{overlong_line(dropped, total, args.max_prompt_length)} (longest: {longest})")
     return 0

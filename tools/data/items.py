@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rewards.rules import accuracy_reward, normalize_option_text
 from tools.data.errors import ItemError
 
 OPTION_RE = re.compile(r"^\s*([A-Z])\s*[).:]\s*(\S.*?)\s*$", re.DOTALL)
+BARE_LETTER_RE = re.compile(r"^\s*\(?([A-Z])\s*[).:]?\s*$")  # "A", "A)", "(A)": PathMMU reads answer[0]
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Item:
     file: str = ""  # source file and item label, named by every error about this item
     label: str = ""
     sha256: str = ""  # of the image bytes, filled by hash_images
+    bare_letter: bool = False  # the source answer was a bare letter ("A"), resolved to its option
 
 
 def item_error(item: Item, problem: str) -> ItemError:
@@ -52,10 +55,32 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
+def check_text(value: str, what: str, file: Path | str, item: str) -> str:
+    """``value`` unchanged when it can be written as UTF-8 (a lone surrogate cannot)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ItemError(
+            file, item, f"{what} is not valid Unicode text ({exc.reason} at {exc.start})"
+        ) from None
+    return value
+
+
+def image_file(base: Path, ref: str, file: Path, item: str, where: str) -> Path:
+    """``base / ref`` when ``ref`` is a plain relative path inside ``base``, else an item error."""
+    parts = ref.split("/")
+    if ref.startswith("/") or "\\" in ref or any(part in ("", ".", "..") for part in parts):
+        raise ItemError(file, item, f"image {ref!r} must be a relative path inside {where} (no '.', '..')")
+    return absolute(base / ref)
+
+
 def lettered_options(options: Sequence[object], file: Path, item: str) -> list[str]:
-    """Check options are lettered ``A)``, ``B)``, ... in order with distinct texts; return ``"A) text"``s."""
-    if len(options) < 2:
-        raise ItemError(file, item, f"expected at least 2 options, got {len(options)}")
+    """Check options are lettered ``A)``, ``B)``, ... in order with distinct texts; return ``"A) text"``s.
+
+    Whitespace runs inside an option text (newlines too) become one space: one option per prompt line.
+    """
+    if not 2 <= len(options) <= len(string.ascii_uppercase):
+        raise ItemError(file, item, f"expected 2 to 26 options (A-Z), got {len(options)}")
     result, seen = [], {}
     for index, option in enumerate(options):
         expected = string.ascii_uppercase[index]
@@ -70,11 +95,14 @@ def lettered_options(options: Sequence[object], file: Path, item: str) -> list[s
             raise ItemError(
                 file, item, f"option {option!r}: letter {letter} is {problem}, expected {expected}"
             )
-        key = normalise(text)
+        check_text(option, f"option {letter}", file, item)
+        key = normalize_option_text(text)
+        if not key:
+            raise ItemError(file, item, f"option {option!r} has no text to compare an answer with")
         if key in seen:
             raise ItemError(file, item, f"options {seen[key]!r} and {option!r} have the same text")
         seen[key] = option
-        result.append(f"{letter}) {text}")
+        result.append(f"{letter}) {' '.join(text.split())}")
     return result
 
 
@@ -83,23 +111,49 @@ def letter_texts(texts: Sequence[str], file: Path, item: str) -> list[str]:
     return lettered_options([f"{string.ascii_uppercase[i]}) {t}" for i, t in enumerate(texts)], file, item)
 
 
-def match_answer(answer: str, options: Sequence[str], file: Path, item: str) -> str:
-    """The canonical option that ``answer`` (``"C) text"``) names, letter and text both matching."""
+def scorable(answer: str, options: Sequence[str], file: Path | str, item: str) -> str:
+    """``answer`` if the accuracy reward gives its own text 1.0 and every other option 0.0, else an error."""
+    if accuracy_reward(f"<answer>{answer}</answer>", answer) != 1.0:
+        raise ItemError(
+            file, item, f"answer {answer!r} would score 0 against itself: the reward cannot parse it"
+        )
+    for option in options:
+        if option != answer and accuracy_reward(f"<answer>{option}</answer>", answer) != 0.0:
+            raise ItemError(
+                file, item, f"options {option!r} and {answer!r} cannot be told apart by the reward"
+            )
+    return answer
+
+
+def match_answer(answer: str, options: Sequence[str], file: Path, item: str) -> tuple[str, bool]:
+    """The canonical option that ``answer`` names, and whether it was a bare letter.
+
+    ``"C) text"`` must match an option in letter and text; a bare letter (``"A"``, as PathMMU's own
+    evaluation reads ``answer[0]``) names the option with that letter.
+    """
+    bare = BARE_LETTER_RE.match(answer)
+    if bare is not None:
+        for option in options:
+            if option.startswith(f"{bare.group(1)})"):
+                return scorable(option, options, file, item), True
+        raise ItemError(file, item, f"answer {answer!r} names no option of {list(options)}")
     match = OPTION_RE.match(answer)
     if match is not None:
-        wanted = (match.group(1), normalise(match.group(2)))
+        wanted = (match.group(1), normalize_option_text(match.group(2)))
         for option in options:
             letter, text = OPTION_RE.match(option).groups()
-            if (letter, normalise(text)) == wanted:
-                return option
+            if (letter, normalize_option_text(text)) == wanted:
+                return scorable(option, options, file, item), False
     raise ItemError(file, item, f"answer {answer!r} is not among the options {list(options)}")
 
 
 def match_answer_text(answer: str, options: Sequence[str], file: Path, item: str) -> str:
-    """The canonical option whose text equals ``answer`` (an option text without its letter)."""
+    """The canonical option whose text equals ``answer`` (an option text without its letter), compared as
+    the reward compares answers (case, whitespace, trailing period)."""
+    wanted = normalize_option_text(answer)
     for option in options:
-        if normalise(OPTION_RE.match(option).group(2)) == normalise(answer):
-            return option
+        if normalize_option_text(OPTION_RE.match(option).group(2)) == wanted:
+            return scorable(option, options, file, item)
     raise ItemError(file, item, f"answer {answer!r} matches none of the options {list(options)}")
 
 

@@ -1,7 +1,9 @@
 """OmniMedVQA subsets -> out-of-domain evaluation JSONL, one file per subset (``eval/<slug>.jsonl``).
 
 Options ``option_A``..``option_D`` (some absent) become lettered options ``A) ..`` in order (absent ones
-skipped, the rest lettered consecutively); the answer is the option whose text equals ``gt_answer``.
+skipped, the rest lettered consecutively); the answer is the option whose text equals ``gt_answer`` as the
+accuracy reward compares texts (case, whitespace, trailing period). Written all-or-nothing: a re-conversion
+replaces the whole output folder, so no eval file of an earlier subset list stays behind.
 """
 
 from __future__ import annotations
@@ -14,8 +16,17 @@ from typing import Any
 
 from tools.data.errors import DataError, ItemError, Rejects
 from tools.data.images import hash_images
-from tools.data.items import Item, absolute, item_error, letter_texts, match_answer_text, slugify
+from tools.data.items import (
+    Item,
+    check_text,
+    image_file,
+    item_error,
+    letter_texts,
+    match_answer_text,
+    slugify,
+)
 from tools.data.sources import expect_shape, field, load_json
+from tools.data.staging import file_hashes, staged_output
 from tools.data.writers import eval_row, manifest_entry, write_json, write_jsonl
 
 SUBSETS = ("Chest CT Scan", "ISIC2020", "Retinal OCT-C8", "Diabetic Retinopathy")
@@ -25,6 +36,15 @@ OPTION_KEY = re.compile(r"^option_([A-Z])$")
 
 def subset_file(root: Path, subset: str) -> Path:
     """``QA_information/{Open-access,Restricted-access}/<subset>.json`` under ``root``."""
+    if not (root / "QA_information").is_dir():
+        inner = (
+            " (it has an inner OmniMedVQA/ folder: OmniMedVQA.zip unpacks into one; use that)"
+            * (root / "OmniMedVQA" / "QA_information").is_dir()
+        )
+        raise DataError(
+            f"{root / 'QA_information'} not found: --root must be the folder holding QA_information/ and "
+            f"Images/, which is the inner OmniMedVQA/ folder that OmniMedVQA.zip unpacks into{inner}"
+        )
     candidates = [root / "QA_information" / access / f"{subset}.json" for access in ACCESS_DIRS]
     for path in candidates:
         if path.is_file():
@@ -39,9 +59,9 @@ def _item(raw: Any, subset: str, index: int, path: Path, root: Path) -> Item:
     if "question_id" in raw:
         label += f" (question_id={raw['question_id']!r})"
     question_id = field(raw, "question_id", (str, int), path, label)
-    question = field(raw, "question", (str,), path, label)
+    question = check_text(field(raw, "question", (str,), path, label), "field 'question'", path, label)
     gt_answer = field(raw, "gt_answer", (str,), path, label)
-    image_path = field(raw, "image_path", (str,), path, label)
+    image_path = check_text(field(raw, "image_path", (str,), path, label), "field 'image_path'", path, label)
     texts = []
     for key in sorted(k for k in raw if OPTION_KEY.match(k)):
         if raw[key] is None or (isinstance(raw[key], str) and not raw[key].strip()):
@@ -49,10 +69,10 @@ def _item(raw: Any, subset: str, index: int, path: Path, root: Path) -> Item:
         texts.append(field(raw, key, (str,), path, label).strip())
     options = letter_texts(texts, path, label)
     return Item(
-        id=str(question_id),
+        id=check_text(str(question_id), "field 'question_id'", path, label),
         subset=subset,
         image_ref=image_path,
-        image=absolute(root / image_path),
+        image=image_file(root, image_path, path, label, "the OmniMedVQA root"),
         question=question.strip(),
         options=options,
         answer=match_answer_text(gt_answer, options, path, label),
@@ -94,19 +114,24 @@ def convert_omnimedvqa(
     hash_images([item for items in per_subset.values() for item in items], rejects)
     per_subset = {subset: [i for i in items if i.sha256] for subset, items in per_subset.items()}  # readable
 
-    out.mkdir(parents=True, exist_ok=True)
-    rejects.write(out)
+    with staged_output(out) as staging:
+        rejects.write(staging)
+        for subset, items in per_subset.items():
+            write_jsonl(staging / "eval" / f"{slugify(subset)}.jsonl", map(eval_row, items))
+        manifest = {
+            "dataset": "omnimedvqa",
+            "seed": None,
+            "source_sha256": sources,
+            "subsets": list(subsets),
+            "counts": {slugify(subset): len(items) for subset, items in per_subset.items()},
+            "stats": {"read": sum(read.values()), "rejected": len(rejects.errors)},
+            "files": file_hashes(staging),
+            "splits": {
+                slugify(s): [manifest_entry(item) for item in items] for s, items in per_subset.items()
+            },
+        }
+        write_json(staging / "manifest.json", manifest)
+    rejects.report(out)
     for subset, items in per_subset.items():
-        write_jsonl(out / "eval" / f"{slugify(subset)}.jsonl", map(eval_row, items))
         print(f"OmniMedVQA {subset}: read {read[subset]} items, kept {len(items)}", file=sys.stderr)
-    manifest = {
-        "dataset": "omnimedvqa",
-        "seed": None,
-        "source_sha256": sources,
-        "subsets": list(subsets),
-        "counts": {slugify(subset): len(items) for subset, items in per_subset.items()},
-        "stats": {"read": sum(read.values()), "rejected": len(rejects.errors)},
-        "splits": {slugify(s): [manifest_entry(item) for item in items] for s, items in per_subset.items()},
-    }
-    write_json(out / "manifest.json", manifest)
     return manifest

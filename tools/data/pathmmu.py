@@ -1,7 +1,8 @@
-"""PathMMU (``data.json`` + ``images/``) -> deduplicated, image-disjoint sft/rl/test splits in every format.
+"""PathMMU (``data.json`` + ``images/``) -> deduplicated sft/rl/[validation/]test splits in every format.
 
 Selection: every item of the chosen subsets across PathMMU's splits (val, test, test_tiny), minus
-duplicates (test_tiny repeats test; the same image + question + options may repeat across splits).
+duplicates (the same image + question + options repeated). The split is image-disjoint by default
+(``--split-unit question``: the paper's question-level split) with exact sft/rl (and validation) sizes.
 """
 
 from __future__ import annotations
@@ -13,9 +14,18 @@ from typing import Any
 
 from tools.data.errors import DataError, ItemError, Rejects
 from tools.data.images import hash_images
-from tools.data.items import Item, absolute, item_error, lettered_options, match_answer, normalise
+from tools.data.items import (
+    Item,
+    check_text,
+    image_file,
+    item_error,
+    lettered_options,
+    match_answer,
+    normalise,
+)
 from tools.data.sources import expect_shape, field, load_json
-from tools.data.split import split_items
+from tools.data.split import UNITS, split_items
+from tools.data.staging import file_hashes, staged_output
 from tools.data.writers import (
     TARGET_STYLES,
     easyr1_row,
@@ -29,6 +39,14 @@ from tools.data.writers import (
 SUBSETS = ("PubMed", "EduContent")
 SIZES = (3000, 1000)
 SPLITS = ("sft", "rl", "test")
+VAL_SPLITS = ("sft", "rl", "validation", "test")
+EVAL_SPLITS = ("validation", "test")  # written in the EasyR1 and evaluation formats too
+PAPER_TEST_SIZE = 1385  # 5,385 unique PubMed + EduContent items minus 3,000 + 1,000
+
+
+def split_names(validation: bool) -> tuple[str, ...]:
+    """The splits of an output, with or without a validation split."""
+    return VAL_SPLITS if validation else SPLITS
 
 
 def _item(raw: Any, subset: str, split: str, index: int, path: Path, images: Path) -> Item:
@@ -38,25 +56,26 @@ def _item(raw: Any, subset: str, split: str, index: int, path: Path, images: Pat
     if "No" in raw:
         label += f" (No={raw['No']!r})"
     number = field(raw, "No", (int, str), path, label)
-    img = field(raw, "img", (str,), path, label)
-    question = field(raw, "question", (str,), path, label)
+    img = check_text(field(raw, "img", (str,), path, label), "field 'img'", path, label)
+    question = check_text(field(raw, "question", (str,), path, label), "field 'question'", path, label)
     options = lettered_options(field(raw, "options", (list,), path, label), path, label)
-    answer = match_answer(field(raw, "answer", (str,), path, label), options, path, label)
+    answer, bare = match_answer(field(raw, "answer", (str,), path, label), options, path, label)
     explanation = raw.get("explanation")
     explanation = "" if explanation is None else explanation
     if not isinstance(explanation, str):
         raise ItemError(path, label, f"field 'explanation' must be str, got {type(explanation).__name__}")
     return Item(
-        id=f"{subset}/{split}/{number}",
+        id=check_text(f"{subset}/{split}/{number}", "the id", path, label),
         subset=subset,
         image_ref=img,
-        image=absolute(images / img),
+        image=image_file(images, img, path, label, "images/"),
         question=question.strip(),
         options=options,
         answer=answer,
-        explanation=explanation,
+        explanation=check_text(explanation, "field 'explanation'", path, label),
         file=str(path),
         label=label,
+        bare_letter=bare,
     )
 
 
@@ -119,55 +138,91 @@ def convert_pathmmu(
     subsets: Sequence[str] = SUBSETS,
     target_style: str = "think_answer",
     skip_invalid: bool = False,
+    val: int = 0,
+    split_unit: str = "image",
 ) -> dict[str, Any]:
-    """Convert PathMMU under ``root`` into ``out`` (layout in data/README.md); returns the manifest."""
+    """Convert PathMMU under ``root`` into ``out`` (layout in data/README.md) all-or-nothing; returns the
+    manifest. ``val`` > 0 adds a validation split of that size between rl and test."""
     if target_style not in TARGET_STYLES:
         raise DataError(f"unknown target style {target_style!r}; expected one of {', '.join(TARGET_STYLES)}")
+    if split_unit not in UNITS:
+        raise DataError(f"unknown split unit {split_unit!r}; expected one of {', '.join(UNITS)}")
     if len(sizes) != len(SPLITS) - 1:
         raise DataError(f"expected {len(SPLITS) - 1} sizes (sft, rl), got {list(sizes)}")
+    if val < 0:
+        raise DataError(f"--val must be 0 (no validation split) or a positive size, got {val}")
     root, out = Path(root), Path(out)
+    names = split_names(val > 0)
     rejects = Rejects(skip_invalid)
     items, read, source_sha256 = read_items(root, subsets, rejects)
     items, duplicates = deduplicate(items, rejects)
     items = hash_images(items, rejects)
     no_explanation = sum(not item.explanation.strip() for item in items)
+    bare = sum(item.bare_letter for item in items)
     print(
         f"PathMMU {'+'.join(subsets)}: read {read} items, dropped {duplicates} duplicates, "
-        f"rejected {len(rejects.errors)} invalid, kept {len(items)}",
+        f"rejected {len(rejects.errors)} invalid, kept {len(items)}"
+        f" ({bare} bare-letter answers resolved to their option)",
         file=sys.stderr,
     )
-    splits = dict(zip(SPLITS, split_items(items, sizes, seed), strict=True))
+    try:
+        parts = split_items(items, (*sizes, val) if val else tuple(sizes), seed, split_unit)
+    except DataError:
+        rejects.write_beside(out)
+        raise
+    splits = dict(zip(names, parts, strict=True))
 
-    out.mkdir(parents=True, exist_ok=True)
-    rejects.write(out)
-    write_llamafactory(out, splits, target_style, prefix="pathmmu")
-    for name in ("rl", "test"):
-        write_jsonl(out / "easyr1" / f"{name}.jsonl", map(easyr1_row, splits[name]))
-    write_jsonl(out / "eval" / "test.jsonl", map(eval_row, splits["test"]))
-    manifest = {
-        "dataset": "pathmmu",
-        "seed": seed,
-        "source_sha256": source_sha256,
-        "subsets": list(subsets),
-        "target_style": target_style,
-        "counts": {name: len(split) for name, split in splits.items()},
-        "stats": {
-            "read": read,
-            "duplicates": duplicates,
-            "rejected": len(rejects.errors),
-            "kept": len(items),
-            "no_explanation": no_explanation,
-        },
-        "splits": {name: [manifest_entry(item) for item in split] for name, split in splits.items()},
-    }
-    write_json(out / "manifest.json", manifest)
-    counts = ", ".join(f"{name} {count}" for name, count in manifest["counts"].items())
-    print(f"split (seed {seed}): {counts} -> {out}", file=sys.stderr)
-    note = (
-        ": their think_answer target has an empty <think></think>" if target_style == "think_answer" else ""
-    )
+    with staged_output(out) as staging:
+        rejects.write(staging)
+        write_llamafactory(staging, splits, target_style, prefix="pathmmu")
+        for name in ("rl", *(n for n in EVAL_SPLITS if n in splits)):
+            write_jsonl(staging / "easyr1" / f"{name}.jsonl", map(easyr1_row, splits[name]))
+        for name in (n for n in EVAL_SPLITS if n in splits):
+            write_jsonl(staging / "eval" / f"{name}.jsonl", map(eval_row, splits[name]))
+        manifest = {
+            "dataset": "pathmmu",
+            "seed": seed,
+            "split_unit": split_unit,
+            "source_sha256": source_sha256,
+            "subsets": list(subsets),
+            "target_style": target_style,
+            "counts": {name: len(split) for name, split in splits.items()},
+            "stats": {
+                "read": read,
+                "duplicates": duplicates,
+                "rejected": len(rejects.errors),
+                "kept": len(items),
+                "no_explanation": no_explanation,
+                "bare_letter_answers": bare,
+            },
+            "files": file_hashes(staging),
+            "splits": {name: [manifest_entry(item) for item in split] for name, split in splits.items()},
+        }
+        write_json(staging / "manifest.json", manifest)
+    rejects.report(out)
+    _report(manifest, out, sizes, val)
+    return manifest
+
+
+def _report(manifest: dict[str, Any], out: Path, sizes: Sequence[int], val: int) -> None:
+    counts = manifest["counts"]
+    unit = "image-disjoint" if manifest["split_unit"] == "image" else "question-level, images may be shared"
     print(
-        f"{no_explanation} of {len(items)} items have no explanation{note if no_explanation else ''}",
+        f"\n  split (seed {manifest['seed']}, {unit}): "
+        + " | ".join(f"{name} {count}" for name, count in counts.items())
+        + f"\n  -> {out}\n",
         file=sys.stderr,
     )
-    return manifest
+    if tuple(sizes) == SIZES and not val and counts["test"] != PAPER_TEST_SIZE:
+        print(
+            f"warning: the test split has {counts['test']} items, the paper's has {PAPER_TEST_SIZE} "
+            f"({manifest['stats']['kept']} items kept; the paper's PubMed + EduContent give 5,385)",
+            file=sys.stderr,
+        )
+    no_explanation, kept = manifest["stats"]["no_explanation"], manifest["stats"]["kept"]
+    note = (
+        ": their think_answer target has an empty <think></think>"
+        if manifest["target_style"] == "think_answer" and no_explanation
+        else ""
+    )
+    print(f"{no_explanation} of {kept} items have no explanation{note}", file=sys.stderr)

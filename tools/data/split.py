@@ -1,22 +1,37 @@
-"""Seeded, image-disjoint split with exact sizes.
+"""Seeded split with exact sizes, image-disjoint by default.
 
-Items sharing an image path, image content (sha256) or normalised question text form one group, and a
-group never straddles two splits. Groups are ordered by ``sha256(f"{seed}:{first id}")`` (stable on
-every machine and Python version), then each sized split takes groups in that order whenever the
-remaining size can still be reached exactly by the groups after it (a subset-sum check on bitsets).
+Unit ``image`` (default): items sharing an image path, image content (sha256) or normalised question text
+form one group, and a group never straddles two splits. Unit ``question`` (the paper's layout): every item
+is its own unit, so items sharing an image may land in different splits.
+
+The sizes are met exactly whenever any assignment of whole groups can meet them: groups are pooled by size,
+and a memoised depth-first search over the pools (largest first) decides how many groups of each size every
+sized split takes; the remainder is the last split (test). It tries the proportional share first, so each
+split gets its share of multi-item groups. Within a pool, groups are ordered by
+``sha256(f"{seed}:{first id}")`` (stable on every machine and Python version) and dealt out in that order.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import itertools
+import math
+from collections.abc import Iterator, Sequence
 
 from tools.data.errors import DataError
 from tools.data.items import Item, normalise
 
+UNITS = ("image", "question")
+Pools = list[tuple[int, int]]  # (group size, number of groups), largest size first
 
-def group_items(items: Sequence[Item]) -> list[list[int]]:
-    """Indices of ``items`` grouped by shared image path, image sha256 or normalised question (union-find)."""
+
+def group_items(items: Sequence[Item], unit: str = "image") -> list[list[int]]:
+    """Indices of ``items`` grouped by ``unit``: shared image path, image sha256 or normalised question
+    (union-find) for ``image``, one item per group for ``question``."""
+    if unit not in UNITS:
+        raise DataError(f"unknown split unit {unit!r}; expected one of {', '.join(UNITS)}")
+    if unit == "question":
+        return [[index] for index in range(len(items))]
     parent = list(range(len(items)))
 
     def find(i: int) -> int:
@@ -43,24 +58,76 @@ def group_items(items: Sequence[Item]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _pick(sizes: Sequence[int], target: int) -> list[int] | None:
-    """Positions whose sizes sum to ``target``, preferring earlier ones; None when impossible."""
-    mask = (1 << (target + 1)) - 1
-    reach = [0] * (len(sizes) + 1)  # reach[i]: bit s set when groups i.. can sum to s
-    reach[-1] = 1
-    for i in range(len(sizes) - 1, -1, -1):
-        reach[i] = (reach[i + 1] | (reach[i + 1] << sizes[i])) & mask
-    if not reach[0] >> target & 1:
+class _Allocator:
+    """How many groups of each pool every sized split takes; the memo is shared by all targets."""
+
+    def __init__(self, pools: Pools) -> None:
+        self.pools = pools
+        self.left_items = [sum(v * c for v, c in pools[j:]) for j in range(len(pools) + 1)]
+        self.gcd = [math.gcd(*(v for v, _ in pools[j:])) for j in range(len(pools) + 1)]
+        self.failed: set[tuple[int, tuple[int, ...]]] = set()
+
+    def _candidates(self, j: int, left: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
+        size, count = self.pools[j]
+        after = self.left_items[j + 1]
+        axes = []
+        for need in left:
+            low, high = max(0, -(-(need - after) // size)), min(count, need // size)
+            share = count * need / self.left_items[j]
+            axes.append(sorted(range(low, high + 1), key=lambda x, s=share: (abs(x - s), x)))
+        for take in itertools.product(*axes):
+            if sum(take) <= count and sum(left) - size * sum(take) <= after:
+                yield take
+
+    def solve(self, j: int, left: tuple[int, ...]) -> list[tuple[int, ...]] | None:
+        """Takes per pool from ``j`` on that leave every split exactly full, or None."""
+        if not any(left):
+            return []
+        if j == len(self.pools) or sum(left) > self.left_items[j] or any(n % self.gcd[j] for n in left):
+            return None
+        if (j, left) in self.failed:
+            return None
+        size = self.pools[j][0]
+        for take in self._candidates(j, left):
+            rest = self.solve(j + 1, tuple(n - size * t for n, t in zip(left, take, strict=True)))
+            if rest is not None:
+                return [take, *rest]
+        self.failed.add((j, left))
         return None
-    chosen, left = [], target
-    for i, size in enumerate(sizes):
-        if size <= left and reach[i + 1] >> (left - size) & 1:
-            chosen.append(i)
-            left -= size
-    return chosen
 
 
-def split_items(items: Sequence[Item], sizes: Sequence[int], seed: int) -> list[list[Item]]:
+def _around(target: Sequence[int], distance: int) -> Iterator[tuple[int, ...]]:
+    """Integer vectors at L1 ``distance`` from ``target``."""
+    if len(target) == 1:
+        yield from {(target[0] - distance,), (target[0] + distance,)}
+        return
+    for step in range(-distance, distance + 1):
+        for rest in _around(target[1:], distance - abs(step)):
+            yield (target[0] + step, *rest)
+
+
+def _nearest(
+    allocator: _Allocator, sizes: Sequence[int], total: int, limit: int = 3
+) -> list[tuple[int, ...]]:
+    """Up to ``limit`` feasible size vectors nearest (L1) to ``sizes``, each leaving a test split."""
+    for distance in range(1, total + 1):
+        found = sorted(
+            candidate
+            for candidate in set(_around(sizes, distance))
+            if min(candidate) >= 1 and sum(candidate) < total and allocator.solve(0, candidate) is not None
+        )
+        if found:
+            return found[:limit]
+    return []
+
+
+def _describe(pools: Pools) -> str:
+    return ", ".join(f"{c}×{v}" if c > 1 else str(v) for v, c in pools)
+
+
+def split_items(
+    items: Sequence[Item], sizes: Sequence[int], seed: int, unit: str = "image"
+) -> list[list[Item]]:
     """``len(sizes) + 1`` disjoint splits: exact ``sizes`` then the remainder, each in source order."""
     total = len(items)
     if any(size < 1 for size in sizes):
@@ -74,20 +141,29 @@ def split_items(items: Sequence[Item], sizes: Sequence[int], seed: int) -> list[
     def order(group: list[int]) -> str:
         return hashlib.sha256(f"{seed}:{items[group[0]].id}".encode()).hexdigest()
 
-    groups = sorted(group_items(items), key=order)
-    splits = []
-    for size in sizes:
-        chosen = _pick([len(g) for g in groups], size)
-        if chosen is None:
-            largest = sorted(groups, key=len, reverse=True)[:3]
-            described = "; ".join(f"{len(g)} items incl. {items[g[0]].id}" for g in largest)
-            raise DataError(
-                f"cannot make a split of exactly {size} items: {total} items form {len(groups)} groups that "
-                f"share an image or question and must stay together (largest: {described}), and no set of "
-                f"the remaining groups sums to {size}; choose other --sizes"
-            )
-        taken = set(chosen)
-        splits.append(sorted(i for pos in chosen for i in groups[pos]))
-        groups = [g for pos, g in enumerate(groups) if pos not in taken]
-    splits.append(sorted(i for g in groups for i in g))
-    return [[items[i] for i in split] for split in splits]
+    by_size: dict[int, list[list[int]]] = {}
+    for group in sorted(group_items(items, unit), key=order):
+        by_size.setdefault(len(group), []).append(group)
+    pools = sorted(((size, len(groups)) for size, groups in by_size.items()), reverse=True)
+    allocator = _Allocator(pools)
+    takes = allocator.solve(0, tuple(sizes))
+    if takes is None:
+        nearest = _nearest(allocator, sizes, total)
+        hint = "; ".join(",".join(map(str, n)) for n in nearest) or (
+            f"none, {len(sizes) + 1} splits need more than {sum(c for _, c in pools)} groups"
+        )
+        raise DataError(
+            f"cannot make splits of exactly {','.join(map(str, sizes))} items (test the rest): {total} items "
+            f"form {sum(c for _, c in pools)} groups that must stay together ({unit} unit; group sizes "
+            f"{_describe(pools)}), and no assignment of whole groups meets these sizes; nearest feasible "
+            f"--sizes: {hint}"
+        )
+    splits: list[list[int]] = [[] for _ in range(len(sizes) + 1)]
+    for (size, _), take in itertools.zip_longest(pools, takes, fillvalue=(0,) * len(sizes)):
+        groups = iter(by_size[size])
+        for split, count in enumerate(take):
+            for group in itertools.islice(groups, count):
+                splits[split].extend(group)
+        for group in groups:
+            splits[-1].extend(group)
+    return [[items[i] for i in sorted(split)] for split in splits]

@@ -8,6 +8,8 @@ Each engine module defines:
 - ``engine_config(cfg)``: what goes into ``CONFIG_NAME``;
 - ``command(stage_dir)``: the command line that trains (it resumes from the last checkpoint by itself);
 - ``finished(cfg, stage_dir)``: whether training already completed (only the export is left);
+- ``stop_handlers(cfg, stage_dir)``: what each signal the runner receives during training does
+  (``run_logged``'s ``on_signal``): checkpoint and stop, in the engine's own way;
 - ``before_launch(cfg)``: tidy what a killed run left, report what the engine will drop silently, and
   return the checkpoint training resumes from (None: from the start);
 - ``checkpoints(cfg, stage_dir)``: the kept checkpoints as (step, Hugging Face model directory), for model
@@ -26,7 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -37,6 +39,9 @@ METRICS_FILE = "metrics.jsonl"
 PARAMS_FILE = "params.json"
 TRAIN_LOG = "train.log"
 TRAINER_STATE = "trainer_state.json"  # transformers writes it last when it saves a checkpoint or finishes
+# The runner's request to checkpoint and stop (tools.engines.stop): a file in the stage directory, named to
+# the engine by this variable and deleted before each launch.
+STOP_FILE, STOP_FILE_ENV = "STOP", "PATHVLM_STOP_FILE"
 
 # LLaMA-Factory's own report of what it trains; the TRL engine prints the same line.
 _PARAMS_LINE = re.compile(r"trainable params: ([\d,]+) \|\| all params: ([\d,]+)")
@@ -63,16 +68,24 @@ def for_config(cfg: Mapping[str, Any]) -> ModuleType:
     raise ValueError(f"engine {cfg['engine']!r}: expected 'llamafactory' or 'easyr1'")
 
 
+StopHandler = Callable[["subprocess.Popen[str]", int], None]
+
+
 def run_logged(
-    command: list[str], env: Mapping[str, str], log_path: Path, forward: tuple[int, ...] = (signal.SIGTERM,)
+    command: list[str],
+    env: Mapping[str, str],
+    log_path: Path,
+    on_signal: Mapping[int, StopHandler] | None = None,
 ) -> int:
     """Run ``command``, copying its output to stdout and appending it to ``log_path``; return its exit code.
 
-    Signals in ``forward`` (SLURM's SIGUSR1 warning before the time limit, SIGTERM on preemption) are passed
-    to the engine, and the runner waits for it to finish, so an engine that handles them checkpoints first.
+    While it runs, a signal in ``on_signal`` (SLURM's SIGUSR1 warning before the time limit, SIGTERM on
+    preemption; default: SIGTERM forwarded) calls its handler with the process, which asks the engine to
+    checkpoint and stop in the engine's own way, and the runner waits for the engine to finish.
     The engine stops with the runner: on Ctrl-C or an exception it is terminated, and on Linux it gets
     SIGTERM when the runner dies in any other way (a killed job), so it never trains on as an orphan.
     """
+    handlers = {signal.SIGTERM: forward_signal} if on_signal is None else on_signal
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("a", encoding="utf-8") as log:
         process = subprocess.Popen(
@@ -82,9 +95,12 @@ def run_logged(
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
-        previous = {sig: signal.signal(sig, lambda signum, _: process.send_signal(signum)) for sig in forward}
+        previous = {
+            sig: signal.signal(sig, lambda signum, _, handler=handler: handler(process, signum))
+            for sig, handler in handlers.items()
+        }
         try:
             assert process.stdout is not None
             for line in process.stdout:
@@ -101,7 +117,22 @@ def run_logged(
                 signal.signal(sig, handler)
 
 
-def _die_with_parent() -> None:
+def forward_signal(process: subprocess.Popen[str], signum: int) -> None:
+    """Pass the signal on to the engine (one that handles it itself)."""
+    process.send_signal(signum)
+
+
+def request_stop_file(path: Path) -> StopHandler:
+    """A handler that writes the stop file ``path`` (tools.engines.stop) for the engine to find."""
+
+    def handler(process: subprocess.Popen[str], signum: int) -> None:
+        path.write_text(f"{signum}\n", encoding="utf-8")
+        print(f"signal {signum}: asked the engine to checkpoint and stop ({path})", flush=True)
+
+    return handler
+
+
+def die_with_parent() -> None:
     """prctl(PR_SET_PDEATHSIG, SIGTERM) in the child, between fork and exec."""
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 

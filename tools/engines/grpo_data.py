@@ -59,16 +59,30 @@ def prompt_length(processor: Any, row: dict[str, Any]) -> int:
     return int(inputs["input_ids"].shape[-1])
 
 
+def overlong_line(dropped: int, total: int, max_length: int) -> str:
+    return (
+        f"filter_overlong_prompts: {dropped} of {total} prompts are longer than "
+        f"max_prompt_length={max_length} tokens and are dropped"
+    )
+
+
 def drop_overlong(rows: list[dict[str, Any]], processor: Any, max_length: int) -> list[dict[str, Any]]:
     """The rows whose prompt fits ``max_length`` tokens; prints how many were dropped."""
     from tqdm import tqdm
 
     kept = [row for row in tqdm(rows, desc="prompt lengths") if prompt_length(processor, row) <= max_length]
-    print(
-        f"filter_overlong_prompts: {len(rows) - len(kept)} of {len(rows)} prompts are longer than "
-        f"max_prompt_length={max_length} tokens and are dropped",
-        flush=True,
-    )
+    print(overlong_line(len(rows) - len(kept), len(rows), max_length), flush=True)
     if not kept:
         raise ValueError(f"every prompt is longer than data.max_prompt_length={max_length}")
     return kept
+
+
+def count_overlong(data: dict[str, Any], model: str) -> tuple[int, int, int]:
+    """(prompts longer than ``data.max_prompt_length``, prompts, longest) of ``data.train_files``, counted
+    with ``model``'s own processor as EasyR1's ``filter_overlong_prompts`` counts them."""
+    from tqdm import tqdm
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(model)
+    lengths = [prompt_length(processor, row) for row in tqdm(load_rows(data), desc="prompt lengths")]
+    return sum(n > data["max_prompt_length"] for n in lengths), len(lengths), max(lengths, default=0)

@@ -1,5 +1,10 @@
-"""SFT with LLaMA-Factory 0.9.5: ``python -m tools.engines.lf_train <stage_dir>/llamafactory.yaml``, which is
-``llamafactory-cli train`` plus our trainer callbacks (the loss guard, ``tools.engines.loss_guard``).
+"""SFT with LLaMA-Factory 0.9.5: ``python -m tools.engines.sft_train <stage_dir>/llamafactory.yaml``.
+
+That is ``llamafactory-cli train`` with two trainer callbacks of ours. The loss guard
+(``tools.engines.loss_guard``) stops a diverging run with a clear error. On SLURM's warning before the time
+limit (SIGUSR1 to the runner) the runner writes the stop file, and every rank saves ``checkpoint-N`` of the
+step it reached and exits (``tools.engines.stop``). SIGTERM (preemption, scancel) stops it at once: the next
+run resumes from the last periodic checkpoint (``save_steps``).
 
 Multi-node runs pass ``FORCE_TORCHRUN``, ``NNODES``, ``NODE_RANK``, ``NPROC_PER_NODE``, ``MASTER_ADDR`` and
 ``MASTER_PORT`` through the environment (read as LLaMA-Factory's launcher reads them). An interrupted run
@@ -8,14 +13,19 @@ resumes by itself: LLaMA-Factory continues from the last ``checkpoint-N`` in ``o
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from tools.engines import (
     CHECKPOINT_DIR,
+    STOP_FILE,
+    StopHandler,
     export_trainer_output,
+    forward_signal,
     prepare_trainer_resume,
+    request_stop_file,
     trainer_checkpoints,
     trainer_finished,
 )
@@ -33,11 +43,17 @@ def prepare(cfg: dict[str, Any], stage_dir: Path, init_model: str, run_name: str
 
 
 def engine_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    return cfg["llamafactory"]
+    from tools.engines.paths import llamafactory_file
+
+    return llamafactory_file(cfg["llamafactory"])
 
 
 def command(stage_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "tools.engines.lf_train", str(stage_dir / CONFIG_NAME)]
+    return [sys.executable, "-m", "tools.engines.sft_train", str(stage_dir / CONFIG_NAME)]
+
+
+def stop_handlers(cfg: dict[str, Any], stage_dir: Path) -> dict[int, StopHandler]:
+    return {signal.SIGUSR1: request_stop_file(stage_dir / STOP_FILE), signal.SIGTERM: forward_signal}
 
 
 def finished(cfg: dict[str, Any], stage_dir: Path) -> bool:

@@ -44,11 +44,15 @@ from typing import Any
 import yaml
 
 from tools.engines import (
+    STOP_FILE,
+    StopHandler,
     checkpoint_step,
     export_trainer_output,
+    forward_signal,
     last_checkpoint,
     params_line,
     prepare_trainer_resume,
+    request_stop_file,
     trainer_checkpoints,
     trainer_finished,
 )
@@ -57,7 +61,9 @@ from tools.engines.grpo_data import drop_overlong, load_rows
 
 CONFIG_NAME = "config.yaml"  # reads the whole resolved stage config
 LAUNCH_ENV: tuple[str, ...] = ()
-STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)  # SLURM: time limit near / preempted: checkpoint, then stop
+# SLURM's warning (USR1) reaches the engine as the runner's stop file: a signal that arrived while the model
+# loads, before the handler exists, would kill it. TERM (preempted) is caught: checkpoint, then stop.
+STOP_SIGNALS = (signal.SIGTERM,)
 LOSS_TYPES = {"token": "dapo", "seq": "grpo"}
 
 
@@ -75,6 +81,10 @@ def command(stage_dir: Path) -> list[str]:
 
 def finished(cfg: dict[str, Any], stage_dir: Path) -> bool:
     return trainer_finished(_output_dir(cfg))
+
+
+def stop_handlers(cfg: dict[str, Any], stage_dir: Path) -> dict[int, StopHandler]:
+    return {signal.SIGUSR1: request_stop_file(stage_dir / STOP_FILE), signal.SIGTERM: forward_signal}
 
 
 def before_launch(cfg: dict[str, Any]) -> Path | None:
@@ -186,6 +196,7 @@ def train(cfg: dict[str, Any]) -> int:
 
     from rewards.trl import make_reward_funcs
     from tools.engines.loss_guard import LossGuard
+    from tools.engines.stop import StopAndSave
 
     class Trainer(GRPOTrainer):
         """Logs TRL's ``rewards/<name>/mean`` as ``reward/<name>`` (history, console and W&B alike)."""
@@ -219,53 +230,25 @@ def train(cfg: dict[str, Any]) -> int:
     if "wandb" in args.report_to:
         keys = ("stage", "size", "profile", "budget", "seed", "experiment", "run")
         wandb.init(config={"pathvlm": {k: cfg[k] for k in keys}})
-    stop = checkpoint_on_signal()
     trainer = Trainer(
         model=model,
         reward_funcs=funcs,
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=processor,
-        callbacks=[stop, LossGuard(cfg["loss_guard_steps"], zero_loss_is_bad=False)],
+        callbacks=[  # StopAndSave exits after the checkpoint, before the final save
+            StopAndSave(STOP_SIGNALS),
+            LossGuard(cfg["loss_guard_steps"], zero_loss_is_bad=False),
+        ],
     )
     resume = last_checkpoint(output_dir)
     if resume is not None:
         print(f"resuming from checkpoint {resume} (step {checkpoint_step(resume)})", flush=True)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    if stop.received is not None:
-        print(
-            f"stopped by signal {stop.received} after step {trainer.state.global_step}: checkpoint saved; "
-            "run the stage again to resume",
-            flush=True,
-        )
-        return 128 + stop.received
     trainer.save_model(str(output_dir))
     processor.save_pretrained(str(output_dir))
     trainer.save_state()
     return 0
-
-
-def checkpoint_on_signal() -> Any:
-    """A TrainerCallback that, once one of STOP_SIGNALS arrived, saves a checkpoint and stops training
-    (built here because transformers is imported only when training)."""
-    from transformers import TrainerCallback
-
-    class _CheckpointOnSignal(TrainerCallback):
-        def __init__(self) -> None:
-            self.received: int | None = None
-            for sig in STOP_SIGNALS:
-                signal.signal(sig, self._note)
-
-        def _note(self, signum: int, _frame: object) -> None:
-            self.received = signum
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-            if self.received is not None:
-                control.should_save = True
-                control.should_training_stop = True
-            return control
-
-    return _CheckpointOnSignal()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,89 @@
+"""Persistent judgements: append-only JSONL shards, one per writing process, that survive any I/O fault."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+class JudgeCache:
+    """Judgements under ``directory``: each process appends to its own shard (no locks, safe on shared
+    file systems) and reads every shard when it starts; a torn last line from a killed process is skipped.
+    Entries hold the key hash and the scores only, never the prompt or a credential.
+
+    I/O never raises: an unreadable or unwritable directory leaves the cache in memory only, the judge's
+    scores survive, ``errors`` counts the failed operations and the first one is logged.
+    """
+
+    def __init__(self, directory: str | None) -> None:
+        self.entries: dict[str, tuple[float, float]] = {}
+        self.errors = 0
+        self._pending: list[str] = []
+        self._path: Path | None = None
+        self.directory = None if directory is None else Path(directory).expanduser()
+        if self.directory is None:
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for shard in sorted(self.directory.glob("judge-*.jsonl")):
+                self._read(shard)
+        except OSError as error:
+            self._failed("read", error)
+        shard = f"judge-{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}.jsonl"
+        self._path = self.directory / shard
+
+    def _read(self, shard: Path) -> None:
+        for line in shard.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+                self.entries[record["key"]] = (float(record["integrity"]), float(record["knowledge"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+
+    def _failed(self, what: str, error: OSError) -> None:
+        self.errors += 1
+        if self.errors == 1:
+            logger.warning(
+                "judge cache: cannot %s %s (%s); judgements are kept in memory, later failures are counted",
+                what,
+                self.directory,
+                error,
+            )
+
+    def get(self, key: str) -> tuple[float, float] | None:
+        return self.entries.get(key)
+
+    def put(self, key: str, scores: tuple[float, float]) -> None:
+        self.entries[key] = scores
+        if self._path is not None:
+            self._pending.append(json.dumps({"key": key, "integrity": scores[0], "knowledge": scores[1]}))
+
+    def flush(self) -> bool:
+        """Append the pending entries; False (and kept for the next flush) when the write fails."""
+        if self._path is None or not self._pending:
+            return True
+        try:
+            with self._path.open("a", encoding="utf-8") as handle:
+                handle.write("\n".join(self._pending) + "\n")
+        except OSError as error:
+            self._failed("write", error)
+            return False
+        self._pending.clear()
+        return True
+
+    def append_usage(self, record: dict) -> bool:
+        """One line of ``usage.jsonl`` beside the shards; False when it cannot be written."""
+        if self.directory is None:
+            return True
+        try:
+            with (self.directory / "usage.jsonl").open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError as error:
+            self._failed("write", error)
+            return False
+        return True

@@ -1,0 +1,99 @@
+"""Judge settings (``reward_function_kwargs.judge``): validated, and never holding a credential."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+DEFAULT_PROMPT_VERSION = "judge_v2"
+_SECRET_PARAM = re.compile(r"(key|token|secret|password|passwd|auth|sig)", re.IGNORECASE)
+
+
+def credentials_in_url(url: str) -> bool:
+    """True when ``url`` carries a credential: ``user:password@`` or a key-like query parameter."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return False
+    if not parts.scheme or not parts.netloc:
+        return False
+    if parts.username is not None or parts.password is not None:
+        return True
+    return any(_SECRET_PARAM.search(name) for name, _ in parse_qsl(parts.query, keep_blank_values=True))
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """Judge settings; the key itself only comes from the environment variable named by ``api_key_env``.
+
+    Fallbacks: a *parse* failure (the judge replied without a usable verdict) gets the paper's rule
+    (0.5 per dimension if the answer was correct, else 0); a *transport* failure (no reply to read: HTTP
+    errors, timeouts, the batch deadline, an unreadable image or answer) gets ``transport_fallback_*``.
+    """
+
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o"
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = 0.1
+    max_tokens: int = 256
+    timeout_s: float = 60.0
+    concurrency: int = 32
+    max_retries: int = 4
+    batch_deadline_s: float = 600.0
+    cache_dir: str | None = ".cache/judge"
+    parse_fallback_correct: float = 0.5
+    parse_fallback_incorrect: float = 0.0
+    transport_fallback_correct: float = 0.5
+    transport_fallback_incorrect: float = 0.0
+    backoff_s: float = 1.0
+    backoff_max_s: float = 30.0
+    prompt_version: str = DEFAULT_PROMPT_VERSION
+    prompt_usd_per_mtok: float = 0.0
+    completion_usd_per_mtok: float = 0.0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> JudgeConfig:
+        """Validated config; unknown keys, literal keys (``api_key``) and URLs with credentials are errors
+        that name the key (never its value)."""
+        values = dict(values or {})
+        secrets = [key for key in values if "key" in key.lower() and key != "api_key_env"]
+        if secrets:
+            raise ValueError(
+                f"judge config: {secrets} not allowed: put the API key in an environment variable "
+                "and name that variable with api_key_env"
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"judge config: unknown keys {unknown}; expected some of {sorted(known)}")
+        base_url = values.get("base_url", cls.base_url)
+        if not isinstance(base_url, str) or urlsplit(base_url).scheme not in ("http", "https"):
+            raise ValueError("judge config: base_url must be an http:// or https:// URL")
+        if credentials_in_url(base_url):
+            raise ValueError(
+                "judge config: base_url carries a credential (user:password@ or a key in the query): "
+                "put the key in an environment variable and name that variable with api_key_env"
+            )
+        config = cls(**values)
+        problems = [
+            name
+            for name, ok in (
+                ("concurrency >= 1", config.concurrency >= 1),
+                ("max_retries >= 0", config.max_retries >= 0),
+                ("timeout_s > 0", config.timeout_s > 0),
+                ("batch_deadline_s > 0", config.batch_deadline_s > 0),
+            )
+            if not ok
+        ]
+        if problems:
+            raise ValueError(f"judge config: expected {', '.join(problems)}")
+        return config
+
+    def fallback(self, correct: bool, kind: str) -> float:
+        """The score per dimension for a failed judgement of ``kind`` ("parse" or "transport")."""
+        if kind == "parse":
+            return self.parse_fallback_correct if correct else self.parse_fallback_incorrect
+        return self.transport_fallback_correct if correct else self.transport_fallback_incorrect
