@@ -18,7 +18,8 @@ from PIL import Image
 
 from tools.cli import main
 from tools.eval_backends import Generation, HFBackend, Request, load_image
-from tools.evaluate import output_dir, read_items_file, training_settings
+from tools.eval_files import read_records
+from tools.evaluate import output_dir, training_settings
 from tools.prompt import build_prompt
 
 ITEM_FIELDS = {
@@ -258,7 +259,7 @@ def test_resume_after_kill(tiny_model: Path, tmp_path: Path) -> None:
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    partial = read_items_file(items_path)
+    partial = read_records(items_path, repair=True)
     assert 3 <= len(partial) < 16, "the run was not interrupted part-way"
     assert not (out / "test" / "summary.json").exists()
 

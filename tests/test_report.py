@@ -65,13 +65,16 @@ def write_eval(
         for i, ok in enumerate(correct)
     ]
     (out / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    meta = {
+    config = {
         "model": f"runs/{size}/{stage}/model",
+        "model_sha256": "e" * 64,
         "backend": "hf",
         "data_sha256": "f" * 64,
-        "dataset": dataset,
+        "max_new_tokens": 1024,
+        "temperature": 0.0,
     }
-    (out / "summary.json").write_text(json.dumps(summarize(records, meta)))
+    (out / "config.json").write_text(json.dumps(config))
+    (out / "summary.json").write_text(json.dumps(summarize(records, {**config, "dataset": dataset})))
 
 
 def rows_of(path: Path) -> list[dict[str, str]]:

@@ -8,7 +8,8 @@
   ``letter_correct``, ``output_tokens`` and ``format_ok`` (``rewards.format_reward``);
 - ``summary.json``: strict and letter accuracy with seeded 95 % bootstrap CIs, average output tokens (with
   CI), format- and parse-failure rates, per-subset accuracy, n, model, backend, data file and its sha256;
-- ``config.json``: the settings of the evaluation, checked when it resumes.
+- ``config.json``: the folder's identity (model and its hash, data sha256, decoding settings), written
+  before the first item and checked on resume and by ``pathvlm report`` (``tools/eval_files.py``).
 
 Where the files go (``<dataset>`` is the data file's stem: ``test``, ``chest_ct_scan``, ...):
 
@@ -21,8 +22,10 @@ export's ``config.yaml`` (``easyr1.data.*_pixels`` / ``llamafactory.image_*_pixe
 processor's own limits.
 
 Items are written and flushed after every batch; an interrupted evaluation started again with the same
-settings skips the ids already in ``items.jsonl`` (a half-written last line is dropped). A finished
-dataset (summary present for the same model and data) is skipped without loading the model.
+settings skips the ids already in ``items.jsonl`` (a half-written last line is dropped, with a message).
+Records of another identity, ids not in the data file, duplicates and corrupt lines are errors naming
+the file and line; ``eval.lock`` keeps a second evaluation out of a folder. A finished dataset (summary
+present for the same identity) is skipped without loading the model.
 
 ``pathvlm eval-all --size S`` evaluates every finished stage model (``<runs>/S/<stage>/model`` with
 ``DONE``) and the base model on ``<data>/pathmmu/eval/test.jsonl`` and each
@@ -45,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 ITEM_KEYS = ("id", "subset", "image", "question", "options", "answer")
-CONFIG_KEYS = ("model", "backend", "data_sha256", "max_new_tokens", "max_pixels", "min_pixels", "dtype")
 IN_DOMAIN_DATASET = "test"
 # What evaluation takes over from the training configs: the base model and the image size limits.
 TRAINING_KEYS = {
@@ -140,30 +142,9 @@ def score(output: str, answer: str) -> dict[str, Any]:
     }
 
 
-def read_items_file(path: Path) -> dict[str, dict[str, Any]]:
-    """Records already written, by id; a torn last line (killed mid-write) is dropped from the file."""
-    if not path.exists():
-        return {}
-    records: dict[str, dict[str, Any]] = {}
-    good_bytes = 0
-    with path.open("rb") as handle:
-        for raw in handle:
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError:
-                break
-            if not raw.endswith(b"\n"):
-                break
-            records[str(record["id"])] = record
-            good_bytes += len(raw)
-    if good_bytes != path.stat().st_size:
-        with path.open("r+b") as handle:
-            handle.truncate(good_bytes)
-    return records
-
-
 def summarize(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
     """The summary JSON: accuracies with bootstrap CIs, token and failure rates, per-subset accuracy."""
+    from tools.eval_files import ids_sha256
     from tools.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_ci
 
     def mean(values: Iterable[float]) -> float:
@@ -179,6 +160,7 @@ def summarize(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[s
     return {
         **meta,
         "n": len(records),
+        "ids_sha256": ids_sha256(r["id"] for r in records),
         "accuracy": mean(correct),
         "accuracy_ci": list(bootstrap_ci(correct)),
         "letter_accuracy": mean(letter),
@@ -200,46 +182,51 @@ def summarize(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[s
 
 
 def is_up_to_date(out_dir: Path, config: dict[str, Any], n_items: int) -> bool:
-    summary_path = out_dir / "summary.json"
-    if not summary_path.exists():
+    from tools.eval_files import SUMMARY_FILE, identity, read_json
+
+    if not (out_dir / SUMMARY_FILE).exists():
         return False
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    return summary.get("n") == n_items and all(summary.get(key) == config[key] for key in CONFIG_KEYS)
-
-
-def check_resume_config(out_dir: Path, config: dict[str, Any]) -> None:
-    """Refuse to mix items from a different model, data file or decoding setting into one items file."""
-    path = out_dir / "config.json"
-    if path.exists():
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        changed = {
-            key: (previous.get(key), config[key]) for key in CONFIG_KEYS if previous.get(key) != config[key]
-        }
-        if changed and (out_dir / "items.jsonl").exists():
-            raise SystemExit(
-                f"{out_dir}: items.jsonl was written with other settings {changed} (was, now); "
-                "delete the directory or pass another --out"
-            )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    summary = read_json(out_dir / SUMMARY_FILE)
+    return summary.get("n") == n_items and identity(summary) == identity(config)
 
 
 def evaluate_dataset(
     backend, data: Path, out_dir: Path, batch_size: int, config: dict[str, Any]
 ) -> dict[str, Any]:
-    """Answer every item not yet in ``out_dir/items.jsonl``, then write and return the summary."""
+    """Answer every item not yet in ``out_dir/items.jsonl``, then write and return the summary.
+
+    The folder is locked for the duration; its ``config.json`` is written (or checked) before any item.
+    """
+    from tools.eval_files import ITEMS_FILE, claim_folder, eval_lock
+
+    with eval_lock(out_dir):
+        claim_folder(out_dir, config)
+        return _answer_and_summarize(backend, data, out_dir / ITEMS_FILE, batch_size, config)
+
+
+def _answer_and_summarize(
+    backend, data: Path, items_path: Path, batch_size: int, config: dict[str, Any]
+) -> dict[str, Any]:
     from tqdm import tqdm
 
     from tools.eval_backends import Request
+    from tools.eval_files import SUMMARY_FILE, EvalFileError, read_records, write_json
     from tools.prompt import build_prompt
 
     items = load_items(data)
-    check_resume_config(out_dir, config)
-    items_path = out_dir / "items.jsonl"
-    done = read_items_file(items_path)
-    unknown = sorted(set(done) - {item["id"] for item in items})
-    if unknown:
-        raise SystemExit(f"{items_path}: ids not in {data}: {unknown[:5]}; delete the directory and rerun")
+    out_dir = items_path.parent
+    try:
+        done = read_records(items_path, repair=True) if items_path.exists() else {}
+    except EvalFileError as error:
+        raise SystemExit(f"{error}; fix the line or delete the directory and rerun") from error
+    known = {item["id"] for item in items}
+    foreign = [(line_no, id_) for line_no, id_ in enumerate(done, 1) if id_ not in known]
+    if foreign:
+        line_no, id_ = foreign[0]
+        raise SystemExit(
+            f"{items_path}:{line_no}: id {id_!r} is not in {data} ({len(foreign)} such record(s)); "
+            "delete the directory and rerun"
+        )
     todo = [item for item in items if item["id"] not in done]
     started, generated = time.perf_counter(), 0
     with (
@@ -275,12 +262,13 @@ def evaluate_dataset(
         "items_per_second": generated / elapsed if generated else None,
     }
     summary = summarize([done[item["id"]] for item in items], meta)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / SUMMARY_FILE, summary)
     return summary
 
 
 def evaluate(args: argparse.Namespace) -> int:
     from tools.eval_backends import DEFAULT_BATCH_SIZE, make_backend
+    from tools.eval_files import model_sha256
 
     run_dir = run_dir_of(args.model)
     if run_dir is not None and (run_dir / "config.yaml").exists():
@@ -288,15 +276,18 @@ def evaluate(args: argparse.Namespace) -> int:
         args.max_pixels = args.max_pixels or trained.get("max_pixels")
         args.min_pixels = args.min_pixels or trained.get("min_pixels")
     jobs = []
+    model_hash = model_sha256(args.model)
     for data in args.data:
         if not data.is_file():
             raise SystemExit(f"{data}: eval data file not found")
         out_dir = output_dir(args.model, data.stem, args.out, args.size, args.runs)
         config = {
             "model": str(Path(args.model).absolute()) if Path(args.model).exists() else args.model,
+            "model_sha256": model_hash,
             "backend": args.backend,
             "data_sha256": file_sha256(data),
             "max_new_tokens": args.max_new_tokens,
+            "temperature": 0.0,
             "max_pixels": args.max_pixels,
             "min_pixels": args.min_pixels,
             "dtype": args.dtype,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,14 +53,27 @@ Results = dict[tuple[str, str, str], Result]
 
 
 def collect(runs: Path) -> Results:
-    """Every ``<runs>/<size>/<stage>/eval/<dataset>/summary.json``, keyed by (size, stage, dataset)."""
+    """Every ``<runs>/<size>/<stage>/eval/<dataset>/``, keyed by (size, stage, dataset).
+
+    Each folder's summary, config and items are checked to belong together (``tools.eval_files``);
+    any that do not stop the report with every problem listed.
+    """
+    from tools.eval_files import EvalFileError, check_folder
+
     results: Results = {}
+    problems = []
     for path in sorted(runs.glob("*/*/eval/*/summary.json")):
         dataset_dir = path.parent
         stage_dir = dataset_dir.parent.parent
         key = (stage_dir.parent.name, stage_dir.name, dataset_dir.name)
-        summary = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            summary, _ = check_folder(dataset_dir)
+        except EvalFileError as error:
+            problems.append(str(error))
+            continue
         results[key] = Result(*key, summary=summary, items_path=dataset_dir / "items.jsonl")
+    if problems:
+        raise SystemExit("evaluation folders that cannot be trusted:\n  " + "\n  ".join(problems))
     return results
 
 
@@ -142,8 +154,9 @@ def build_tables(results: Results) -> dict[str, list[dict[str, Any]]]:
 
 
 def _correct_by_id(path: Path) -> dict[str, bool]:
-    with path.open(encoding="utf-8") as handle:
-        return {str(record["id"]): bool(record["correct"]) for record in map(json.loads, handle) if record}
+    from tools.eval_files import read_records
+
+    return {id_: record["correct"] for id_, record in read_records(path).items()}
 
 
 def build_comparisons(results: Results) -> list[dict[str, Any]]:
