@@ -123,6 +123,12 @@ class ScriptedBackend:
         texts = [next(o for q, o in self.outputs.items() if q in r.prompt) for r in requests]
         return [Generation(text, len(text.split())) for text in texts]
 
+    def accounting(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        pass
+
 
 def test_scoring_uses_reward_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = [

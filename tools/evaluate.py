@@ -14,6 +14,8 @@
 Where the files go (``<dataset>`` is the data file's stem: ``test``, ``chest_ct_scan``, ...):
 
 - ``--out DIR``: ``DIR/<dataset>/``;
+- else, ``--backend openai --model NAME``: ``<runs>/api/<name>/eval/<dataset>/`` (``gpt-4o``,
+  ``gemini-1.5-pro``; see ``tools/eval_api.py`` for the API backend);
 - else, a model under ``<runs>/<size>/<stage>/model``: ``<runs>/<size>/<stage>/eval/<dataset>/``;
 - else ``--size S`` (a base model id or any other path): ``<runs>/S/base/eval/<dataset>/``.
 
@@ -109,10 +111,21 @@ def run_dir_of(model: str) -> Path | None:
     return None
 
 
-def output_dir(model: str, dataset: str, out: Path | None, size: str | None, runs: Path) -> Path:
+def api_stage(model: str) -> str:
+    """The folder name of an API model under ``<runs>/api/``: ``gpt-4o``, ``gemini-1.5-pro``."""
+    return model.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def output_dir(
+    model: str, dataset: str, out: Path | None, size: str | None, runs: Path, api: bool = False
+) -> Path:
     """Where ``items.jsonl`` / ``summary.json`` for this model and dataset go (see the module doc)."""
     if out is not None:
         return out / dataset
+    if api:
+        from tools.paper import API_SIZE
+
+        return runs / API_SIZE / api_stage(model) / "eval" / dataset
     run_dir = run_dir_of(model)
     if run_dir is not None:
         return run_dir / "eval" / dataset
@@ -229,6 +242,7 @@ def _answer_and_summarize(
         )
     todo = [item for item in items if item["id"] not in done]
     started, generated = time.perf_counter(), 0
+    unanswered: list[str] = []
     with (
         items_path.open("a", encoding="utf-8") as handle,
         tqdm(total=len(items), initial=len(done), desc=f"eval {out_dir.name}", unit="item") as progress,
@@ -240,6 +254,9 @@ def _answer_and_summarize(
                 [Request(p, item["image"]) for p, item in zip(prompts, batch, strict=True)]
             )
             for item, prompt, generation in zip(batch, prompts, generations, strict=True):
+                if generation is None:  # an API item without a reply: left for the rerun
+                    unanswered.append(item["id"])
+                    continue
                 record = {
                     "id": item["id"],
                     "subset": item["subset"],
@@ -255,11 +272,17 @@ def _answer_and_summarize(
             generated += len(batch)
             progress.update(len(batch))
     elapsed = time.perf_counter() - started
+    if unanswered:
+        raise SystemExit(
+            f"{out_dir}: {len(unanswered)} item(s) got no reply (e.g. {unanswered[0]!r}; "
+            f"{backend.accounting().get('failures')}); the answered ones are kept: rerun to resume"
+        )
     meta = {
         **config,
         "dataset": out_dir.name,
         "data": str(data.resolve()),
         "items_per_second": generated / elapsed if generated else None,
+        **({"api_usage": backend.accounting()} if backend.accounting() else {}),
     }
     summary = summarize([done[item["id"]] for item in items], meta)
     write_json(out_dir / SUMMARY_FILE, summary)
@@ -275,12 +298,17 @@ def evaluate(args: argparse.Namespace) -> int:
         trained = training_settings([run_dir / "config.yaml"], "--max-pixels / --min-pixels")
         args.max_pixels = args.max_pixels or trained.get("max_pixels")
         args.min_pixels = args.min_pixels or trained.get("min_pixels")
+    api = args.backend == "openai"
+    if api and (args.max_pixels or args.min_pixels):
+        raise SystemExit(
+            "--backend openai sends images as they are: --max-pixels / --min-pixels do not apply"
+        )
     jobs = []
-    model_hash = model_sha256(args.model)
+    model_hash = model_sha256(f"openai:{args.base_url.rstrip('/')}/{args.model}" if api else args.model)
     for data in args.data:
         if not data.is_file():
             raise SystemExit(f"{data}: eval data file not found")
-        out_dir = output_dir(args.model, data.stem, args.out, args.size, args.runs)
+        out_dir = output_dir(args.model, data.stem, args.out, args.size, args.runs, api=api)
         config = {
             "model": str(Path(args.model).absolute()) if Path(args.model).exists() else args.model,
             "model_sha256": model_hash,
@@ -291,6 +319,7 @@ def evaluate(args: argparse.Namespace) -> int:
             "max_pixels": args.max_pixels,
             "min_pixels": args.min_pixels,
             "dtype": args.dtype,
+            **({"base_url": args.base_url} if api else {}),
         }
         if is_up_to_date(out_dir, config, len(load_items(data))):
             print(f"{out_dir}: up to date, skipped")
@@ -298,24 +327,48 @@ def evaluate(args: argparse.Namespace) -> int:
         jobs.append((data, out_dir, config))
     if not jobs:
         return 0
-    backend = make_backend(
-        args.backend,
-        args.model,
-        max_new_tokens=args.max_new_tokens,
-        max_pixels=args.max_pixels,
-        min_pixels=args.min_pixels,
-        dtype=args.dtype,
-    )
+    backend = make_backend(args.backend, args.model, **backend_kwargs(args))
     batch_size = args.batch_size or DEFAULT_BATCH_SIZE[args.backend]
-    for data, out_dir, config in jobs:
-        summary = evaluate_dataset(backend, data, out_dir, batch_size, config)
-        rate = summary["items_per_second"]
-        print(
-            f"{out_dir}: n={summary['n']} accuracy={summary['accuracy']:.4f} "
-            f"letter={summary['letter_accuracy']:.4f} tokens={summary['avg_output_tokens']:.1f}"
-            + (f" ({rate:.2f} items/s)" if rate else "")
-        )
+    try:
+        for data, out_dir, config in jobs:
+            summary = evaluate_dataset(backend, data, out_dir, batch_size, config)
+            rate = summary["items_per_second"]
+            usage = summary.get("api_usage")
+            print(
+                f"{out_dir}: n={summary['n']} accuracy={summary['accuracy']:.4f} "
+                f"letter={summary['letter_accuracy']:.4f} tokens={summary['avg_output_tokens']:.1f}"
+                + (f" ({rate:.2f} items/s)" if rate else "")
+                + (
+                    f" api: {usage['calls']} calls, {usage['retries']} retries, "
+                    f"{usage['prompt_tokens']}+{usage['completion_tokens']} tokens, ${usage['cost_usd']:.4f}"
+                    if usage
+                    else ""
+                )
+            )
+    finally:
+        backend.close()
     return 0
+
+
+def backend_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The backend's settings from the command line (the API's or the local model's)."""
+    if args.backend == "openai":
+        return {
+            "max_new_tokens": args.max_new_tokens,
+            "base_url": args.base_url,
+            "api_key_env": args.api_key_env,
+            "concurrency": args.concurrency,
+            "max_retries": args.max_retries,
+            "timeout_s": args.request_timeout,
+            "usd_per_mtok_prompt": args.usd_per_mtok_prompt,
+            "usd_per_mtok_completion": args.usd_per_mtok_completion,
+        }
+    return {
+        "max_new_tokens": args.max_new_tokens,
+        "max_pixels": args.max_pixels,
+        "min_pixels": args.min_pixels,
+        "dtype": args.dtype,
+    }
 
 
 def eval_datasets(root: Path) -> list[Path]:
@@ -354,6 +407,8 @@ def training_settings(config_paths: Sequence[Path], hint: str) -> dict[str, Any]
 
 
 def evaluate_all(args: argparse.Namespace) -> int:
+    if args.backend == "openai":
+        raise SystemExit("eval-all evaluates local models: use pathvlm eval --backend openai for an API")
     datasets = eval_datasets(args.data_root)
     if not datasets:
         raise SystemExit(f"{args.data_root}: no pathmmu/eval/test.jsonl nor omnimedvqa/eval/*.jsonl")
@@ -407,7 +462,10 @@ def _add_generation_args(parser: argparse.ArgumentParser) -> None:
     from tools.eval_backends import BACKENDS
 
     parser.add_argument(
-        "--backend", choices=BACKENDS, default="hf", help="hf (CPU/tests) or vllm (GPU); default hf"
+        "--backend",
+        choices=BACKENDS,
+        default="hf",
+        help="hf (CPU/tests), vllm (GPU) or openai (an API: see below); default hf",
     )
     parser.add_argument("--batch-size", type=_positive_int, help="items per generate call (hf: 8, vllm: 512)")
     parser.add_argument(
@@ -434,6 +492,23 @@ def _add_generation_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_api_args(parser: argparse.ArgumentParser) -> None:
+    from tools.eval_api import DEFAULT_BASE_URL
+
+    api = parser.add_argument_group("--backend openai (any OpenAI-compatible chat endpoint with images)")
+    api.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"endpoint (default {DEFAULT_BASE_URL})")
+    api.add_argument(
+        "--api-key-env", default="OPENAI_API_KEY", help="variable holding the key (default OPENAI_API_KEY)"
+    )
+    api.add_argument("--concurrency", type=_positive_int, default=16, help="requests in flight (default 16)")
+    api.add_argument("--max-retries", type=int, default=4, help="retries per item (default 4)")
+    api.add_argument("--request-timeout", type=float, default=120.0, help="seconds per attempt (default 120)")
+    api.add_argument("--usd-per-mtok-prompt", type=float, default=0.0, help="price per M prompt tokens")
+    api.add_argument(
+        "--usd-per-mtok-completion", type=float, default=0.0, help="price per M completion tokens"
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = subparsers.add_parser(
@@ -446,6 +521,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, help="write to OUT/<dataset>/ (default: see above)")
     parser.add_argument("--size", help="model size (3b, 7b) for a base model's default output directory")
     _add_generation_args(parser)
+    _add_api_args(parser)
     parser.set_defaults(func=evaluate)
 
     parser_all = subparsers.add_parser(

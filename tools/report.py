@@ -29,7 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.paper import COMPARISONS, OOD_SUBSETS, STAGE_LABELS, TABLE1, TABLE2, TABLE3, PaperRow, model_label
+from tools.paper import (
+    API_SIZE,
+    COMPARISONS,
+    OOD_SUBSETS,
+    STAGE_LABELS,
+    TABLE1,
+    TABLE2,
+    TABLE3,
+    PaperRow,
+    model_label,
+)
 
 IN_DOMAIN = "test"
 SIZES = ("7b", "3b")
@@ -167,7 +177,8 @@ def build_comparisons(results: Results) -> list[dict[str, Any]]:
     """
     from tools.stats import mcnemar_exact
 
-    sizes = sorted({s for s, _, _ in results} | set(SIZES), key=lambda s: _stage_rank((s, "")))
+    trained = {s for s, _, _ in results} - {API_SIZE}
+    sizes = sorted(trained | set(SIZES), key=lambda s: _stage_rank((s, "")))
     datasets = [IN_DOMAIN] + sorted({d for _, _, d in results} - {IN_DOMAIN})
     rows = []
     for size in sizes:
