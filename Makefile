@@ -110,12 +110,17 @@ epsilon: | $(VENV)/.installed ## control ε: GRPO from the base model, format + 
 # `make report` writes $(REPORTS)/ and logs to W&B (offline by default: `wandb sync $(REPORTS)/wandb/offline-run-*`).
 EVAL_BACKEND ?= $(if $(filter cpu,$(PROFILE)),hf,vllm)
 EVAL_ARGS ?=
+# With a judge configured (OPENAI_API_KEY or PATHVLM_JUDGE_BASE_URL set, or JUDGE_EVAL=1), `make eval` then grades
+# every test output with r1's judge (`pathvlm judge-eval`: judged.jsonl beside items.jsonl). JUDGE_EVAL= turns it off.
+JUDGE_EVAL ?= $(if $(or $(OPENAI_API_KEY),$(PATHVLM_JUDGE_BASE_URL)),1,)
+JUDGE_EVAL_ARGS ?=
 REPORTS ?= reports
 REPORT_ARGS ?=
 
 .PHONY: eval report
 eval: | $(VENV)/.installed ## evaluate SIZE's finished stages + base model (EVAL_BACKEND=hf|vllm, EVAL_ARGS=...)
 	$(PATHVLM) eval-all --size $(SIZE) --backend $(EVAL_BACKEND) --data-root "$(DATA)" $(EVAL_ARGS)
+	$(if $(JUDGE_EVAL),$(PATHVLM) judge-eval --size $(SIZE) --profile $(PROFILE) $(JUDGE_EVAL_ARGS))
 
 report: | $(VENV)/.installed ## tables 1-3 next to the paper, McNemar tests, plots in reports/; W&B runs
 	$(PATHVLM) report --out "$(REPORTS)" $(REPORT_ARGS)

@@ -77,7 +77,7 @@ def test_api_model_answers_with_the_shared_prompt_and_parser(
     assert summary["api_usage"]["calls"] == 6 and summary["api_usage"]["failures"] == {}
     # output_tokens is the endpoint's completion_tokens (the fake server bills len(text) // 4)
     assert all(r["output_tokens"] == len(r["output"]) // 4 for r in items.values())
-    assert config["model_sha256"] == model_sha256(f"openai:{server.url}/fake-vlm")
+    assert config["model_sha256"] == model_sha256("openai:fake-vlm")
     assert "sk-test-123" not in (out / "config.json").read_text() + (out / "summary.json").read_text()
 
     assert api_eval(server, data, None, *settings, runs=runs) == 0

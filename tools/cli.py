@@ -18,6 +18,7 @@ SUBCOMMAND_MODULES = [
     "tools.data.cli",
     "tools.judge_server",
     "tools.judge_cli",
+    "tools.judge_eval",
     "tools.recipes",
     "tools.runner",
     "tools.smoke",

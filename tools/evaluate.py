@@ -304,7 +304,8 @@ def evaluate(args: argparse.Namespace) -> int:
             "--backend openai sends images as they are: --max-pixels / --min-pixels do not apply"
         )
     jobs = []
-    model_hash = model_sha256(f"openai:{args.base_url.rstrip('/')}/{args.model}" if api else args.model)
+    # An API model is its name (the endpoint may move: a proxy, a vllm serve on another port).
+    model_hash = model_sha256(f"openai:{args.model}" if api else args.model)
     for data in args.data:
         if not data.is_file():
             raise SystemExit(f"{data}: eval data file not found")

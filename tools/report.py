@@ -320,6 +320,8 @@ def plot_metric(rows: Sequence[dict[str, Any]], path: Path, xlabel: str, title: 
 
 def write_report(results: Results, out: Path) -> tuple[dict[str, list[dict[str, Any]]], list[Path]]:
     """Write report.md, the CSVs and the plots; return the tables (comparisons included) and plot paths."""
+    from tools.report_reasoning import sections as reasoning_sections
+
     out.mkdir(parents=True, exist_ok=True)
     tables = build_tables(results)
     tables["comparisons"] = build_comparisons(results)
@@ -359,6 +361,7 @@ def write_report(results: Results, out: Path) -> tuple[dict[str, list[dict[str, 
         "## Paired comparisons (exact McNemar test on shared item ids)",
         "`A only` / `B only`: items only A / only B answered correctly.",
         comparisons_markdown(tables["comparisons"]),
+        *reasoning_sections(results, out),
         "## Plots",
         *(f"![{path.stem}]({path.name})" for path in plots),
     ]
