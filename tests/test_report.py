@@ -213,6 +213,10 @@ def test_wandb_offline_runs_hold_tables_and_metrics(
         "repro-3b-r1-eval",
         "repro-7b-base-eval",
         "repro-all-report-eval",
+        # each trained stage's training run, resumed by its stable id (job type = stage)
+        "repro-7b-beta-beta",
+        "repro-7b-r1-r1",
+        "repro-3b-r1-r1",
     }
 
     tables = run_dirs["repro-all-report-eval"] / "files" / "media" / "table" / "report"
@@ -228,5 +232,10 @@ def test_wandb_offline_runs_hold_tables_and_metrics(
     r1 = next(run_dirs["repro-7b-r1-eval"].glob("*.wandb")).read_bytes()
     for key in (b"eval/in_domain/accuracy", b"eval/ood/isic2020/accuracy", b"eval/avg_output_tokens"):
         assert key in r1
-    for value in (b"pathvlm-r1", b"repro", b"7b-r1", b"eval"):
+    for value in (b"pathvlm-r1", b"repro", b"7b-r1-eval", b"eval"):
         assert value in r1
+    # The training run gets the same evaluation summary, under the training run's own name.
+    training = next(run_dirs["repro-7b-r1-r1"].glob("*.wandb")).read_bytes()
+    for key in (b"eval/in_domain/accuracy", b"eval/ood/isic2020/accuracy", b"eval/avg_output_tokens"):
+        assert key in training
+    assert b"7b-r1-eval" not in training and b"7b-r1" in training
