@@ -157,7 +157,7 @@ class HFBackend(Backend):
 class VLLMBackend(Backend):
     """vLLM offline ``LLM.generate`` with one image per prompt (GPU only; vLLM is imported here, lazily)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, tensor_parallel_size: int = 1, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         try:
             from vllm import LLM, SamplingParams
@@ -171,6 +171,7 @@ class VLLMBackend(Backend):
             dtype=self.dtype,
             seed=0,
             limit_mm_per_prompt={"image": 1},
+            tensor_parallel_size=tensor_parallel_size,
             mm_processor_kwargs=self.pixel_kwargs() or None,
         )
         self.sampling = SamplingParams(

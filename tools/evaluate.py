@@ -364,12 +364,15 @@ def backend_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             "usd_per_mtok_prompt": args.usd_per_mtok_prompt,
             "usd_per_mtok_completion": args.usd_per_mtok_completion,
         }
-    return {
+    kwargs = {
         "max_new_tokens": args.max_new_tokens,
         "max_pixels": args.max_pixels,
         "min_pixels": args.min_pixels,
         "dtype": args.dtype,
     }
+    if args.backend == "vllm":
+        kwargs["tensor_parallel_size"] = args.tensor_parallel_size
+    return kwargs
 
 
 def eval_datasets(root: Path) -> list[Path]:
@@ -384,8 +387,9 @@ def stage_models(runs: Path, size: str) -> list[Path]:
     return sorted(path / "model" for path in (runs / size).glob("*") if (path / "DONE").exists())
 
 
-def training_settings(config_paths: Sequence[Path], hint: str) -> dict[str, Any]:
-    """``base_model``, ``max_pixels``, ``min_pixels`` as resolved stage configs set them (absent if unset).
+def training_settings(config_paths: Sequence[Any], hint: str) -> dict[str, Any]:
+    """``base_model``, ``max_pixels``, ``min_pixels`` as resolved stage configs (files, or composed
+    recipes) set them (absent if unset).
 
     Pixels come from ``easyr1.data.{max,min}_pixels`` or ``llamafactory.image_{max,min}_pixels``; configs
     that disagree are an error naming ``hint`` (the flag that settles it).
@@ -394,7 +398,7 @@ def training_settings(config_paths: Sequence[Path], hint: str) -> dict[str, Any]
 
     values: dict[str, set[Any]] = defaultdict(set)
     for path in config_paths:
-        config = OmegaConf.load(path)
+        config = OmegaConf.load(path) if isinstance(path, Path) else path
         for key, selectors in TRAINING_KEYS.items():
             for selector in selectors:
                 value = OmegaConf.select(config, selector)
@@ -413,10 +417,13 @@ def evaluate_all(args: argparse.Namespace) -> int:
     datasets = eval_datasets(args.data_root)
     if not datasets:
         raise SystemExit(f"{args.data_root}: no pathmmu/eval/test.jsonl nor omnimedvqa/eval/*.jsonl")
-    models = [str(path) for path in stage_models(args.runs, args.size)]
-    trained = training_settings(
-        sorted((args.runs / args.size).glob("*/config.yaml")), "--base-model / --max-pixels / --min-pixels"
-    )
+    models = [] if args.base_only else [str(path) for path in stage_models(args.runs, args.size)]
+    configs: list[Any] = sorted((args.runs / args.size).glob("*/config.yaml"))
+    if not configs:  # nothing trained yet (baselines): what training would use
+        from tools.recipes import compose
+
+        configs = [compose(stage, args.size, args.profile, []) for stage in ("alpha", "beta")]
+    trained = training_settings(configs, "--base-model / --max-pixels / --min-pixels")
     if not args.no_base:
         base_model = args.base_model or trained.get("base_model")
         if base_model is None:
@@ -429,6 +436,8 @@ def evaluate_all(args: argparse.Namespace) -> int:
         str(args.max_new_tokens),
         "--dtype",
         args.dtype,
+        "--tensor-parallel-size",
+        str(args.tensor_parallel_size),
     ]
     for flag, value in (
         ("--batch-size", args.batch_size),
@@ -489,6 +498,12 @@ def _add_generation_args(parser: argparse.ArgumentParser) -> None:
         help="default: checkpoint's",
     )
     parser.add_argument(
+        "--tensor-parallel-size",
+        type=_positive_int,
+        default=1,
+        help="vllm: GPUs one model is split over (32B: the node's GPUs); default 1",
+    )
+    parser.add_argument(
         "--runs", type=Path, default=runs_root(), help="runs root (default: $PATHVLM_RUNS or runs)"
     )
 
@@ -536,6 +551,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--base-model", help="base model id or path (default: base_model in the size's stage configs)"
     )
     parser_all.add_argument("--no-base", action="store_true", help="skip the base model")
+    parser_all.add_argument(
+        "--base-only", action="store_true", help="only the base model (a baseline: make baselines)"
+    )
+    parser_all.add_argument(
+        "--profile",
+        default="h20x4",
+        help="recipe profile whose base model and image limits apply before any stage is trained",
+    )
     parser_all.add_argument(
         "--data-root",
         type=Path,

@@ -177,7 +177,7 @@ def build_comparisons(results: Results) -> list[dict[str, Any]]:
     """
     from tools.stats import mcnemar_exact
 
-    trained = {s for s, _, _ in results} - {API_SIZE}
+    trained = {s for s, stage, _ in results if stage != "base"} - {API_SIZE}
     sizes = sorted(trained | set(SIZES), key=lambda s: _stage_rank((s, "")))
     datasets = [IN_DOMAIN] + sorted({d for _, _, d in results} - {IN_DOMAIN})
     rows = []
