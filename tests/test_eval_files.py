@@ -65,6 +65,18 @@ def _duplicate_first(path: Path) -> None:
             lambda p: p.write_text(p.read_text().replace('"output_tokens": 50', '"output_tokens": "50"', 1)),
             r"items\.jsonl:1: 'output_tokens' must be int, got '50'",
         ),
+        (
+            lambda p: (p.parent / "summary.json").write_text(
+                json.dumps(
+                    {
+                        k: v
+                        for k, v in json.loads((p.parent / "summary.json").read_text()).items()
+                        if k != "ids_sha256"
+                    }
+                )
+            ),
+            r"summary\.json: written before evaluation folders had an identity",
+        ),
     ],
     ids=[
         "foreign-ids",
@@ -76,6 +88,7 @@ def _duplicate_first(path: Path) -> None:
         "other-config",
         "ids",
         "bad-type",
+        "old-summary",
     ],
 )
 def test_report_refuses_mixed_folders(runs: Path, tmp_path: Path, damage, message: str) -> None:

@@ -228,6 +228,11 @@ def check_folder(out_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any
             else ""
         )
         raise EvalFileError(f"{items_path}: {len(records)} records, summary.json has n={n}{extra}")
-    if ids_sha256(records) != summary.get("ids_sha256"):
+    if "ids_sha256" not in summary:
+        raise EvalFileError(
+            f"{out_dir / SUMMARY_FILE}: written before evaluation folders had an identity; "
+            "delete the folder and rerun pathvlm eval"
+        )
+    if ids_sha256(records) != summary["ids_sha256"]:
         raise EvalFileError(f"{items_path}: item ids differ from those summary.json was computed on")
     return summary, records
