@@ -128,12 +128,38 @@ epsilon: | $(VENV)/.installed ## control ε: GRPO from the base model, format + 
 # `make report` writes $(REPORTS)/ and logs to W&B (offline by default: `wandb sync $(REPORTS)/wandb/offline-run-*`).
 EVAL_BACKEND ?= $(if $(filter cpu,$(PROFILE)),hf,vllm)
 EVAL_ARGS ?=
+# With a judge configured (OPENAI_API_KEY or PATHVLM_JUDGE_BASE_URL set, or JUDGE_EVAL=1), `make eval` then grades
+# every test output with r1's judge (`pathvlm judge-eval`: judged.jsonl beside items.jsonl). JUDGE_EVAL= turns it off.
+JUDGE_EVAL ?= $(if $(or $(OPENAI_API_KEY),$(PATHVLM_JUDGE_BASE_URL)),1,)
+JUDGE_EVAL_ARGS ?=
 REPORTS ?= reports
 REPORT_ARGS ?=
 
 .PHONY: eval report
 eval: | $(VENV)/.installed ## evaluate SIZE's finished stages + base model (EVAL_BACKEND=hf|vllm, EVAL_ARGS=...)
 	$(PATHVLM) eval-all --size $(SIZE) --backend $(EVAL_BACKEND) --data-root "$(DATA)" $(EVAL_ARGS)
+	$(if $(JUDGE_EVAL),$(PATHVLM) judge-eval --size $(SIZE) --profile $(PROFILE) $(JUDGE_EVAL_ARGS))
+
+# `make baselines SIZE=3b|7b|32b` evaluates the paper's baselines on the test split and the OOD subsets:
+# Qwen2.5-VL-$(SIZE)-Instruct (3b/7b: the size's base model as `make eval` evaluates it; 32b: vLLM with tensor
+# parallelism over BASELINE_TP GPUs), then GPT-4o when OPENAI_API_KEY is set and Gemini (GEMINI_MODEL through
+# Google's OpenAI-compatible endpoint) when GEMINI_API_KEY is set (`--backend openai`, runs/api/<model>/).
+# HuatuoGPT-Vision-7B cannot be loaded by an engine we pin: see README.md ("Baselines").
+BASELINE_TP ?= 4
+QWEN_32B ?= Qwen/Qwen2.5-VL-32B-Instruct
+GEMINI_MODEL ?= gemini-1.5-pro
+GEMINI_BASE_URL ?= https://generativelanguage.googleapis.com/v1beta/openai/
+EVAL_DATA_ARGS = --data "$(DATA)/pathmmu/eval/test.jsonl" $(foreach f,$(sort $(wildcard $(DATA)/omnimedvqa/eval/*.jsonl)),--data "$(f)")
+
+.PHONY: baselines
+baselines: | $(VENV)/.installed ## the paper's baselines: Qwen2.5-VL-$(SIZE) (SIZE=32b: tensor parallel), GPT-4o, Gemini
+ifeq ($(SIZE),32b)
+	$(PATHVLM) eval --backend vllm --model $(QWEN_32B) --size 32b --tensor-parallel-size $(BASELINE_TP) $(EVAL_DATA_ARGS) $(EVAL_ARGS)
+else
+	$(PATHVLM) eval-all --size $(SIZE) --profile $(PROFILE) --base-only --backend $(EVAL_BACKEND) --data-root "$(DATA)" $(EVAL_ARGS)
+endif
+	$(if $(OPENAI_API_KEY),$(PATHVLM) eval --backend openai --model gpt-4o $(EVAL_DATA_ARGS),@echo "OPENAI_API_KEY not set: GPT-4o skipped")
+	$(if $(GEMINI_API_KEY),$(PATHVLM) eval --backend openai --model $(GEMINI_MODEL) --base-url $(GEMINI_BASE_URL) --api-key-env GEMINI_API_KEY $(EVAL_DATA_ARGS),@echo "GEMINI_API_KEY not set: $(GEMINI_MODEL) skipped")
 
 report: | $(VENV)/.installed ## tables 1-3 next to the paper, McNemar tests, plots in reports/; W&B runs
 	$(PATHVLM) report --out "$(REPORTS)" $(REPORT_ARGS)

@@ -18,7 +18,8 @@ from PIL import Image
 
 from tools.cli import main
 from tools.eval_backends import Generation, HFBackend, Request, load_image
-from tools.evaluate import output_dir, read_items_file, training_settings
+from tools.eval_files import read_records
+from tools.evaluate import output_dir, training_settings
 from tools.prompt import build_prompt
 
 ITEM_FIELDS = {
@@ -121,6 +122,12 @@ class ScriptedBackend:
         self.calls.append(len(requests))
         texts = [next(o for q, o in self.outputs.items() if q in r.prompt) for r in requests]
         return [Generation(text, len(text.split())) for text in texts]
+
+    def accounting(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        pass
 
 
 def test_scoring_uses_reward_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -258,7 +265,7 @@ def test_resume_after_kill(tiny_model: Path, tmp_path: Path) -> None:
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    partial = read_items_file(items_path)
+    partial = read_records(items_path, repair=True)
     assert 3 <= len(partial) < 16, "the run was not interrupted part-way"
     assert not (out / "test" / "summary.json").exists()
 

@@ -65,13 +65,16 @@ def write_eval(
         for i, ok in enumerate(correct)
     ]
     (out / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    meta = {
+    config = {
         "model": f"runs/{size}/{stage}/model",
+        "model_sha256": "e" * 64,
         "backend": "hf",
         "data_sha256": "f" * 64,
-        "dataset": dataset,
+        "max_new_tokens": 1024,
+        "temperature": 0.0,
     }
-    (out / "summary.json").write_text(json.dumps(summarize(records, meta)))
+    (out / "config.json").write_text(json.dumps(config))
+    (out / "summary.json").write_text(json.dumps(summarize(records, {**config, "dataset": dataset})))
 
 
 def rows_of(path: Path) -> list[dict[str, str]]:
@@ -210,6 +213,10 @@ def test_wandb_offline_runs_hold_tables_and_metrics(
         "repro-3b-r1-eval",
         "repro-7b-base-eval",
         "repro-all-report-eval",
+        # each trained stage's training run, resumed by its stable id (job type = stage)
+        "repro-7b-beta-beta",
+        "repro-7b-r1-r1",
+        "repro-3b-r1-r1",
     }
 
     tables = run_dirs["repro-all-report-eval"] / "files" / "media" / "table" / "report"
@@ -225,5 +232,10 @@ def test_wandb_offline_runs_hold_tables_and_metrics(
     r1 = next(run_dirs["repro-7b-r1-eval"].glob("*.wandb")).read_bytes()
     for key in (b"eval/in_domain/accuracy", b"eval/ood/isic2020/accuracy", b"eval/avg_output_tokens"):
         assert key in r1
-    for value in (b"pathvlm-r1", b"repro", b"7b-r1", b"eval"):
+    for value in (b"pathvlm-r1", b"repro", b"7b-r1-eval", b"eval"):
         assert value in r1
+    # The training run gets the same evaluation summary, under the training run's own name.
+    training = next(run_dirs["repro-7b-r1-r1"].glob("*.wandb")).read_bytes()
+    for key in (b"eval/in_domain/accuracy", b"eval/ood/isic2020/accuracy", b"eval/avg_output_tokens"):
+        assert key in training
+    assert b"7b-r1-eval" not in training and b"7b-r1" in training

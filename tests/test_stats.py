@@ -1,12 +1,13 @@
-"""Bootstrap CIs and the exact McNemar test against values worked out by hand."""
+"""Bootstrap CIs, the exact McNemar test and Wilcoxon signed-rank against values worked out by hand."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from tools.stats import bootstrap_ci, mcnemar_exact
+from tools.stats import bootstrap_ci, mcnemar_exact, wilcoxon_signed_rank
 
 
 @pytest.mark.parametrize(
@@ -85,3 +86,47 @@ def test_bootstrap_of_token_counts_brackets_the_mean() -> None:
 def test_bootstrap_empty_is_nan() -> None:
     low, high = bootstrap_ci([])
     assert math.isnan(low) and math.isnan(high)
+
+
+def test_bootstrap_is_scipys_percentile_interval() -> None:
+    from scipy.stats import bootstrap
+
+    values = [float(i % 5 == 0) for i in range(97)]
+    expected = bootstrap(
+        (np.asarray(values),), np.mean, n_resamples=10_000, method="percentile", rng=np.random.default_rng(0)
+    ).confidence_interval
+    assert bootstrap_ci(values) == (expected.low, expected.high)
+
+
+def test_statistics_are_byte_stable() -> None:
+    values = [float(i % 7) * 1.37 for i in range(300)]
+    first = repr((bootstrap_ci(values), wilcoxon_signed_rank(values, values[::-1])))
+    assert all(
+        repr((bootstrap_ci(values), wilcoxon_signed_rank(values, values[::-1]))) == first for _ in range(3)
+    )
+
+
+@pytest.mark.parametrize(
+    ("diff", "statistic", "p_value"),
+    [
+        # All 5 differences positive: exact P(W- <= 0) = 1/32, two-sided 2/32.
+        ([1, 2, 3, 4, 5], 0.0, 0.0625),
+        # Rank 2 negative: W- = 2; subsets of {1..5} summing to <= 2: {}, {1}, {2}: 2 * 3/32.
+        ([1, -2, 3, 4, 5], 2.0, 0.1875),
+    ],
+)
+def test_wilcoxon_hand_computed(diff: list[int], statistic: float, p_value: float) -> None:
+    b = [0.5] * len(diff) + [1.0, 1.0]  # two tied pairs are dropped (zero_method "wilcox")
+    a = [0.5 + d for d in diff] + [1.0, 1.0]
+    result = wilcoxon_signed_rank(a, b)
+    assert (result.n, result.nonzero) == (7, 5)
+    assert result.statistic == statistic
+    assert result.p_value == pytest.approx(p_value, abs=1e-12)
+    assert result.mean_diff == pytest.approx(sum(diff) / 7)
+
+
+def test_wilcoxon_all_ties_is_no_evidence() -> None:
+    result = wilcoxon_signed_rank([1.0, 2.0], [1.0, 2.0])
+    assert (result.nonzero, result.p_value) == (0, 1.0)
+    with pytest.raises(ValueError, match="differ in length"):
+        wilcoxon_signed_rank([1.0], [1.0, 2.0])

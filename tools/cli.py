@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = [
     "tools.judge_server",
     "tools.judge_cli",
     "tools.models",
+    "tools.judge_eval",
     "tools.recipes",
     "tools.runner",
     "tools.smoke",

@@ -1,4 +1,5 @@
-"""Greedy generation backends for evaluation: Hugging Face transformers (CPU, tests) and vLLM (GPU).
+"""Greedy generation backends for evaluation: Hugging Face transformers (CPU, tests) and vLLM (GPU);
+``openai`` (any OpenAI-compatible endpoint) lives in ``tools/eval_api.py``.
 
 Both backends show the model the same text (the model's chat template around one image and the
 ``build_prompt`` text), the same image (resized like EasyR1's dataset when ``max_pixels`` /
@@ -15,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-BACKENDS = ("hf", "vllm")
-DEFAULT_BATCH_SIZE = {"hf": 8, "vllm": 512}
+BACKENDS = ("hf", "vllm", "openai")
+DEFAULT_BATCH_SIZE = {"hf": 8, "vllm": 512, "openai": 64}
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,14 @@ class Backend(ABC):
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
         """One greedy answer per request, in order."""
 
+    def accounting(self) -> dict[str, Any]:
+        """Usage of an API backend (calls, tokens, cost); local models have none."""
+        return {}
+
+    def close(self) -> None:
+        """Release what the backend holds (connections); local models hold nothing to release."""
+        return None
+
 
 class HFBackend(Backend):
     """transformers ``generate`` on a left-padded batch (Qwen2.5-VL's mRoPE positions follow the mask)."""
@@ -167,6 +176,7 @@ class VLLMBackend(Backend):
             dtype=self.dtype,
             seed=0,
             limit_mm_per_prompt={"image": 1},
+            tensor_parallel_size=tensor_parallel_size,
             mm_processor_kwargs=self.pixel_kwargs() or None,
             max_model_len=max_model_len,
             tensor_parallel_size=tensor_parallel_size,
@@ -187,8 +197,12 @@ class VLLMBackend(Backend):
         return [self.finish(output.outputs[0].token_ids) for output in outputs]
 
 
-def make_backend(name: str, model: str, **kwargs: Any) -> Backend:
-    """``hf`` or ``vllm``; keyword arguments as for ``Backend`` (and ``VLLMBackend``'s, dropped for hf)."""
+def make_backend(name: str, model: str, **kwargs: Any):
+    """``hf``, ``vllm`` (keyword arguments as for ``Backend``) or ``openai`` (as for ``OpenAIBackend``)."""
+    if name == "openai":
+        from tools.eval_api import OpenAIBackend
+
+        return OpenAIBackend(model, **kwargs)
     if name == "hf":
         for key in ("max_model_len", "tensor_parallel_size"):
             kwargs.pop(key, None)

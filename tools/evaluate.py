@@ -8,11 +8,14 @@
   ``letter_correct``, ``output_tokens`` and ``format_ok`` (``rewards.format_reward``);
 - ``summary.json``: strict and letter accuracy with seeded 95 % bootstrap CIs, average output tokens (with
   CI), format- and parse-failure rates, per-subset accuracy, n, model, backend, data file and its sha256;
-- ``config.json``: the settings of the evaluation, checked when it resumes.
+- ``config.json``: the folder's identity (model and its hash, data sha256, decoding settings), written
+  before the first item and checked on resume and by ``pathvlm report`` (``tools/eval_files.py``).
 
 Where the files go (``<dataset>`` is the data file's stem: ``test``, ``chest_ct_scan``, ...):
 
 - ``--out DIR``: ``DIR/<dataset>/``;
+- else, ``--backend openai --model NAME``: ``<runs>/api/<name>/eval/<dataset>/`` (``gpt-4o``,
+  ``gemini-1.5-pro``; see ``tools/eval_api.py`` for the API backend);
 - else, a model under ``<runs>/<size>/<stage>/model``: ``<runs>/<size>/<stage>/eval/<dataset>/``;
 - else ``--size S`` (a base model id or any other path): ``<runs>/S/base/eval/<dataset>/``.
 
@@ -21,8 +24,10 @@ export's ``config.yaml`` (``easyr1.data.*_pixels`` / ``llamafactory.image_*_pixe
 processor's own limits.
 
 Items are written and flushed after every batch; an interrupted evaluation started again with the same
-settings skips the ids already in ``items.jsonl`` (a half-written last line is dropped). A finished
-dataset (summary present for the same model and data) is skipped without loading the model.
+settings skips the ids already in ``items.jsonl`` (a half-written last line is dropped, with a message).
+Records of another identity, ids not in the data file, duplicates and corrupt lines are errors naming
+the file and line; ``eval.lock`` keeps a second evaluation out of a folder. A finished dataset (summary
+present for the same identity) is skipped without loading the model.
 
 ``pathvlm eval-all --size S`` evaluates every finished stage model (``<runs>/S/<stage>/model`` with
 ``DONE``) and the base model on ``<data>/pathmmu/eval/test.jsonl`` and each
@@ -45,7 +50,6 @@ from pathlib import Path
 from typing import Any
 
 ITEM_KEYS = ("id", "subset", "image", "question", "options", "answer")
-CONFIG_KEYS = ("model", "backend", "data_sha256", "max_new_tokens", "max_pixels", "min_pixels", "dtype")
 IN_DOMAIN_DATASET = "test"
 # What evaluation takes over from the training configs: the base model and the image size limits.
 TRAINING_KEYS = {
@@ -107,10 +111,21 @@ def run_dir_of(model: str) -> Path | None:
     return None
 
 
-def output_dir(model: str, dataset: str, out: Path | None, size: str | None, runs: Path) -> Path:
+def api_stage(model: str) -> str:
+    """The folder name of an API model under ``<runs>/api/``: ``gpt-4o``, ``gemini-1.5-pro``."""
+    return model.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def output_dir(
+    model: str, dataset: str, out: Path | None, size: str | None, runs: Path, api: bool = False
+) -> Path:
     """Where ``items.jsonl`` / ``summary.json`` for this model and dataset go (see the module doc)."""
     if out is not None:
         return out / dataset
+    if api:
+        from tools.paper import API_SIZE
+
+        return runs / API_SIZE / api_stage(model) / "eval" / dataset
     run_dir = run_dir_of(model)
     if run_dir is not None:
         return run_dir / "eval" / dataset
@@ -140,30 +155,9 @@ def score(output: str, answer: str) -> dict[str, Any]:
     }
 
 
-def read_items_file(path: Path) -> dict[str, dict[str, Any]]:
-    """Records already written, by id; a torn last line (killed mid-write) is dropped from the file."""
-    if not path.exists():
-        return {}
-    records: dict[str, dict[str, Any]] = {}
-    good_bytes = 0
-    with path.open("rb") as handle:
-        for raw in handle:
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError:
-                break
-            if not raw.endswith(b"\n"):
-                break
-            records[str(record["id"])] = record
-            good_bytes += len(raw)
-    if good_bytes != path.stat().st_size:
-        with path.open("r+b") as handle:
-            handle.truncate(good_bytes)
-    return records
-
-
 def summarize(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
     """The summary JSON: accuracies with bootstrap CIs, token and failure rates, per-subset accuracy."""
+    from tools.eval_files import ids_sha256
     from tools.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_ci
 
     def mean(values: Iterable[float]) -> float:
@@ -179,6 +173,7 @@ def summarize(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[s
     return {
         **meta,
         "n": len(records),
+        "ids_sha256": ids_sha256(r["id"] for r in records),
         "accuracy": mean(correct),
         "accuracy_ci": list(bootstrap_ci(correct)),
         "letter_accuracy": mean(letter),
@@ -200,48 +195,54 @@ def summarize(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[s
 
 
 def is_up_to_date(out_dir: Path, config: dict[str, Any], n_items: int) -> bool:
-    summary_path = out_dir / "summary.json"
-    if not summary_path.exists():
+    from tools.eval_files import SUMMARY_FILE, identity, read_json
+
+    if not (out_dir / SUMMARY_FILE).exists():
         return False
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    return summary.get("n") == n_items and all(summary.get(key) == config[key] for key in CONFIG_KEYS)
-
-
-def check_resume_config(out_dir: Path, config: dict[str, Any]) -> None:
-    """Refuse to mix items from a different model, data file or decoding setting into one items file."""
-    path = out_dir / "config.json"
-    if path.exists():
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        changed = {
-            key: (previous.get(key), config[key]) for key in CONFIG_KEYS if previous.get(key) != config[key]
-        }
-        if changed and (out_dir / "items.jsonl").exists():
-            raise SystemExit(
-                f"{out_dir}: items.jsonl was written with other settings {changed} (was, now); "
-                "delete the directory or pass another --out"
-            )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    summary = read_json(out_dir / SUMMARY_FILE)
+    return summary.get("n") == n_items and identity(summary) == identity(config)
 
 
 def evaluate_dataset(
     backend, data: Path, out_dir: Path, batch_size: int, config: dict[str, Any]
 ) -> dict[str, Any]:
-    """Answer every item not yet in ``out_dir/items.jsonl``, then write and return the summary."""
+    """Answer every item not yet in ``out_dir/items.jsonl``, then write and return the summary.
+
+    The folder is locked for the duration; its ``config.json`` is written (or checked) before any item.
+    """
+    from tools.eval_files import ITEMS_FILE, claim_folder, eval_lock
+
+    with eval_lock(out_dir):
+        claim_folder(out_dir, config)
+        return _answer_and_summarize(backend, data, out_dir / ITEMS_FILE, batch_size, config)
+
+
+def _answer_and_summarize(
+    backend, data: Path, items_path: Path, batch_size: int, config: dict[str, Any]
+) -> dict[str, Any]:
     from tqdm import tqdm
 
     from tools.eval_backends import Request
+    from tools.eval_files import SUMMARY_FILE, EvalFileError, read_records, write_json
     from tools.prompt import build_prompt
 
     items = load_items(data)
-    check_resume_config(out_dir, config)
-    items_path = out_dir / "items.jsonl"
-    done = read_items_file(items_path)
-    unknown = sorted(set(done) - {item["id"] for item in items})
-    if unknown:
-        raise SystemExit(f"{items_path}: ids not in {data}: {unknown[:5]}; delete the directory and rerun")
+    out_dir = items_path.parent
+    try:
+        done = read_records(items_path, repair=True) if items_path.exists() else {}
+    except EvalFileError as error:
+        raise SystemExit(f"{error}; fix the line or delete the directory and rerun") from error
+    known = {item["id"] for item in items}
+    foreign = [(line_no, id_) for line_no, id_ in enumerate(done, 1) if id_ not in known]
+    if foreign:
+        line_no, id_ = foreign[0]
+        raise SystemExit(
+            f"{items_path}:{line_no}: id {id_!r} is not in {data} ({len(foreign)} such record(s)); "
+            "delete the directory and rerun"
+        )
     todo = [item for item in items if item["id"] not in done]
     started, generated = time.perf_counter(), 0
+    unanswered: list[str] = []
     with (
         items_path.open("a", encoding="utf-8") as handle,
         tqdm(total=len(items), initial=len(done), desc=f"eval {out_dir.name}", unit="item") as progress,
@@ -253,6 +254,9 @@ def evaluate_dataset(
                 [Request(p, item["image"]) for p, item in zip(prompts, batch, strict=True)]
             )
             for item, prompt, generation in zip(batch, prompts, generations, strict=True):
+                if generation is None:  # an API item without a reply: left for the rerun
+                    unanswered.append(item["id"])
+                    continue
                 record = {
                     "id": item["id"],
                     "subset": item["subset"],
@@ -268,38 +272,55 @@ def evaluate_dataset(
             generated += len(batch)
             progress.update(len(batch))
     elapsed = time.perf_counter() - started
+    if unanswered:
+        raise SystemExit(
+            f"{out_dir}: {len(unanswered)} item(s) got no reply (e.g. {unanswered[0]!r}; "
+            f"{backend.accounting().get('failures')}); the answered ones are kept: rerun to resume"
+        )
     meta = {
         **config,
         "dataset": out_dir.name,
         "data": str(data.resolve()),
         "items_per_second": generated / elapsed if generated else None,
+        **({"api_usage": backend.accounting()} if backend.accounting() else {}),
     }
     summary = summarize([done[item["id"]] for item in items], meta)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / SUMMARY_FILE, summary)
     return summary
 
 
 def evaluate(args: argparse.Namespace) -> int:
     from tools.eval_backends import DEFAULT_BATCH_SIZE, make_backend
+    from tools.eval_files import model_sha256
 
     run_dir = run_dir_of(args.model)
     if run_dir is not None and (run_dir / "config.yaml").exists():
         trained = training_settings([run_dir / "config.yaml"], "--max-pixels / --min-pixels")
         args.max_pixels = args.max_pixels or trained.get("max_pixels")
         args.min_pixels = args.min_pixels or trained.get("min_pixels")
+    api = args.backend == "openai"
+    if api and (args.max_pixels or args.min_pixels):
+        raise SystemExit(
+            "--backend openai sends images as they are: --max-pixels / --min-pixels do not apply"
+        )
     jobs = []
+    # An API model is its name (the endpoint may move: a proxy, a vllm serve on another port).
+    model_hash = model_sha256(f"openai:{args.model}" if api else args.model)
     for data in args.data:
         if not data.is_file():
             raise SystemExit(f"{data}: eval data file not found")
-        out_dir = output_dir(args.model, data.stem, args.out, args.size, args.runs)
+        out_dir = output_dir(args.model, data.stem, args.out, args.size, args.runs, api=api)
         config = {
             "model": str(Path(args.model).absolute()) if Path(args.model).exists() else args.model,
+            "model_sha256": model_hash,
             "backend": args.backend,
             "data_sha256": file_sha256(data),
             "max_new_tokens": args.max_new_tokens,
+            "temperature": 0.0,
             "max_pixels": args.max_pixels,
             "min_pixels": args.min_pixels,
             "dtype": args.dtype,
+            **({"base_url": args.base_url} if api else {}),
         }
         if is_up_to_date(out_dir, config, len(load_items(data))):
             print(f"{out_dir}: up to date, skipped")
@@ -307,26 +328,52 @@ def evaluate(args: argparse.Namespace) -> int:
         jobs.append((data, out_dir, config))
     if not jobs:
         return 0
-    backend = make_backend(
-        args.backend,
-        args.model,
-        max_new_tokens=args.max_new_tokens,
-        max_pixels=args.max_pixels,
-        min_pixels=args.min_pixels,
-        dtype=args.dtype,
-        max_model_len=args.max_prompt_length + args.max_new_tokens,
-        tensor_parallel_size=args.tensor_parallel_size,
-    )
+    backend = make_backend(args.backend, args.model, **backend_kwargs(args))
     batch_size = args.batch_size or DEFAULT_BATCH_SIZE[args.backend]
-    for data, out_dir, config in jobs:
-        summary = evaluate_dataset(backend, data, out_dir, batch_size, config)
-        rate = summary["items_per_second"]
-        print(
-            f"{out_dir}: n={summary['n']} accuracy={summary['accuracy']:.4f} "
-            f"letter={summary['letter_accuracy']:.4f} tokens={summary['avg_output_tokens']:.1f}"
-            + (f" ({rate:.2f} items/s)" if rate else "")
-        )
+    try:
+        for data, out_dir, config in jobs:
+            summary = evaluate_dataset(backend, data, out_dir, batch_size, config)
+            rate = summary["items_per_second"]
+            usage = summary.get("api_usage")
+            print(
+                f"{out_dir}: n={summary['n']} accuracy={summary['accuracy']:.4f} "
+                f"letter={summary['letter_accuracy']:.4f} tokens={summary['avg_output_tokens']:.1f}"
+                + (f" ({rate:.2f} items/s)" if rate else "")
+                + (
+                    f" api: {usage['calls']} calls, {usage['retries']} retries, "
+                    f"{usage['prompt_tokens']}+{usage['completion_tokens']} tokens, ${usage['cost_usd']:.4f}"
+                    if usage
+                    else ""
+                )
+            )
+    finally:
+        backend.close()
     return 0
+
+
+def backend_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The backend's settings from the command line (the API's or the local model's)."""
+    if args.backend == "openai":
+        return {
+            "max_new_tokens": args.max_new_tokens,
+            "base_url": args.base_url,
+            "api_key_env": args.api_key_env,
+            "concurrency": args.concurrency,
+            "max_retries": args.max_retries,
+            "timeout_s": args.request_timeout,
+            "usd_per_mtok_prompt": args.usd_per_mtok_prompt,
+            "usd_per_mtok_completion": args.usd_per_mtok_completion,
+        }
+    kwargs = {
+        "max_new_tokens": args.max_new_tokens,
+        "max_pixels": args.max_pixels,
+        "min_pixels": args.min_pixels,
+        "dtype": args.dtype,
+    }
+    if args.backend == "vllm":
+        kwargs["tensor_parallel_size"] = args.tensor_parallel_size
+        kwargs["max_model_len"] = args.max_prompt_length + args.max_new_tokens
+    return kwargs
 
 
 def eval_datasets(root: Path) -> list[Path]:
@@ -341,8 +388,9 @@ def stage_models(runs: Path, size: str) -> list[Path]:
     return sorted(path / "model" for path in (runs / size).glob("*") if (path / "DONE").exists())
 
 
-def training_settings(config_paths: Sequence[Path], hint: str) -> dict[str, Any]:
-    """``base_model``, ``max_pixels``, ``min_pixels`` as resolved stage configs set them (absent if unset).
+def training_settings(config_paths: Sequence[Any], hint: str) -> dict[str, Any]:
+    """``base_model``, ``max_pixels``, ``min_pixels`` as resolved stage configs (files, or composed
+    recipes) set them (absent if unset).
 
     Pixels come from ``easyr1.data.{max,min}_pixels`` or ``llamafactory.image_{max,min}_pixels``; configs
     that disagree are an error naming ``hint`` (the flag that settles it).
@@ -351,7 +399,7 @@ def training_settings(config_paths: Sequence[Path], hint: str) -> dict[str, Any]
 
     values: dict[str, set[Any]] = defaultdict(set)
     for path in config_paths:
-        config = OmegaConf.load(path)
+        config = OmegaConf.load(path) if isinstance(path, Path) else path
         for key, selectors in TRAINING_KEYS.items():
             for selector in selectors:
                 value = OmegaConf.select(config, selector)
@@ -365,13 +413,18 @@ def training_settings(config_paths: Sequence[Path], hint: str) -> dict[str, Any]
 
 
 def evaluate_all(args: argparse.Namespace) -> int:
+    if args.backend == "openai":
+        raise SystemExit("eval-all evaluates local models: use pathvlm eval --backend openai for an API")
     datasets = eval_datasets(args.data_root)
     if not datasets:
         raise SystemExit(f"{args.data_root}: no pathmmu/eval/test.jsonl nor omnimedvqa/eval/*.jsonl")
-    models = [str(path) for path in stage_models(args.runs, args.size)]
-    trained = training_settings(
-        sorted((args.runs / args.size).glob("*/config.yaml")), "--base-model / --max-pixels / --min-pixels"
-    )
+    models = [] if args.base_only else [str(path) for path in stage_models(args.runs, args.size)]
+    configs: list[Any] = sorted((args.runs / args.size).glob("*/config.yaml"))
+    if not configs:  # nothing trained yet (baselines): what training would use
+        from tools.recipes import compose
+
+        configs = [compose(stage, args.size, args.profile, []) for stage in ("alpha", "beta")]
+    trained = training_settings(configs, "--base-model / --max-pixels / --min-pixels")
     if not args.no_base:
         base_model = args.base_model or trained.get("base_model")
         if base_model is None:
@@ -422,7 +475,10 @@ def _add_generation_args(parser: argparse.ArgumentParser) -> None:
     from tools.eval_backends import BACKENDS
 
     parser.add_argument(
-        "--backend", choices=BACKENDS, default="hf", help="hf (CPU/tests) or vllm (GPU); default hf"
+        "--backend",
+        choices=BACKENDS,
+        default="hf",
+        help="hf (CPU/tests), vllm (GPU) or openai (an API: see below); default hf",
     )
     parser.add_argument("--batch-size", type=_positive_int, help="items per generate call (hf: 8, vllm: 512)")
     parser.add_argument(
@@ -461,6 +517,23 @@ def _add_generation_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_api_args(parser: argparse.ArgumentParser) -> None:
+    from tools.eval_api import DEFAULT_BASE_URL
+
+    api = parser.add_argument_group("--backend openai (any OpenAI-compatible chat endpoint with images)")
+    api.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"endpoint (default {DEFAULT_BASE_URL})")
+    api.add_argument(
+        "--api-key-env", default="OPENAI_API_KEY", help="variable holding the key (default OPENAI_API_KEY)"
+    )
+    api.add_argument("--concurrency", type=_positive_int, default=16, help="requests in flight (default 16)")
+    api.add_argument("--max-retries", type=int, default=4, help="retries per item (default 4)")
+    api.add_argument("--request-timeout", type=float, default=120.0, help="seconds per attempt (default 120)")
+    api.add_argument("--usd-per-mtok-prompt", type=float, default=0.0, help="price per M prompt tokens")
+    api.add_argument(
+        "--usd-per-mtok-completion", type=float, default=0.0, help="price per M completion tokens"
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = subparsers.add_parser(
@@ -473,6 +546,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, help="write to OUT/<dataset>/ (default: see above)")
     parser.add_argument("--size", help="model size (3b, 7b) for a base model's default output directory")
     _add_generation_args(parser)
+    _add_api_args(parser)
     parser.set_defaults(func=evaluate)
 
     parser_all = subparsers.add_parser(
@@ -486,6 +560,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--base-model", help="base model id or path (default: base_model in the size's stage configs)"
     )
     parser_all.add_argument("--no-base", action="store_true", help="skip the base model")
+    parser_all.add_argument(
+        "--base-only", action="store_true", help="only the base model (a baseline: make baselines)"
+    )
+    parser_all.add_argument(
+        "--profile",
+        default="h20x4",
+        help="recipe profile whose base model and image limits apply before any stage is trained",
+    )
     parser_all.add_argument(
         "--data-root",
         type=Path,

@@ -35,8 +35,15 @@ class PaperRow:
     value: str
 
 
+# Models behind an API: ``<runs>/api/<stage>/`` (``pathvlm eval --backend openai``), by display name.
+API_SIZE = "api"
+API_LABELS = {"gemini-1.5-pro": "Gemini-1.5-Pro", "gpt-4o": "GPT-4o"}
+
+
 def model_label(size: str, stage: str) -> str:
-    """Display name of one of our runs: ``Qwen2.5-VL-7B``, ``β-7B``, ``PathVLM-R1`` (r1 at 7B)."""
+    """Display name of one of our runs: ``Qwen2.5-VL-7B``, ``β-7B``, ``PathVLM-R1`` (r1 at 7B), ``GPT-4o``."""
+    if size == API_SIZE:
+        return API_LABELS.get(stage, stage)
     if stage == "base":
         return f"Qwen2.5-VL-{size.upper()}"
     if stage == "r1":
@@ -52,9 +59,9 @@ def _ours(size: str, stage: str, value: str) -> PaperRow:
 TABLE1 = (
     _ours("3b", "base", "44.48"),
     _ours("7b", "base", "51.55"),
-    PaperRow("Qwen2.5-VL-32B", None, None, "54.20"),
+    _ours("32b", "base", "54.20"),  # make baselines SIZE=32b
     PaperRow("HuatuoGPT-Vision-7B", None, None, "53.00"),
-    PaperRow("Gemini-1.5-Pro", None, None, "58.40"),
+    PaperRow("Gemini-1.5-Pro", API_SIZE, "gemini-1.5-pro", "58.40"),
     _ours("7b", "alpha", "57.59"),
     _ours("7b", "beta", "63.89"),
     _ours("7b", "gamma", "59.92"),

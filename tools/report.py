@@ -25,14 +25,23 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.paper import COMPARISONS, OOD_SUBSETS, STAGE_LABELS, TABLE1, TABLE2, TABLE3, PaperRow, model_label
+from tools.paper import (
+    API_SIZE,
+    COMPARISONS,
+    OOD_SUBSETS,
+    STAGE_LABELS,
+    TABLE1,
+    TABLE2,
+    TABLE3,
+    PaperRow,
+    model_label,
+)
 
 IN_DOMAIN = "test"
 SIZES = ("7b", "3b")
@@ -56,14 +65,27 @@ Results = dict[tuple[str, str, str], Result]
 
 
 def collect(runs: Path) -> Results:
-    """Every ``<runs>/<size>/<stage>/eval/<dataset>/summary.json``, keyed by (size, stage, dataset)."""
+    """Every ``<runs>/<size>/<stage>/eval/<dataset>/``, keyed by (size, stage, dataset).
+
+    Each folder's summary, config and items are checked to belong together (``tools.eval_files``);
+    any that do not stop the report with every problem listed.
+    """
+    from tools.eval_files import EvalFileError, check_folder
+
     results: Results = {}
+    problems = []
     for path in sorted(runs.glob("*/*/eval/*/summary.json")):
         dataset_dir = path.parent
         stage_dir = dataset_dir.parent.parent
         key = (stage_dir.parent.name, stage_dir.name, dataset_dir.name)
-        summary = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            summary, _ = check_folder(dataset_dir)
+        except EvalFileError as error:
+            problems.append(str(error))
+            continue
         results[key] = Result(*key, summary=summary, items_path=dataset_dir / "items.jsonl")
+    if problems:
+        raise SystemExit("evaluation folders that cannot be trusted:\n  " + "\n  ".join(problems))
     return results
 
 
@@ -149,8 +171,9 @@ def build_tables(results: Results) -> dict[str, list[dict[str, Any]]]:
 
 
 def _correct_by_id(path: Path) -> dict[str, bool]:
-    with path.open(encoding="utf-8") as handle:
-        return {str(record["id"]): bool(record["correct"]) for record in map(json.loads, handle) if record}
+    from tools.eval_files import read_records
+
+    return {id_: record["correct"] for id_, record in read_records(path).items()}
 
 
 def build_comparisons(results: Results) -> list[dict[str, Any]]:
@@ -161,7 +184,8 @@ def build_comparisons(results: Results) -> list[dict[str, Any]]:
     """
     from tools.stats import mcnemar_exact
 
-    sizes = sorted({s for s, _, _ in results} | set(SIZES), key=lambda s: _stage_rank((s, "")))
+    trained = {s for s, stage, _ in results if stage != "base"} - {API_SIZE}
+    sizes = sorted(trained | set(SIZES), key=lambda s: _stage_rank((s, "")))
     datasets = [IN_DOMAIN] + sorted({d for _, _, d in results} - {IN_DOMAIN})
     rows = []
     for size in sizes:
@@ -306,6 +330,7 @@ def write_report(
 ) -> tuple[dict[str, list[dict[str, Any]]], list[Path]]:
     """Write report.md, the CSVs and the plots; return the tables (comparisons included) and plot paths."""
     from tools import report_runs
+    from tools.report_reasoning import sections as reasoning_sections
 
     out.mkdir(parents=True, exist_ok=True)
     tables = build_tables(results)
@@ -360,6 +385,7 @@ def write_report(
         + (", ".join(f"{s}/{st} {u}" for s, st, u in run_units) or "none")
         + ".",
         *report_runs.markdown(tables["replicates"], tables["seed_comparisons"], tables["selection"], units),
+        *reasoning_sections(results, out),
         "## Plots",
         *(f"![{path.stem}]({path.name})" for path in plots),
     ]

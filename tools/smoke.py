@@ -2,9 +2,11 @@
 
 data (synthetic, learnable, in the real PathMMU and OmniMedVQA schemas) → alpha → beta → r1 (against the fake
 judge server on 127.0.0.1) → evaluation of base, alpha, beta and r1 on the in-domain test split and the four
-OOD subsets → report. Every step is the same ``pathvlm`` command a cluster user runs; the only differences are
-the tiny offline model, the synthetic data, the judge endpoint and ``--profile cpu``. A finished step is
-skipped on the next run (stages by their DONE marker, evaluations by their summary, data by its manifest).
+OOD subsets → the judge's rubric on their test outputs (``judge-eval``) → the fake server evaluated as an API
+model (``eval --backend openai``) → report. Every step is the same ``pathvlm`` command a cluster user runs;
+the only differences are the tiny offline model, the synthetic data, the judge endpoint and ``--profile cpu``.
+A finished step is skipped on the next run (stages by their DONE marker, evaluations by their summary, data
+by its manifest).
 Outputs live under ``--dir`` (default ``smoke/``): ``source/``, ``data/``, ``runs/``, ``reports/``,
 ``summary.json``.
 """
@@ -29,6 +31,7 @@ from tools.wandb_naming import child_environ
 SIZE = "7b"  # the runs directory name; the cpu profile swaps every size's base model for the tiny one
 STAGES = ("alpha", "beta", "r1")
 CHANCE = 0.25  # four options per synthetic item
+API_MODEL = "fake-vlm"  # the fake server answering as an API model: runs/api/fake-vlm
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,8 @@ class Step:
     done: Path | None  # exists once the step has finished; None: always run (cheap)
 
 
-def plan(root: Path, items: int, ood_items: int, seed: int, sizes: str) -> list[Step]:
+def plan(root: Path, items: int, ood_items: int, seed: int, sizes: str, port: int) -> list[Step]:
+    """The steps; ``port``: the fake judge server's, which also stands in for an API model."""
     source, data, runs = root / "source", root / "data", root / "runs"
     steps = [
         Step(
@@ -82,6 +86,21 @@ def plan(root: Path, items: int, ood_items: int, seed: int, sizes: str) -> list[
             "evaluate",
             ["eval-all", "--size", SIZE, "--runs", str(runs), "--data-root", str(data)]
             + ["--backend", "hf", "--max-new-tokens", "64", "--batch-size", "32"],
+            None,
+        )
+    )
+    steps.append(
+        Step(
+            "judge the test outputs",
+            ["judge-eval", "--size", SIZE, "--profile", "cpu", "--runs", str(runs)],
+            None,
+        )
+    )
+    steps.append(
+        Step(
+            "API model (the fake server)",
+            ["eval", "--backend", "openai", "--model", API_MODEL, "--base-url", f"http://127.0.0.1:{port}/v1"]
+            + ["--data", str(data / "pathmmu" / "eval" / "test.jsonl"), "--runs", str(runs)],
             None,
         )
     )
@@ -177,10 +196,10 @@ def run(root: Path, items: int, ood_items: int, seed: int, sizes: str) -> dict[s
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
     }
-    steps = plan(root, items, ood_items, seed, sizes)
     timings: dict[str, float] = {}
     started = time.monotonic()
     with judge_server(env):
+        steps = plan(root, items, ood_items, seed, sizes, int(env["PATHVLM_JUDGE_PORT"]))
         for number, step in enumerate(steps, 1):
             header = f"[smoke] step {number}/{len(steps)}: {step.name}"
             if step.done is not None and step.done.exists():

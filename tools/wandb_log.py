@@ -1,11 +1,17 @@
-"""Evaluation results to W&B: one ``eval`` run per size-stage, plus one run with the report's tables.
+"""Evaluation results to W&B: one ``eval`` run per size-stage, plus one run with the report's tables, and
+each trained stage's evaluation summary written into that stage's training run.
 
-Naming comes from ``tools.wandb_naming`` (project ``pathvlm-r1``, group = the stage's experiment, run
-name ``<size>-<stage>``, stable id, resume allowed), so evaluation sits beside training in the W&B UI.
+Naming comes from ``tools.wandb_naming`` (project ``pathvlm-r1``, group = the stage's experiment, stable
+id, resume allowed): evaluation runs are named ``<size>-<stage>-eval`` (job type ``eval``); the training
+run of a stage (name ``<size>-<stage>``, job type = the stage) is resumed by its stable id and gets the
+same metrics in its summary, so the runs table shows a training run's settings (budget, lr, KL, seed) next
+to its test accuracy. Offline, the resumed run is a new ``offline-run-*`` directory with the training run's
+id; ``wandb sync`` merges it into that run.
 Metric names are the same for every stage, so runs compare directly:
 ``eval/in_domain/accuracy`` (+ ``_ci_low``/``_ci_high``), ``eval/in_domain/letter_accuracy``,
 ``eval/in_domain/format_failure_rate``, ``eval/in_domain/parse_failure_rate``, ``eval/avg_output_tokens``,
-``eval/ood/<subset>/accuracy`` (+ CI bounds and letter accuracy). Accuracies are fractions in [0, 1].
+``eval/ood/<subset>/accuracy`` (+ CI bounds and letter accuracy), and when ``pathvlm judge-eval`` has run
+``eval/in_domain/judged_{process,integrity,knowledge}`` (+ CI bounds). Accuracies are fractions in [0, 1].
 """
 
 from __future__ import annotations
@@ -35,6 +41,19 @@ def experiment_of(runs: Path, size: str, stage: str) -> str:
     return found.pop() if len(found) == 1 else DEFAULT_EXPERIMENT
 
 
+def judged_metrics(judged: dict[str, Any] | None) -> dict[str, float]:
+    """The in-domain judged reasoning scores of a ``judged_summary.json`` (none when not judged)."""
+    metrics: dict[str, float] = {}
+    for dimension in ("process", "integrity", "knowledge") if judged else ():
+        low, high = judged[f"{dimension}_ci"]
+        metrics |= {
+            f"eval/in_domain/judged_{dimension}": judged[dimension],
+            f"eval/in_domain/judged_{dimension}_ci_low": low,
+            f"eval/in_domain/judged_{dimension}_ci_high": high,
+        }
+    return metrics
+
+
 def eval_metrics(summaries: dict[str, dict[str, Any]]) -> dict[str, float]:
     """Stable metric names from one size-stage's summaries keyed by dataset (``test`` = in-domain)."""
     metrics: dict[str, float] = {}
@@ -57,20 +76,36 @@ def eval_metrics(summaries: dict[str, dict[str, Any]]) -> dict[str, float]:
     return metrics
 
 
-def _init(experiment: str, size: str, stage: str, directory: Path, config: dict[str, Any]):
+def _init(
+    experiment: str,
+    size: str,
+    stage: str,
+    directory: Path,
+    config: dict[str, Any] | None,
+    job_type: str = "eval",
+    suffix: str = "-eval",
+):
     import wandb
 
-    env = wandb_env(experiment, size, stage, job_type="eval")
+    env = wandb_env(experiment, size, stage, job_type=job_type)
     return wandb.init(
         project=env["WANDB_PROJECT"],
         group=env["WANDB_RUN_GROUP"],
         job_type=env["WANDB_JOB_TYPE"],
-        name=env["WANDB_NAME"],
+        name=env["WANDB_NAME"] + suffix,
         id=env["WANDB_RUN_ID"],
         resume=env["WANDB_RESUME"],
         dir=str(directory),
         config=config,
     )
+
+
+def _judged_summary(result: Any) -> dict[str, Any] | None:
+    from tools.eval_files import read_json
+    from tools.judge_eval import JUDGED_SUMMARY_FILE
+
+    path = result.items_path.parent / JUDGED_SUMMARY_FILE
+    return read_json(path) if path.exists() else None
 
 
 def _table(rows: Sequence[dict[str, Any]]):
@@ -96,8 +131,11 @@ def log_report(
     directory = Path(os.environ.get("WANDB_DIR", out))
     directory.mkdir(parents=True, exist_ok=True)
     by_model: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    judged: dict[tuple[str, str], dict[str, Any] | None] = {}
     for (size, stage, dataset), result in sorted(results.items()):
         by_model[(size, stage)][dataset] = result.summary
+        if dataset == "test":
+            judged[(size, stage)] = _judged_summary(result)
     run_dirs, experiments = [], set()
     for (size, stage), summaries in by_model.items():
         experiment = experiment_of(runs, size, stage)
@@ -108,13 +146,24 @@ def log_report(
             "model": next(iter(summaries.values()))["model"],
             "datasets": {d: {"data_sha256": s["data_sha256"], "n": s["n"]} for d, s in summaries.items()},
         }
+        metrics = eval_metrics(summaries) | judged_metrics(judged.get((size, stage)))
         run = _init(experiment, size, stage, directory, config)
-        run.log(eval_metrics(summaries))
+        run.log(metrics)
         run_dirs.append(Path(run.dir).parent)
         run.finish()
+        if (runs / size / stage / "config.yaml").exists():  # a trained stage: its training run too
+            run = _init(experiment, size, stage, directory, None, job_type=stage, suffix="")
+            run.summary.update(metrics)
+            run_dirs.append(Path(run.dir).parent)
+            run.finish()
     experiment = experiments.pop() if len(experiments) == 1 else DEFAULT_EXPERIMENT
     run = _init(
-        experiment, REPORT_SIZE, REPORT_STAGE, directory, {"models": [f"{s}-{st}" for s, st in by_model]}
+        experiment,
+        REPORT_SIZE,
+        REPORT_STAGE,
+        directory,
+        {"models": [f"{s}-{st}" for s, st in by_model]},
+        suffix="",
     )
     logged = {f"report/{name}": _table(rows) for name, rows in tables.items() if rows}
     logged |= {f"report/{path.stem}": wandb.Image(str(path)) for path in plots}
