@@ -176,7 +176,6 @@ class VLLMBackend(Backend):
             dtype=self.dtype,
             seed=0,
             limit_mm_per_prompt={"image": 1},
-            tensor_parallel_size=tensor_parallel_size,
             mm_processor_kwargs=self.pixel_kwargs() or None,
             max_model_len=max_model_len,
             tensor_parallel_size=tensor_parallel_size,
