@@ -53,7 +53,7 @@ def test_image_tokens(model: str, max_pixels: int, expected: int) -> None:
 def test_estimate_counts_calls_tokens_and_usd(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["judge", "estimate", "r1", "--size", "7b"]) == 0
     got = _numbers(capsys.readouterr().out)
-    assert got["calls"] == 2000 * 8 * 4  # max_steps x rollout_batch_size x n
+    assert got["calls"] == 500 * 4 * 4  # paper budget: max_steps x rollout_batch_size x n
     assert got["image"] == 765  # gpt-4o at max_pixels 401408
     assert got["text"] > 1024  # the prompt template plus a 1024-token output at 4 characters a token
     assert got["prompt"] == got["calls"] * (got["text"] + got["image"])
@@ -69,9 +69,11 @@ def test_estimate_counts_calls_tokens_and_usd(capsys: pytest.CaptureFixture[str]
 
 
 def test_estimate_budget_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli_main(["judge", "estimate", "r1", "--budget", "10"]) == 1
-    assert "over budget" in capsys.readouterr().err
-    assert cli_main(["judge", "estimate", "r1", "--budget", "100000"]) == 0
+    assert cli_main(["judge", "estimate", "r1", "--max-usd", "10"]) == 1
+    assert "over --max-usd" in capsys.readouterr().err
+    assert cli_main(["judge", "estimate", "r1", "--budget", "fast"]) == 0
+    assert "(250 steps x 8 prompts x 4 rollouts)" in capsys.readouterr().out  # the same 8,000 calls
+    assert cli_main(["judge", "estimate", "r1", "--max-usd", "100000"]) == 0
     assert cli_main(["judge", "estimate", "beta"]) == 2
     assert "has no judge" in capsys.readouterr().err
     for command in (["judge", "estimate", "--help"], ["judge", "agree", "--help"]):
@@ -90,11 +92,12 @@ def test_the_runner_prints_the_estimate_before_r1(
         finished=lambda cfg, stage_dir: False,
         before_launch=lambda cfg: None,
         command=lambda stage_dir: ["true"],
-        export=lambda cfg, stage_dir: None,
+        export=lambda cfg, stage_dir, model_dir=None: None,
         stop_handlers=lambda cfg, stage_dir: {},
     )
     monkeypatch.setattr(engines, "run_logged", lambda *args, **kwargs: 0)
     monkeypatch.setattr(runner, "announce_overlong", lambda plan: None)  # counts prompts of real data
+    monkeypatch.setattr(runner, "_selected_model", lambda plan: None)  # no validation split here
     cfg = to_container(compose("r1", "7b", "h20x4"))
     plan = runner.Plan("r1", "7b", "h20x4", tmp_path, tmp_path / "7b" / "r1", cfg, "0" * 64, engine, {}, [])
     runner.execute(plan)

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_recipe_arguments(estimate)
-    estimate.add_argument("--budget", type=float, help="USD: exit with code 1 when the estimate exceeds it")
+    estimate.add_argument("--max-usd", type=float, help="exit with code 1 when the estimate exceeds this (USD)")
     estimate.add_argument(
         "--response-tokens", type=int, help="model output tokens per rollout (default: max_response_length)"
     )
@@ -58,7 +58,7 @@ def _estimate(args: argparse.Namespace) -> int:
     from tools.recipes import RecipeError, compose, to_container
 
     try:
-        cfg = to_container(compose(args.stage, args.size, args.profile, args.overrides))
+        cfg = to_container(compose(args.stage, args.size, args.profile, args.overrides, args.budget))
         result = judge_estimate.estimate(cfg, args.response_tokens)
     except (RecipeError, ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -67,8 +67,8 @@ def _estimate(args: argparse.Namespace) -> int:
         print(f"error: stage {args.stage} has no judge (only r1 uses the process reward)", file=sys.stderr)
         return 2
     print(result.line())
-    if args.budget is not None and result.usd > args.budget:
-        print(f"over budget: ~${result.usd:,.2f} > ${args.budget:,.2f}", file=sys.stderr)
+    if args.max_usd is not None and result.usd > args.max_usd:
+        print(f"over --max-usd: ~${result.usd:,.2f} > ${args.max_usd:,.2f}", file=sys.stderr)
         return 1
     return 0
 

@@ -130,7 +130,7 @@ def test_grpo_two_nodes_starts_ray_and_sets_nnodes(tmp_path: Path) -> None:
     assert worker_ray in calls
     run = next(c for c in calls if c.startswith("pathvlm "))
     assert run == (
-        f"pathvlm run beta --size 3b --profile h20x4 --runs {tmp_path / 'runs'} "
+        f"pathvlm run beta --size 3b --profile h20x4 --budget paper --runs {tmp_path / 'runs'} "
         "--set easyr1.trainer.nnodes=2 --set easyr1.trainer.n_gpus_per_node=4"
     )
     assert f"RAY_ADDRESS=10.0.0.1:{port}" in calls[calls.index(run) + 1]
@@ -146,7 +146,7 @@ def test_sft_two_nodes_runs_torchrun_variables_per_node(tmp_path: Path) -> None:
     srun = next(c for c in calls if c.startswith("srun "))
     assert "--nodes=2 --ntasks=2 --ntasks-per-node=1 --cpus-per-task=8" in srun
     runs = [c for c in calls if c.startswith("pathvlm ")]
-    expected = f"pathvlm run alpha --size 3b --profile h20x4 --runs {tmp_path / 'runs'}"
+    expected = f"pathvlm run alpha --size 3b --profile h20x4 --budget paper --runs {tmp_path / 'runs'}"
     expected += " --set llamafactory.max_steps=3"
     assert runs == [expected, expected]
     envs = [c for c in calls if c.startswith("env ")]
@@ -215,4 +215,6 @@ def test_grpo_validates_for_the_gpus_the_job_has(
     )
     _, calls = _run("grpo.sbatch", env, "beta")
     runs = [c for c in calls if c.startswith("pathvlm ")]
-    assert runs == [f"pathvlm run beta --size 3b --profile {profile} --runs {tmp_path / 'runs'}{expected}"]
+    assert runs == [
+        f"pathvlm run beta --size 3b --profile {profile} --budget paper --runs {tmp_path / 'runs'}{expected}"
+    ]

@@ -2,11 +2,11 @@
 
 What ``llamafactory-cli train`` does, plus two trainer callbacks (``tools.engines.stop.StopAndSave`` and
 ``tools.engines.loss_guard.LossGuard``, K = ``loss_guard_steps`` of the ``config.yaml`` beside the YAML):
-it calls LLaMA-Factory's own ``run_exp(args, callbacks=[...])``. Like LLaMA-Factory's launcher, it starts one
-process per GPU with torchrun when ``FORCE_TORCHRUN`` is set or more than one GPU is visible, with the same
-variables (``NNODES``, ``NODE_RANK``, ``NPROC_PER_NODE``, ``MASTER_ADDR``, ``MASTER_PORT``); each rank
-then runs this module again. Not supported (LLaMA-Factory's launcher has them): elastic launch (``RDZV_ID``), Ray,
-KTransformers.
+it calls LLaMA-Factory's own ``run_exp(args, callbacks=[...])``. Like LLaMA-Factory's launcher, it starts
+one process per GPU with torchrun when ``FORCE_TORCHRUN`` is set or more than one GPU is visible, with the
+same variables (``NNODES``, ``NODE_RANK``, ``NPROC_PER_NODE``, ``MASTER_ADDR``, ``MASTER_PORT``); each
+rank then runs this module again. Not supported (LLaMA-Factory's launcher has them): elastic launch
+(``RDZV_ID``), Ray, KTransformers.
 """
 
 from __future__ import annotations
