@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_recipe_arguments(estimate)
-    estimate.add_argument("--max-usd", type=float, help="exit with code 1 when the estimate exceeds this (USD)")
+    estimate.add_argument(
+        "--max-usd", type=float, help="exit with code 1 when the estimate exceeds this (USD)"
+    )
     estimate.add_argument(
         "--response-tokens", type=int, help="model output tokens per rollout (default: max_response_length)"
     )
