@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from tools.evaluate import runs_root
-    from tools.recipes import PROFILES, SIZES
+    from tools.recipes import add_recipe_options
 
     parser = subparsers.add_parser(
         "judge-eval",
@@ -201,19 +201,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "eval_dirs", nargs="*", type=Path, help="evaluation folders (default: <runs>/<size>/*/eval/test)"
     )
-    parser.add_argument("--size", default="7b", choices=SIZES, help="r1 recipe size (default: 7b)")
-    parser.add_argument(
-        "--profile", default="h20x4", choices=PROFILES, help="r1 recipe profile (default h20x4)"
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override recipe keys, e.g. --set easyr1.worker.reward.reward_function_kwargs.judge.model=M",
-    )
+    add_recipe_options(parser, budget=False)  # the r1 recipe whose judge settings are used
     parser.add_argument(
         "--runs", type=Path, default=runs_root(), help="runs root (default: $PATHVLM_RUNS or runs)"
     )

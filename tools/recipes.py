@@ -606,17 +606,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     """STAGE, --size, --profile, --budget and --set: how `pathvlm recipe` and `pathvlm run` pick a recipe."""
     parser.add_argument("stage", choices=list(STAGES), help="the pipeline stage")
+    add_recipe_options(parser)
+
+
+def add_recipe_options(parser: argparse.ArgumentParser, budget: bool = True) -> None:
+    """--size, --profile, (--budget) and --set of a recipe whose stage the command fixes or takes."""
     parser.add_argument("--size", default="7b", choices=SIZES, help="model size overlay (default: 7b)")
     parser.add_argument(
         "--profile", default="h20x4", choices=PROFILES, help="hardware overlay (default: h20x4)"
     )
-    parser.add_argument(
-        "--budget",
-        default=DEFAULT_BUDGET,
-        choices=BUDGETS,
-        help=f"training budget overlay, recipes/budgets/ (default: {DEFAULT_BUDGET}; the cpu profile keeps "
-        "its own short budget)",
-    )
+    if budget:
+        parser.add_argument(
+            "--budget",
+            default=DEFAULT_BUDGET,
+            choices=BUDGETS,
+            help=f"training budget overlay, recipes/budgets/ (default: {DEFAULT_BUDGET}; the cpu profile "
+            "keeps its own short budget)",
+        )
     parser.add_argument(
         "--set",
         dest="overrides",
