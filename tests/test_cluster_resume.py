@@ -268,3 +268,41 @@ def test_collectives_time_out_within_hours() -> None:
     """A hung NCCL collective must fail the job, not hold its GPUs until the 2-day limit."""
     timeout = to_container(compose("alpha", "7b", "h20x4"))["llamafactory"]["ddp_timeout"]
     assert 600 <= timeout <= 4 * 3600
+
+
+@pytest.mark.parametrize(
+    ("gpus", "nodes", "accumulation", "error"),
+    [
+        ("4", None, 1, None),  # the profile's GPUs: unchanged
+        ("2", None, 2, None),  # --gres=gpu:2: twice the accumulation keeps the effective batch 4
+        ("1", None, 4, None),
+        ("3", None, None, "no gradient accumulation keeps the effective batch 4"),
+        ("4", "2", None, "the job has 8 GPUs (2 x 4)"),  # 8 GPUs cannot hold a batch of 4 at 1 per GPU
+    ],
+)
+def test_sft_keeps_the_effective_batch_on_other_gpus(
+    gpus: str,
+    nodes: str | None,
+    accumulation: int | None,
+    error: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tools.cli import main
+
+    monkeypatch.setenv("PATHVLM_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("SLURM_GPUS_ON_NODE", gpus)
+    monkeypatch.delenv("NNODES", raising=False)
+    if nodes is not None:
+        monkeypatch.setenv("SLURM_JOB_NUM_NODES", nodes)
+    else:
+        monkeypatch.delenv("SLURM_JOB_NUM_NODES", raising=False)
+    code = main(["run", "alpha", "--size", "7b", "--profile", "h20x4", "--dry-run"])
+    out, err = capsys.readouterr()
+    if error is not None:
+        assert code == 2 and error in err and "--set gpus_per_node=" in err
+        return
+    assert code == 0
+    assert f"  gradient_accumulation_steps: {accumulation}\n" in out
+    assert ("keeps the effective batch 4" in out) == (accumulation != 1)

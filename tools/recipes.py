@@ -71,6 +71,7 @@ TOP_LEVEL_KEYS = (
     "stage",
     "size",
     "profile",
+    "gpus_per_node",
     "budget",
     "engine",
     "parent",
@@ -271,7 +272,12 @@ def _check_top_level(container: dict[str, Any]) -> list[str]:
     for key in ("experiment", "base_model"):
         if key in container and not (isinstance(container[key], str) and container[key]):
             problems.append(f"{key}: expected a non-empty string")
-    for key, low in (("seed", 0), ("loss_guard_steps", 1), ("selection_max_new_tokens", 1)):
+    for key, low in (
+        ("seed", 0),
+        ("gpus_per_node", 0),
+        ("loss_guard_steps", 1),
+        ("selection_max_new_tokens", 1),
+    ):
         value = container.get(key, low)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             problems.append(f"{key}: {value!r}, expected an integer >= {low}")

@@ -13,6 +13,7 @@ resumes by itself: LLaMA-Factory continues from the last ``checkpoint-N`` in ``o
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -40,6 +41,47 @@ def prepare(cfg: dict[str, Any], stage_dir: Path, init_model: str, run_name: str
     args["output_dir"] = str(stage_dir / CHECKPOINT_DIR)
     args["run_name"] = run_name
     args["report_to"] = "wandb"
+    fit_batch_to_job(cfg)
+
+
+def job_gpus() -> tuple[int, int] | None:
+    """(GPUs per node, nodes) of this SLURM job (``SLURM_GPUS_ON_NODE``; ``NNODES`` as sft.sbatch exports it,
+    else ``SLURM_JOB_NUM_NODES``), or None outside a SLURM job with GPUs."""
+    per_node = os.environ.get("SLURM_GPUS_ON_NODE")
+    if not per_node:
+        return None
+    return int(per_node), int(os.environ.get("NNODES") or os.environ.get("SLURM_JOB_NUM_NODES") or "1")
+
+
+def fit_batch_to_job(cfg: dict[str, Any]) -> None:
+    """Keep the effective batch (per-GPU batch x accumulation x GPUs) the profile's ``gpus_per_node`` assumes
+    when the job has other GPUs (``sbatch --gres=gpu:2``, ``--nodes=2``): recompute
+    ``gradient_accumulation_steps`` and say so, or refuse when no integer accumulation keeps it."""
+    from tools.recipes import RecipeError
+
+    job, expected = job_gpus(), cfg["gpus_per_node"]
+    if not expected or job is None or job[0] * job[1] == expected:
+        return
+    per_node, nodes = job
+    args = cfg["llamafactory"]
+    per_device, accumulation = args["per_device_train_batch_size"], args["gradient_accumulation_steps"]
+    effective = per_device * accumulation * expected
+    gpus = (
+        f"the job has {per_node * nodes} GPUs ({nodes} x {per_node}), the profile's batch assumes {expected}"
+    )
+    if per_node == 0 or effective % (per_device * per_node * nodes):
+        problem = (
+            f"{gpus}: no gradient accumulation keeps the effective batch {effective} "
+            f"(= {per_device} per GPU x {accumulation} x {expected}); request {expected} GPUs, or accept "
+            f"another effective batch with --set gpus_per_node={per_node}"
+        )
+        raise RecipeError(f"{cfg['stage']}/{cfg['size']}/{cfg['profile']}", [problem])
+    args["gradient_accumulation_steps"] = effective // (per_device * per_node * nodes)
+    print(
+        f"# note: {gpus}: llamafactory.gradient_accumulation_steps {accumulation} -> "
+        f"{args['gradient_accumulation_steps']} keeps the effective batch {effective}",
+        flush=True,
+    )
 
 
 def engine_config(cfg: dict[str, Any]) -> dict[str, Any]:
