@@ -15,7 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _make_n(*args: str) -> list[str]:
-    result = subprocess.run(["make", "-n", *args], cwd=REPO, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", *args], cwd=REPO, capture_output=True, text=True, check=True
+    )
     return result.stdout.splitlines()
 
 

@@ -38,6 +38,7 @@ def data(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> P
     format is learnt, then falls, and the best checkpoint is not the last one.
     """
     from tools.data.pathmmu import convert_pathmmu
+    from tools.data.staging import file_hashes
     from tools.data.synth import write_synthetic_pathmmu
 
     root = tmp_path / "data" / "pathmmu"
@@ -47,6 +48,9 @@ def data(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> P
         for row in rows:
             row["answer"] = next(option for option in row["options"] if option != row["answer"])
             handle.write(json.dumps(row) + "\n")
+    manifest = json.loads((root / "manifest.json").read_text())  # as if the conversion had written it
+    manifest["files"] = file_hashes(root)
+    (root / "manifest.json").write_text(json.dumps(manifest))
     for name, value in {
         "PATHVLM_DATA": tmp_path / "data",
         "PATHVLM_RUNS": tmp_path / "runs",
