@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from tools.data.check import check_output  # noqa: E402
 from tools.data.pathmmu import convert_pathmmu  # noqa: E402
-from tools.data.synth import write_synthetic_pathmmu  # noqa: E402
+from tools.dev.synth import write_synthetic_pathmmu  # noqa: E402
 
 
 def main() -> int:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tools.engines import easyr1
-from tools.recipes import RecipeError, compose, to_container, validate
+from tools.train.engines import easyr1
+from tools.train.recipes import RecipeError, compose, to_container, validate
 
 
 def _save(checkpoints: Path, step: int) -> None:
@@ -103,7 +103,7 @@ def test_every_attempts_metrics_are_kept_and_joined(tmp_path: Path) -> None:
 
 def test_warning_signal_stops_easyr1_after_its_next_checkpoint(tmp_path: Path) -> None:
     """EasyR1 has no checkpoint hook: SIGUSR1 lets it train on until the tracker names a newer step."""
-    from tools.engines import run_logged
+    from tools.train.engines import run_logged
 
     checkpoints = tmp_path / "checkpoints"
     _save(checkpoints, 20)
@@ -167,7 +167,7 @@ def test_two_nodes_of_four_gpus_validate() -> None:
 
 
 def _plan(tmp_path: Path, engine: Any) -> Any:
-    from tools.runner import Plan
+    from tools.train.runner import Plan
 
     return Plan(
         "alpha", "7b", "h20x4", tmp_path / "runs", tmp_path / "runs" / "7b" / "alpha",
@@ -184,7 +184,7 @@ def _engine(tmp_path: Path) -> Any:
         return lambda *a: calls.append(name)
 
     return types.SimpleNamespace(
-        __name__="tools.engines.stand_in",
+        __name__="tools.train.engines.stand_in",
         CONFIG_NAME="engine.yaml",
         LAUNCH_ENV=(),
         calls=calls,
@@ -204,7 +204,7 @@ def _engine(tmp_path: Path) -> Any:
 def test_node_rank_1_runs_the_engine_only_after_rank_0_prepared(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tools import node_rank, runner
+    from tools.train import node_rank, runner
 
     monkeypatch.setenv("NNODES", "2")
     monkeypatch.setenv("SLURM_JOB_ID", "7")
@@ -246,9 +246,9 @@ def test_node_rank_1_runs_the_engine_only_after_rank_0_prepared(
 def test_engine_files_hold_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Relative data, cache, reward and DeepSpeed paths become absolute in llamafactory.yaml / easyr1.yaml
     (ranks and Ray workers need not share the runner's directory); config.yaml keeps the recipe's values."""
-    from tools.engines import easyr1 as grpo
-    from tools.engines import llamafactory
-    from tools.recipes import REPO_ROOT
+    from tools.train.engines import easyr1 as grpo
+    from tools.train.engines import llamafactory
+    from tools.train.recipes import REPO_ROOT
 
     monkeypatch.delenv("PATHVLM_DATA", raising=False)
     monkeypatch.chdir(tmp_path)

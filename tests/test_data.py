@@ -12,13 +12,13 @@ import pytest
 from PIL import Image
 
 from tools.cli import main
+from tools.common.prompt import build_prompt, with_image_token
 from tools.data.check import check_output
 from tools.data.errors import DataError
 from tools.data.items import normalise
 from tools.data.omnimedvqa import convert_omnimedvqa
 from tools.data.pathmmu import convert_pathmmu
-from tools.data.synth import write_synthetic_omnimedvqa, write_synthetic_pathmmu
-from tools.prompt import build_prompt, with_image_token
+from tools.dev.synth import write_synthetic_omnimedvqa, write_synthetic_pathmmu
 
 SPLITS = ("sft", "rl", "test")
 
@@ -81,7 +81,7 @@ def test_synthetic_pathmmu_has_the_real_schema(synth_root: Path) -> None:
 
 def test_synthetic_pathmmu_is_learnable(synth_root: Path) -> None:
     """The answer follows from the image's dominant colour alone."""
-    from tools.data.synth import PALETTE
+    from tools.dev.synth import PALETTE
 
     data = json.loads((synth_root / "data.json").read_text())
     for item in data["PubMed"]["test"][:40]:

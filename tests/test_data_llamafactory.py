@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from tools.data.pathmmu import convert_pathmmu
-from tools.data.synth import write_synthetic_pathmmu
+from tools.dev.synth import write_synthetic_pathmmu
 
 
 def test_llamafactory_loads_every_row(tiny_model: Path, tmp_path: Path) -> None:

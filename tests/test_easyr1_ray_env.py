@@ -1,5 +1,5 @@
-"""EasyR1's Ray workers get the run's W&B identity (tools.engines.easyr1_main), and a single-node run starts a
-Ray cluster of its own, not whatever cluster another job left on the node."""
+"""EasyR1's Ray workers get the run's W&B identity (tools.train.engines.easyr1_main), and a single-node run
+starts a Ray cluster of its own, not whatever cluster another job left on the node."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.engines.easyr1_main import forwarded_env, local_cluster_options, with_run_env
+from tools.train.engines.easyr1_main import forwarded_env, local_cluster_options, with_run_env
 
 RUN = {
     "WANDB_RUN_ID": "paper-h20x4-7b-beta-beta",
@@ -63,7 +63,7 @@ def _free_port() -> int:
 
 PROBE = """
 import json, os, sys, ray
-from tools.engines.easyr1_main import with_run_env
+from tools.train.engines.easyr1_main import with_run_env
 init = with_run_env(ray.init, dict(os.environ)) if sys.argv[1] == "patched" else ray.init
 init(runtime_env={"env_vars": {"NCCL_DEBUG": "WARN"}}, logging_level="ERROR")
 

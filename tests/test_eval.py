@@ -17,10 +17,10 @@ import pytest
 from PIL import Image
 
 from tools.cli import main
-from tools.eval_backends import Generation, HFBackend, Request, load_image
-from tools.eval_files import read_records
-from tools.evaluate import output_dir, training_settings
-from tools.prompt import build_prompt
+from tools.common.prompt import build_prompt
+from tools.evaluation.eval_backends import Generation, HFBackend, Request, load_image
+from tools.evaluation.eval_files import read_records
+from tools.evaluation.evaluate import output_dir, training_settings
 
 ITEM_FIELDS = {
     "id",
@@ -157,7 +157,7 @@ def test_scoring_uses_reward_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         )
     )
     backend = ScriptedBackend({q: output for q, output, _ in rows})
-    monkeypatch.setattr("tools.eval_backends.make_backend", lambda *a, **k: backend)
+    monkeypatch.setattr("tools.evaluation.eval_backends.make_backend", lambda *a, **k: backend)
     assert run_eval("scripted", data, tmp_path / "out") == 0
 
     items = {item["id"]: item for item in read_jsonl(tmp_path / "out" / "test" / "items.jsonl")}
@@ -228,16 +228,16 @@ def test_resume_after_torn_write(tiny_model: Path, tmp_path: Path, monkeypatch: 
     items_path.write_text("".join(lines[:3]) + lines[3][:20])
     (out / "test" / "summary.json").unlink()
 
-    import tools.eval_backends
+    import tools.evaluation.eval_backends
 
     generated: list[int] = []
-    real_generate = tools.eval_backends.HFBackend.generate
+    real_generate = tools.evaluation.eval_backends.HFBackend.generate
 
     def counting_generate(self, requests):
         generated.append(len(requests))
         return real_generate(self, requests)
 
-    monkeypatch.setattr(tools.eval_backends.HFBackend, "generate", counting_generate)
+    monkeypatch.setattr(tools.evaluation.eval_backends.HFBackend, "generate", counting_generate)
     assert run_eval(tiny_model, data, out, *args) == 0
     assert sum(generated) == 4
     resumed = read_jsonl(items_path)
@@ -286,7 +286,7 @@ def test_finished_eval_is_skipped_and_settings_are_checked(
 ) -> None:
     data = write_eval_file(tmp_path / "test.jsonl", 3)
     backend = ScriptedBackend({"Which": "<think>a</think><answer>A) Adenocarcinoma</answer>"})
-    monkeypatch.setattr("tools.eval_backends.make_backend", lambda *a, **k: backend)
+    monkeypatch.setattr("tools.evaluation.eval_backends.make_backend", lambda *a, **k: backend)
     assert run_eval("scripted", data, tmp_path / "out") == 0
     assert run_eval("scripted", data, tmp_path / "out") == 0
     assert "up to date" in capsys.readouterr().out
@@ -378,7 +378,7 @@ def _vllm_available() -> bool:
 
 @pytest.mark.skipif(_vllm_available(), reason="vLLM is installed here")
 def test_vllm_backend_without_vllm_says_so(tiny_model: Path) -> None:
-    from tools.eval_backends import make_backend
+    from tools.evaluation.eval_backends import make_backend
 
     with pytest.raises(SystemExit, match="needs vLLM"):
         make_backend("vllm", str(tiny_model), max_new_tokens=4)

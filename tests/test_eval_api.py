@@ -10,9 +10,9 @@ import pytest
 from test_eval import read_jsonl, write_eval_file
 
 from tools.cli import main
-from tools.eval_files import model_sha256
-from tools.judge_server import JudgeServer, fake_answer
-from tools.prompt import build_prompt
+from tools.common.prompt import build_prompt
+from tools.dev.judge_server import JudgeServer, fake_answer
+from tools.evaluation.eval_files import model_sha256
 
 
 @pytest.fixture

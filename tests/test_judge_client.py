@@ -27,7 +27,7 @@ from rewards.judge import (
     get_judge,
     reset_judges,
 )
-from tools.judge_server import FakeJudgeConfig, JudgeServer, fake_scores
+from tools.dev.judge_server import FakeJudgeConfig, JudgeServer, fake_scores
 
 GOOD_THINK = "The image shows glandular cells; option A is excluded because it is typical of lymphoma."
 

@@ -10,7 +10,7 @@ import pytest
 from test_eval import ScriptedBackend, read_jsonl, run_eval, write_eval_file
 
 from tools.cli import main
-from tools.judge_server import JudgeServer
+from tools.dev.judge_server import JudgeServer
 
 # The fake judge: -0.4 integrity per missing reasoning step (image / options / knowledge keywords).
 OUTPUTS = {
@@ -28,7 +28,7 @@ def judged_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     runs = tmp_path / "runs"
     for stage, output in OUTPUTS.items():
         backend = ScriptedBackend({"Which": output})
-        monkeypatch.setattr("tools.eval_backends.make_backend", lambda *a, b=backend, **k: b)
+        monkeypatch.setattr("tools.evaluation.eval_backends.make_backend", lambda *a, b=backend, **k: b)
         assert run_eval(f"model-{stage}", data, runs / "7b" / stage / "eval") == 0
     monkeypatch.setenv("PATHVLM_JUDGE_CACHE", str(tmp_path / "judge-cache"))
     with JudgeServer() as server:

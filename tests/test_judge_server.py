@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tools.cli import main as cli_main
-from tools.judge_server import FakeJudgeConfig, JudgeServer, fake_scores
+from tools.dev.judge_server import FakeJudgeConfig, JudgeServer, fake_scores
 
 STEPS = "The image shows atypical cells; option B is excluded because the pattern is typical."
 

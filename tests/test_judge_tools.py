@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 
 from rewards.judge import reset_judges
-from tools import engines, runner
 from tools.cli import main as cli_main
-from tools.judge_estimate import image_tokens
-from tools.judge_server import FakeJudgeConfig, JudgeServer
-from tools.recipes import compose, to_container
+from tools.dev.judge_server import FakeJudgeConfig, JudgeServer
+from tools.train import engines, runner
+from tools.train.judge_estimate import image_tokens
+from tools.train.recipes import compose, to_container
 
 JUDGE = "easyr1.worker.reward.reward_function_kwargs.judge"
 
@@ -86,7 +86,7 @@ def test_the_runner_prints_the_estimate_before_r1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     engine = types.SimpleNamespace(
-        __name__="tools.engines.stub",
+        __name__="tools.train.engines.stub",
         CONFIG_NAME=runner.CONFIG_FILE,
         LAUNCH_ENV=(),
         finished=lambda cfg, stage_dir: False,
@@ -165,7 +165,7 @@ def test_agree_between_two_identical_judges(
 
 
 def test_agree_reports_disagreement_and_failures(rollouts: Path, tmp_path: Path) -> None:
-    from tools import judge_agree
+    from tools.evaluation import judge_agree
 
     reset_judges()
     items = judge_agree.load_responses(rollouts, None)
@@ -189,7 +189,7 @@ def test_agree_reports_disagreement_and_failures(rollouts: Path, tmp_path: Path)
 
 
 def test_agree_reads_an_eval_items_file_with_its_data(tmp_path: Path) -> None:
-    from tools import judge_agree
+    from tools.evaluation import judge_agree
 
     Image.new("RGB", (16, 16), (10, 60, 180)).save(tmp_path / "a.png")
     options = ["A) Lymphoma", "B) Adenocarcinoma"]

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from tools.cli import main as cli_main
-from tools.engines.loss_guard import MARKER, LossDiverged, LossGuard, diverged_line
+from tools.train.engines.loss_guard import MARKER, LossDiverged, LossGuard, diverged_line
 
 NAN, INF = math.nan, math.inf
 
@@ -70,7 +70,7 @@ def test_message_names_steps_losses_and_grad_norms(tmp_path: Path) -> None:
     assert message.startswith(MARKER) and "stopped at step 8" in message
     assert "step 7: loss 0.0, grad-norm nan, step 8: loss nan, grad-norm inf" in message
     log = tmp_path / "train.log"
-    log.write_text(f"old attempt\nTraceback\ntools.engines.loss_guard.LossDiverged: {message}\n")
+    log.write_text(f"old attempt\nTraceback\ntools.train.engines.loss_guard.LossDiverged: {message}\n")
     assert diverged_line(log) == message
     assert diverged_line(log, offset=log.stat().st_size) is None  # only this attempt's lines count
     with pytest.raises(ValueError, match="at least 1"):
@@ -80,7 +80,7 @@ def test_message_names_steps_losses_and_grad_norms(tmp_path: Path) -> None:
 @pytest.fixture
 def runs(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     from tools.data.pathmmu import convert_pathmmu
-    from tools.data.synth import write_synthetic_pathmmu
+    from tools.dev.synth import write_synthetic_pathmmu
 
     convert_pathmmu(
         write_synthetic_pathmmu(tmp_path / "src", 40), tmp_path / "data" / "pathmmu", sizes=(16, 8)

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from tools import recipes
 from tools.cli import main as cli_main
-from tools.recipes import (
+from tools.train import recipes
+from tools.train.recipes import (
     BUDGETS,
     PROFILES,
     SIZES,

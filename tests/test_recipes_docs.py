@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tools.recipes import BUDGETS, PROFILES, RECIPES_DIR, SIZES, STAGES, compose, stage_file, to_container
+from tools.train.recipes import (
+    BUDGETS,
+    PROFILES,
+    RECIPES_DIR,
+    SIZES,
+    STAGES,
+    compose,
+    stage_file,
+    to_container,
+)
 
 README = RECIPES_DIR / "README.md"
 RECIPE_FILES = sorted(RECIPES_DIR.glob("*/*.yaml"))

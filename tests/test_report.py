@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from tools.cli import main
-from tools.evaluate import summarize
+from tools.evaluation.evaluate import summarize
 
-# The paper's results as DESIGN.md lists them (typed in again here, independently of tools/paper.py).
+# The paper's results as DESIGN.md lists them (typed in again here, independently of
+# tools/evaluation/paper.py).
 PAPER_TABLE1 = {
     "Qwen2.5-VL-3B": "44.48",
     "Qwen2.5-VL-7B": "51.55",
@@ -228,7 +229,7 @@ def test_wandb_offline_runs_hold_tables_and_metrics(
     images = run_dirs["repro-all-report-eval"] / "files" / "media" / "images" / "report"
     assert {p.name.rsplit("_", 2)[0] for p in images.glob("*.png")} == {"accuracy", "output_tokens"}
 
-    # Per size-stage runs: stable metric names, project/group/job type from tools.wandb_naming.
+    # Per size-stage runs: stable metric names, project/group/job type from tools.common.wandb_naming.
     r1 = next(run_dirs["repro-7b-r1-eval"].glob("*.wandb")).read_bytes()
     for key in (b"eval/in_domain/accuracy", b"eval/ood/isic2020/accuracy", b"eval/avg_output_tokens"):
         assert key in r1

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from rewards.judge import JudgeConfig
-from tools.judge_server import FAULTS
+from tools.dev.judge_server import FAULTS
 
 README = (Path(__file__).resolve().parent.parent / "rewards" / "README.md").read_text(encoding="utf-8")
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from rewards.easyr1 import REWARD_TYPE
 from rewards.judge import reset_judges
-from tools.judge_server import FakeJudgeConfig, JudgeServer, fake_scores
+from tools.dev.judge_server import FakeJudgeConfig, JudgeServer, fake_scores
 
 REWARDS_FILE = Path(__file__).resolve().parent.parent / "rewards" / "easyr1.py"
 THINK = "The image shows glandular cells; option A is excluded because it is typical of lymphoma."

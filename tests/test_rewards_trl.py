@@ -11,7 +11,7 @@ from PIL import Image
 from rewards.easyr1 import outcome_reward, process_reward
 from rewards.judge import reset_judges
 from rewards.trl import completion_text, make_reward_funcs
-from tools.judge_server import FakeJudgeConfig, JudgeServer
+from tools.dev.judge_server import FakeJudgeConfig, JudgeServer
 
 THINK = "The image shows glandular cells; option A is excluded because it is typical of lymphoma."
 TEXTS = [

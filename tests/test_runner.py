@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tools.cli import main as cli_main
-from tools.recipes import compose, to_container
+from tools.train.recipes import compose, to_container
 
 EASYR1_TARBALL = Path(__file__).resolve().parents[2] / "shared" / "vendor" / "EasyR1-b44b311.tar.gz"
 
@@ -22,7 +22,7 @@ EASYR1_TARBALL = Path(__file__).resolve().parents[2] / "shared" / "vendor" / "Ea
 def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty runs directory (the default one, through PATHVLM_RUNS) and a small synthetic dataset."""
     from tools.data.pathmmu import convert_pathmmu
-    from tools.data.synth import write_synthetic_pathmmu
+    from tools.dev.synth import write_synthetic_pathmmu
 
     convert_pathmmu(
         write_synthetic_pathmmu(tmp_path / "src", 24), tmp_path / "data" / "pathmmu", sizes=(8, 8)
@@ -36,10 +36,10 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize(
     ("stage", "command"),
     [
-        ("alpha", "-m tools.engines.sft_train {runs}/7b/alpha/llamafactory.yaml"),
-        ("beta", "-m tools.engines.easyr1_main config={runs}/7b/beta/easyr1.yaml"),
-        ("r1", "-m tools.engines.easyr1_main config={runs}/7b/r1/easyr1.yaml"),
-        ("delta", "-m tools.engines.sft_train {runs}/7b/delta/llamafactory.yaml"),
+        ("alpha", "-m tools.train.engines.sft_train {runs}/7b/alpha/llamafactory.yaml"),
+        ("beta", "-m tools.train.engines.easyr1_main config={runs}/7b/beta/easyr1.yaml"),
+        ("r1", "-m tools.train.engines.easyr1_main config={runs}/7b/r1/easyr1.yaml"),
+        ("delta", "-m tools.train.engines.sft_train {runs}/7b/delta/llamafactory.yaml"),
     ],
 )
 def test_dry_run_h20x4_prints_config_and_engine_command(
@@ -63,7 +63,7 @@ def test_dry_run_cpu_grpo_uses_trl_engine(runs: Path, capsys: pytest.CaptureFixt
     assert (
         out.strip()
         .splitlines()[-1]
-        .endswith(f"-m tools.engines.trl_grpo {runs.resolve()}/7b/beta/config.yaml")
+        .endswith(f"-m tools.train.engines.trl_grpo {runs.resolve()}/7b/beta/config.yaml")
     )
     assert f"model_path: {runs.resolve()}/7b/alpha/model" in out  # the parent's export, once it exists
     assert "# note: stage beta starts from alpha" in out
@@ -140,7 +140,7 @@ def test_make_n_prints_the_runner_commands_in_stage_order(repo_root: Path) -> No
 
 
 def _mapping(stage: str, *overrides: str) -> tuple[dict, dict]:
-    from tools.engines.trl_grpo import grpo_arguments
+    from tools.train.engines.trl_grpo import grpo_arguments
 
     section = to_container(compose(stage, "7b", "cpu", list(overrides)))["easyr1"]
     return section, grpo_arguments(section, Path("/tmp/out"), "7b-" + stage)
@@ -194,7 +194,7 @@ def test_trl_arguments_reject_batches_that_do_not_divide() -> None:
 def test_fit_pixels_keeps_images_within_the_pixel_budget() -> None:
     from PIL import Image
 
-    from tools.engines.grpo_data import fit_pixels
+    from tools.train.engines.grpo_data import fit_pixels
 
     big = fit_pixels(Image.new("RGB", (400, 200)), 3136, 12544)
     small = fit_pixels(Image.new("RGB", (20, 10)), 3136, 12544)
@@ -222,7 +222,7 @@ def test_easyr1_export_merges_the_actor_checkpoint_with_easyr1s_merger(
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from tools.engines import easyr1
+    from tools.train.engines import easyr1
 
     with tarfile.open(EASYR1_TARBALL) as tar:
         member = next(m for m in tar.getmembers() if m.name.endswith("scripts/model_merger.py"))
@@ -257,7 +257,7 @@ def test_prompt_lengths_match_easyr1s_overlong_filter(
 
     from transformers import AutoProcessor
 
-    from tools.engines.grpo_data import load_rows, prompt_length
+    from tools.train.engines.grpo_data import load_rows, prompt_length
 
     monkeypatch.setitem(sys.modules, "qwen_vl_utils", types.ModuleType("qwen_vl_utils"))  # gpu-env only,
     vision = types.ModuleType("qwen_vl_utils.vision_process")  # used by EasyR1 for videos
@@ -283,7 +283,7 @@ def test_prompt_lengths_match_easyr1s_overlong_filter(
 
 
 def test_easyr1_launch_finds_the_resume_step(runs: Path, tiny_model: Path) -> None:
-    from tools.engines import easyr1
+    from tools.train.engines import easyr1
 
     cfg = to_container(compose("beta", "7b", "h20x4"))
     easyr1.prepare(cfg, runs / "7b" / "beta", str(tiny_model), "7b-beta")

@@ -13,13 +13,13 @@ from tools.cli import main
 @pytest.fixture
 def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     from tools.data.pathmmu import convert_pathmmu
-    from tools.data.synth import write_synthetic_pathmmu
+    from tools.dev.synth import write_synthetic_pathmmu
 
     out = tmp_path / "data" / "pathmmu"
     convert_pathmmu(write_synthetic_pathmmu(tmp_path / "src", 24), out, sizes=(8, 8))
     monkeypatch.setenv("PATHVLM_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("PATHVLM_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setattr("tools.models.require_cached", lambda model, size: None)  # no hub cache here
+    monkeypatch.setattr("tools.train.models.require_cached", lambda model, size: None)  # no hub cache here
     return out
 
 
@@ -59,7 +59,7 @@ def test_runner_refuses_a_manifest_without_file_hashes(data: Path, capsys) -> No
 def _lengths(data_dir: Path, model: Path) -> list[int]:
     from transformers import AutoProcessor
 
-    from tools.engines.grpo_data import load_rows, prompt_length
+    from tools.train.engines.grpo_data import load_rows, prompt_length
 
     processor = AutoProcessor.from_pretrained(model)
     rows = load_rows({"train_files": str(data_dir / "easyr1" / "rl.jsonl"), "max_pixels": 401408})
@@ -85,7 +85,7 @@ def test_data_check_counts_prompts_easyr1_would_drop(data: Path, tiny_model: Pat
 def test_runner_announces_overlong_prompts_and_tags_wandb(
     data: Path, tiny_model: Path, tmp_path: Path, capsys
 ) -> None:
-    from tools.runner import RunError, announce_overlong, make_plan
+    from tools.train.runner import RunError, announce_overlong, make_plan
 
     lengths = sorted(_lengths(data, tiny_model))
     limit = lengths[0]

@@ -53,8 +53,8 @@ OVERRIDES = {
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Synthetic PathMMU, an empty runs directory, no tiny model (the runner builds it), the fake judge."""
     from tools.data.pathmmu import convert_pathmmu
-    from tools.data.synth import write_synthetic_pathmmu
-    from tools.judge_server import JudgeServer
+    from tools.dev.judge_server import JudgeServer
+    from tools.dev.synth import write_synthetic_pathmmu
 
     root = tmp_path_factory.mktemp("pipeline")
     convert_pathmmu(write_synthetic_pathmmu(root / "src", 40), root / "data" / "pathmmu", sizes=(16, 8))
@@ -103,7 +103,7 @@ def test_alpha_trains_the_tiny_model_and_exports_it(
     out = train("alpha", capsys)
     run_dir = stage_dir(workdir, "alpha")
     assert f"building the tiny Qwen2.5-VL at {workdir / 'tiny'}" in out
-    assert "-m tools.engines.sft_train" in out and "7b/alpha done in" in out
+    assert "-m tools.train.engines.sft_train" in out and "7b/alpha done in" in out
     config_text = (run_dir / "config.yaml").read_text()
     config = yaml.safe_load(config_text)
     assert (run_dir / "DONE").read_text().strip() in config_text  # the header's config hash
@@ -122,7 +122,7 @@ def test_rerun_of_a_finished_stage_is_a_no_op(workdir: Path, capsys: pytest.Capt
     before = done.stat().st_mtime_ns
     out = train("alpha", capsys)
     assert "7b/alpha is already done with config" in out and "skipping" in out
-    assert "tools.engines.sft_train" not in out and done.stat().st_mtime_ns == before
+    assert "tools.train.engines.sft_train" not in out and done.stat().st_mtime_ns == before
 
 
 def test_changed_config_is_refused_unless_forced(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -144,7 +144,7 @@ def test_beta_then_r1_train_from_their_parents_and_log_rewards(
 ) -> None:
     for stage, parent in (("beta", "alpha"), ("r1", "beta")):
         out = train(stage, capsys)
-        assert "-m tools.engines.trl_grpo" in out
+        assert "-m tools.train.engines.trl_grpo" in out
         config = yaml.safe_load((stage_dir(workdir, stage) / "config.yaml").read_text())
         assert config["run"]["init_model"] == str(stage_dir(workdir, parent) / "model")
         assert (
@@ -194,7 +194,7 @@ def test_killed_run_resumes_from_its_checkpoint(workdir: Path, capsys: pytest.Ca
 def test_sigusr1_checkpoints_and_stops_then_resumes(workdir: Path) -> None:
     """SLURM's warning before the time limit (SIGUSR1 to the runner) makes the TRL engine save a checkpoint
     at the end of the current step and stop; the stage is not DONE and the next run resumes from there."""
-    from tools.engines import TRAIN_LOG
+    from tools.train.engines import TRAIN_LOG
 
     runs = workdir / "signal-runs"
     args = [*run("epsilon", "easyr1.trainer.save_freq=100"), "--runs", str(runs)]  # no periodic checkpoint
@@ -219,7 +219,7 @@ def test_sigusr1_checkpoints_llamafactory_at_the_step_it_reached_then_resumes(wo
     """The same warning for LLaMA-Factory (alpha), with periodic saves off: our entry point's trainer
     callback saves checkpoint-N of the step training reached and exits; the stage is not DONE and the next
     run resumes from checkpoint-N."""
-    from tools.engines import TRAIN_LOG
+    from tools.train.engines import TRAIN_LOG
 
     runs = workdir / "usr1-sft-runs"
     sft = [*SFT[:-1], "llamafactory.save_steps=1000", "llamafactory.num_train_epochs=150"]  # 300 steps

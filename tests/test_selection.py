@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tools.cli import main as cli_main
-from tools.selection import best_step
+from tools.train.selection import best_step
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def data(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> P
     """
     from tools.data.pathmmu import convert_pathmmu
     from tools.data.staging import file_hashes
-    from tools.data.synth import write_synthetic_pathmmu
+    from tools.dev.synth import write_synthetic_pathmmu
 
     root = tmp_path / "data" / "pathmmu"
     convert_pathmmu(write_synthetic_pathmmu(tmp_path / "src", 240), root, sizes=(200, 8))

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tools.stats import bootstrap_ci, mcnemar_exact, wilcoxon_signed_rank
+from tools.evaluation.stats import bootstrap_ci, mcnemar_exact, wilcoxon_signed_rank
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tools.prompt import build_prompt
-from tools.tiny_model import SPECIAL_TOKENS
+from tools.common.prompt import build_prompt
+from tools.dev.tiny_model import SPECIAL_TOKENS
 
 
 def _digest(model_dir: Path) -> dict[str, str]:
@@ -91,7 +91,7 @@ def test_cli_rebuild_is_byte_identical(tmp_path: Path, tiny_model: Path) -> None
 
 @pytest.mark.parametrize("seed", [1])
 def test_other_seed_gives_other_weights(tmp_path: Path, tiny_model: Path, seed: int) -> None:
-    from tools.tiny_model import build_tiny_model
+    from tools.dev.tiny_model import build_tiny_model
 
     out = build_tiny_model(tmp_path / "other", seed=seed)
     assert _digest(out)["model.safetensors"] != _digest(tiny_model)["model.safetensors"]

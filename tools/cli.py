@@ -12,17 +12,17 @@ import importlib
 import sys
 
 SUBCOMMAND_MODULES = [
-    "tools.tiny_model",
-    "tools.evaluate",
-    "tools.report",
+    "tools.dev.tiny_model",
+    "tools.evaluation.evaluate",
+    "tools.evaluation.report",
     "tools.data.cli",
-    "tools.judge_server",
-    "tools.judge_cli",
-    "tools.models",
-    "tools.judge_eval",
-    "tools.recipes",
-    "tools.runner",
-    "tools.smoke",
+    "tools.dev.judge_server",
+    "tools.evaluation.judge_cli",
+    "tools.train.models",
+    "tools.evaluation.judge_eval",
+    "tools.train.recipes",
+    "tools.train.runner",
+    "tools.dev.smoke",
 ]
 
 

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tools.common.prompt import IMAGE_TOKEN
 from tools.data.items import normalise
 from tools.data.pathmmu import EVAL_SPLITS, split_names
 from tools.data.staging import MANIFEST, file_hashes
 from tools.data.writers import SHAREGPT_COLUMNS, SHAREGPT_TAGS
-from tools.prompt import IMAGE_TOKEN
 
 ENTRY_KEYS = {"id", "image", "sha256", "question"}
 Row = dict[str, Any]

@@ -40,7 +40,7 @@ def _grpo_data() -> dict[str, int]:
     """The GRPO recipes' prompt-length and pixel settings (recipes/stages/_grpo.yaml)."""
     from omegaconf import OmegaConf
 
-    from tools.recipes import RECIPES_DIR
+    from tools.train.recipes import RECIPES_DIR
 
     data = OmegaConf.load(RECIPES_DIR / "stages" / "_grpo.yaml").easyr1.data
     return {key: data[key] for key in ("max_prompt_length", "max_pixels", "min_pixels")}
@@ -205,7 +205,7 @@ def _omnimedvqa(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from tools.data.synth import write_synthetic_omnimedvqa, write_synthetic_pathmmu
+    from tools.dev.synth import write_synthetic_omnimedvqa, write_synthetic_pathmmu
 
     if args.items < 1:
         return _fail(ValueError(f"--items must be at least 1, got {args.items}"))
@@ -228,7 +228,7 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.dir}: OK", file=sys.stderr)
     if args.model:
-        from tools.engines.grpo_data import count_overlong, overlong_line
+        from tools.train.engines.grpo_data import count_overlong, overlong_line
 
         rl = args.dir / "easyr1" / "rl.jsonl"
         if not rl.is_file():

@@ -1,4 +1,4 @@
-"""Output formats, all built from the same items with the one prompt builder (tools/prompt.py)."""
+"""Output formats, all built from the same items with the one prompt builder (tools/common/prompt.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.common.prompt import build_prompt, with_image_token
 from tools.data.items import Item
-from tools.prompt import build_prompt, with_image_token
 
 TARGET_STYLES = ("think_answer", "answer")
 SHAREGPT_COLUMNS = {"messages": "messages", "images": "images"}

@@ -1,0 +1,1 @@
+"""The evaluation path: backends, evaluate, statistics, report, W&B, judge grading."""

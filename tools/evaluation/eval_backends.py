@@ -1,0 +1,211 @@
+"""Greedy generation backends for evaluation: Hugging Face transformers (CPU, tests) and vLLM (GPU);
+``openai`` (any OpenAI-compatible endpoint) lives in ``tools/evaluation/eval_api.py``.
+
+Both backends show the model the same text (the model's chat template around one image and the
+``build_prompt`` text), the same image (resized like EasyR1's dataset when ``max_pixels`` /
+``min_pixels`` are set, and the processor limited to the same values), and decode pure greedy:
+temperature 0, no repetition penalty, no model-default sampling settings. An output stops at the first
+end-of-sequence token of the model's generation config; ``output_tokens`` counts the tokens before it.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+BACKENDS = ("hf", "vllm", "openai")
+DEFAULT_BATCH_SIZE = {"hf": 8, "vllm": 512, "openai": 64}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One item to answer: the ``build_prompt`` text and the image file it is about."""
+
+    prompt: str
+    image: str
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    output_tokens: int
+
+
+def load_image(path: str, min_pixels: int | None, max_pixels: int | None):
+    """The image as EasyR1's dataset feeds it to the policy: area-capped/raised by a sqrt factor, RGB."""
+    from PIL import Image
+
+    with Image.open(path) as opened:
+        image = opened.copy()
+    if max_pixels is not None and image.width * image.height > max_pixels:
+        factor = math.sqrt(max_pixels / (image.width * image.height))
+        image = image.resize((int(image.width * factor), int(image.height * factor)))
+    if min_pixels is not None and image.width * image.height < min_pixels:
+        factor = math.sqrt(min_pixels / (image.width * image.height))
+        image = image.resize((int(image.width * factor), int(image.height * factor)))
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def eos_token_ids(model: str) -> list[int]:
+    """End-of-sequence ids from the model's generation config (Qwen: ``<|im_end|>`` and ``<|endoftext|>``)."""
+    from transformers import GenerationConfig
+
+    eos = GenerationConfig.from_pretrained(model).eos_token_id
+    if eos is None:
+        raise ValueError(f"{model}: generation_config.json has no eos_token_id")
+    return [eos] if isinstance(eos, int) else list(eos)
+
+
+class Backend(ABC):
+    """Loads a Qwen2.5-VL model once and answers batches of requests greedily."""
+
+    def __init__(
+        self,
+        model: str,
+        max_new_tokens: int = 1024,
+        max_pixels: int | None = None,
+        min_pixels: int | None = None,
+        dtype: str = "auto",
+    ) -> None:
+        from transformers import AutoProcessor
+
+        self.model_name = model
+        self.max_new_tokens = max_new_tokens
+        self.max_pixels = max_pixels
+        self.min_pixels = min_pixels
+        self.dtype = dtype
+        self.processor = AutoProcessor.from_pretrained(model, **self.pixel_kwargs())
+        self.processor.tokenizer.padding_side = "left"
+        self.eos_ids = eos_token_ids(model)
+
+    def pixel_kwargs(self) -> dict[str, int]:
+        """Processor overrides for the image size limits that were given."""
+        kwargs = {"max_pixels": self.max_pixels, "min_pixels": self.min_pixels}
+        return {key: value for key, value in kwargs.items() if value is not None}
+
+    def render(self, prompt: str) -> str:
+        """The exact text the model sees: chat template, one image placeholder, the prompt, generation cue."""
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+        return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def image(self, path: str):
+        return load_image(path, self.min_pixels, self.max_pixels)
+
+    def finish(self, token_ids: Sequence[int]) -> Generation:
+        """Cut at the first end-of-sequence token and decode without special tokens."""
+        ids = list(token_ids)
+        for index, token in enumerate(ids):
+            if token in self.eos_ids:
+                ids = ids[:index]
+                break
+        text = self.processor.tokenizer.decode(ids, skip_special_tokens=True)
+        return Generation(text=text, output_tokens=len(ids))
+
+    @abstractmethod
+    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        """One greedy answer per request, in order."""
+
+    def accounting(self) -> dict[str, Any]:
+        """Usage of an API backend (calls, tokens, cost); local models have none."""
+        return {}
+
+    def close(self) -> None:
+        """Release what the backend holds (connections); local models hold nothing to release."""
+        return None
+
+
+class HFBackend(Backend):
+    """transformers ``generate`` on a left-padded batch (Qwen2.5-VL's mRoPE positions follow the mask)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        import torch
+        from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
+
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        torch_dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
+        self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(self.model_name, dtype=torch_dtype)
+        self.model.to(self.device).eval()
+        pad_id = self.processor.tokenizer.pad_token_id
+        self.generation_config = GenerationConfig(
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.eos_ids[-1] if pad_id is None else pad_id,
+        )
+
+    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        import torch
+
+        inputs = self.processor(
+            text=[self.render(request.prompt) for request in requests],
+            images=[self.image(request.image) for request in requests],
+            padding=True,
+            return_tensors="pt",
+        ).to(self.device)
+        with torch.inference_mode():
+            output = self.model.generate(
+                **inputs, generation_config=self.generation_config, use_model_defaults=False
+            )
+        new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
+        return [self.finish(ids) for ids in new_tokens]
+
+
+class VLLMBackend(Backend):
+    """vLLM offline ``LLM.generate`` with one image per prompt (GPU only; vLLM is imported here, lazily).
+
+    ``max_model_len`` bounds prompt + output (vLLM would otherwise reserve KV cache for the model's 128k
+    context); ``tensor_parallel_size`` shards a model too large for one GPU (the 32B baseline)."""
+
+    def __init__(
+        self, *args: Any, max_model_len: int | None = None, tensor_parallel_size: int = 1, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError as error:
+            raise SystemExit(
+                "the vllm backend needs vLLM (the gpu environment: make setup-gpu); use --backend hf"
+            ) from error
+
+        self.llm = LLM(
+            model=self.model_name,
+            dtype=self.dtype,
+            seed=0,
+            limit_mm_per_prompt={"image": 1},
+            mm_processor_kwargs=self.pixel_kwargs() or None,
+            max_model_len=max_model_len,
+            tensor_parallel_size=tensor_parallel_size,
+        )
+        self.sampling = SamplingParams(
+            temperature=0.0,
+            max_tokens=self.max_new_tokens,
+            stop_token_ids=self.eos_ids,
+            skip_special_tokens=True,
+        )
+
+    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        prompts = [
+            {"prompt": self.render(request.prompt), "multi_modal_data": {"image": self.image(request.image)}}
+            for request in requests
+        ]
+        outputs = self.llm.generate(prompts, self.sampling, use_tqdm=False)
+        return [self.finish(output.outputs[0].token_ids) for output in outputs]
+
+
+def make_backend(name: str, model: str, **kwargs: Any):
+    """``hf``, ``vllm`` (keyword arguments as for ``Backend``) or ``openai`` (as for ``OpenAIBackend``)."""
+    if name == "openai":
+        from tools.evaluation.eval_api import OpenAIBackend
+
+        return OpenAIBackend(model, **kwargs)
+    if name == "hf":
+        for key in ("max_model_len", "tensor_parallel_size"):
+            kwargs.pop(key, None)
+        return HFBackend(model, **kwargs)
+    if name == "vllm":
+        return VLLMBackend(model, **kwargs)
+    raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")

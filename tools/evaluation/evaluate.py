@@ -1,0 +1,578 @@
+"""Evaluate a model on eval JSONL files: greedy answers, scored with the training reward's parser.
+
+``pathvlm eval --model M --data F.jsonl [--data G.jsonl ...]`` writes, per data file ``<dataset>.jsonl``:
+
+- ``items.jsonl``: one record per item: ``id, subset, prompt_sha256`` (of the exact chat text the model
+  sees), ``output``, ``parsed_letter``, ``parsed_text`` (``rewards.parse_choice`` on the last
+  ``<answer>``), ``correct`` (strict: letter and text, ``rewards.accuracy_reward``; the paper's metric),
+  ``letter_correct``, ``output_tokens`` and ``format_ok`` (``rewards.format_reward``);
+- ``summary.json``: strict and letter accuracy with seeded 95 % bootstrap CIs, average output tokens (with
+  CI), format- and parse-failure rates, per-subset accuracy, n, model, backend, data file and its sha256;
+- ``config.json``: the folder's identity (model and its hash, data sha256, decoding settings), written
+  before the first item and checked on resume and by ``pathvlm report`` (``tools/evaluation/eval_files.py``).
+
+Where the files go (``<dataset>`` is the data file's stem: ``test``, ``chest_ct_scan``, ...):
+
+- ``--out DIR``: ``DIR/<dataset>/``;
+- else, ``--backend openai --model NAME``: ``<runs>/api/<name>/eval/<dataset>/`` (``gpt-4o``,
+  ``gemini-1.5-pro``; see ``tools/evaluation/eval_api.py`` for the API backend);
+- else, a model under ``<runs>/<size>/<stage>/model``: ``<runs>/<size>/<stage>/eval/<dataset>/``;
+- else ``--size S`` (a base model id or any other path): ``<runs>/S/base/eval/<dataset>/``.
+
+Images are limited like training: ``--max-pixels`` / ``--min-pixels``, by default the values in a stage
+export's ``config.yaml`` (``easyr1.data.*_pixels`` / ``llamafactory.image_*_pixels``), else the
+processor's own limits.
+
+Items are written and flushed after every batch; an interrupted evaluation started again with the same
+settings skips the ids already in ``items.jsonl`` (a half-written last line is dropped, with a message).
+Records of another identity, ids not in the data file, duplicates and corrupt lines are errors naming
+the file and line; ``eval.lock`` keeps a second evaluation out of a folder. A finished dataset (summary
+present for the same identity) is skipped without loading the model.
+
+``pathvlm eval-all --size S`` evaluates every finished stage model (``<runs>/S/<stage>/model`` with
+``DONE``) and the base model on ``<data>/pathmmu/eval/test.jsonl`` and each
+``<data>/omnimedvqa/eval/*.jsonl`` present, one ``pathvlm eval`` process per model. The base model and
+the image limits (applied to the base model too) default to what the size's stage configs agree on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+ITEM_KEYS = ("id", "subset", "image", "question", "options", "answer")
+IN_DOMAIN_DATASET = "test"
+# What evaluation takes over from the training configs: the base model and the image size limits.
+TRAINING_KEYS = {
+    "base_model": ("base_model",),
+    "max_pixels": ("easyr1.data.max_pixels", "llamafactory.image_max_pixels"),
+    "min_pixels": ("easyr1.data.min_pixels", "llamafactory.image_min_pixels"),
+}
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("PATHVLM_RUNS", "runs"))
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("PATHVLM_DATA", "data/generated"))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_items(path: Path) -> list[dict[str, Any]]:
+    """Eval rows ``{id, subset, image, question, options, answer}``; ids must be unique."""
+    items, seen = [], set()
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{line_no}: not JSON ({error})") from error
+            missing = [key for key in ITEM_KEYS if key not in item]
+            if missing:
+                raise ValueError(
+                    f"{path}:{line_no}: eval item lacks {missing}; expected keys {list(ITEM_KEYS)}"
+                )
+            item["id"] = str(item["id"])
+            if item["id"] in seen:
+                raise ValueError(f"{path}:{line_no}: duplicate id {item['id']!r}")
+            seen.add(item["id"])
+            items.append(item)
+    if not items:
+        raise ValueError(f"{path}: no eval items")
+    return items
+
+
+def run_dir_of(model: str) -> Path | None:
+    """``<runs>/<size>/<stage>`` when ``model`` is a stage export ``.../<size>/<stage>/model``."""
+    path = Path(model)
+    if path.name == "model" and path.is_dir():
+        run_dir = path.absolute().parent
+        if (run_dir / "DONE").exists() or (run_dir / "config.yaml").exists():
+            return run_dir
+    return None
+
+
+def api_stage(model: str) -> str:
+    """The folder name of an API model under ``<runs>/api/``: ``gpt-4o``, ``gemini-1.5-pro``."""
+    return model.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def output_dir(
+    model: str, dataset: str, out: Path | None, size: str | None, runs: Path, api: bool = False
+) -> Path:
+    """Where ``items.jsonl`` / ``summary.json`` for this model and dataset go (see the module doc)."""
+    if out is not None:
+        return out / dataset
+    if api:
+        from tools.evaluation.paper import API_SIZE
+
+        return runs / API_SIZE / api_stage(model) / "eval" / dataset
+    run_dir = run_dir_of(model)
+    if run_dir is not None:
+        return run_dir / "eval" / dataset
+    if size is not None:
+        return runs / size / "base" / "eval" / dataset
+    raise SystemExit(f"{model} is not a <runs>/<size>/<stage>/model export: pass --out DIR or --size SIZE")
+
+
+def score(output: str, answer: str) -> dict[str, Any]:
+    """Strict/letter correctness, parsed choice and format check of one output, with the reward code."""
+    from rewards import accuracy_reward, extract_answer, format_reward, parse_choice
+    from rewards.rules import ground_truth_choice
+
+    truth = ground_truth_choice(answer)
+    if truth is None:
+        raise ValueError(f"ground truth {answer!r} is not an option string like 'C) text'")
+    content = extract_answer(output)
+    correct = accuracy_reward(output, answer) == 1.0
+    # The gold option itself may read like a list ("D) Both A) and B)"), which parse_choice declines.
+    parsed = truth if correct else parse_choice(content) if content is not None else None
+    return {
+        "parsed_letter": parsed[0] if parsed else None,
+        "parsed_text": parsed[1] if parsed else None,
+        "correct": correct,
+        "letter_correct": parsed is not None and parsed[0] == truth[0],
+        "format_ok": format_reward(output) == 1.0,
+    }
+
+
+def summarize(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
+    """The summary JSON: accuracies with bootstrap CIs, token and failure rates, per-subset accuracy."""
+    from tools.evaluation.eval_files import ids_sha256
+    from tools.evaluation.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_ci
+
+    def mean(values: Iterable[float]) -> float:
+        values = list(values)
+        return sum(values) / len(values)
+
+    correct = [float(r["correct"]) for r in records]
+    letter = [float(r["letter_correct"]) for r in records]
+    tokens = [float(r["output_tokens"]) for r in records]
+    by_subset: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_subset[record["subset"]].append(record)
+    return {
+        **meta,
+        "n": len(records),
+        "ids_sha256": ids_sha256(r["id"] for r in records),
+        "accuracy": mean(correct),
+        "accuracy_ci": list(bootstrap_ci(correct)),
+        "letter_accuracy": mean(letter),
+        "letter_accuracy_ci": list(bootstrap_ci(letter)),
+        "avg_output_tokens": mean(tokens),
+        "avg_output_tokens_ci": list(bootstrap_ci(tokens)),
+        "format_failure_rate": mean(0.0 if r["format_ok"] else 1.0 for r in records),
+        "parse_failure_rate": mean(1.0 if r["parsed_letter"] is None else 0.0 for r in records),
+        "per_subset": {
+            subset: {
+                "n": len(rows),
+                "accuracy": mean(float(r["correct"]) for r in rows),
+                "letter_accuracy": mean(float(r["letter_correct"]) for r in rows),
+            }
+            for subset, rows in sorted(by_subset.items())
+        },
+        "bootstrap": {"confidence": 0.95, "resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED},
+    }
+
+
+def is_up_to_date(out_dir: Path, config: dict[str, Any], n_items: int) -> bool:
+    from tools.evaluation.eval_files import SUMMARY_FILE, identity, read_json
+
+    if not (out_dir / SUMMARY_FILE).exists():
+        return False
+    summary = read_json(out_dir / SUMMARY_FILE)
+    return summary.get("n") == n_items and identity(summary) == identity(config)
+
+
+def evaluate_dataset(
+    backend, data: Path, out_dir: Path, batch_size: int, config: dict[str, Any]
+) -> dict[str, Any]:
+    """Answer every item not yet in ``out_dir/items.jsonl``, then write and return the summary.
+
+    The folder is locked for the duration; its ``config.json`` is written (or checked) before any item.
+    """
+    from tools.evaluation.eval_files import ITEMS_FILE, claim_folder, eval_lock
+
+    with eval_lock(out_dir):
+        claim_folder(out_dir, config)
+        return _answer_and_summarize(backend, data, out_dir / ITEMS_FILE, batch_size, config)
+
+
+def _answer_and_summarize(
+    backend, data: Path, items_path: Path, batch_size: int, config: dict[str, Any]
+) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from tools.common.prompt import build_prompt
+    from tools.evaluation.eval_backends import Request
+    from tools.evaluation.eval_files import SUMMARY_FILE, EvalFileError, read_records, write_json
+
+    items = load_items(data)
+    out_dir = items_path.parent
+    try:
+        done = read_records(items_path, repair=True) if items_path.exists() else {}
+    except EvalFileError as error:
+        raise SystemExit(f"{error}; fix the line or delete the directory and rerun") from error
+    known = {item["id"] for item in items}
+    foreign = [(line_no, id_) for line_no, id_ in enumerate(done, 1) if id_ not in known]
+    if foreign:
+        line_no, id_ = foreign[0]
+        raise SystemExit(
+            f"{items_path}:{line_no}: id {id_!r} is not in {data} ({len(foreign)} such record(s)); "
+            "delete the directory and rerun"
+        )
+    todo = [item for item in items if item["id"] not in done]
+    started, generated = time.perf_counter(), 0
+    unanswered: list[str] = []
+    with (
+        items_path.open("a", encoding="utf-8") as handle,
+        tqdm(total=len(items), initial=len(done), desc=f"eval {out_dir.name}", unit="item") as progress,
+    ):
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            prompts = [build_prompt(item["question"], item["options"]) for item in batch]
+            generations = backend.generate(
+                [Request(p, item["image"]) for p, item in zip(prompts, batch, strict=True)]
+            )
+            for item, prompt, generation in zip(batch, prompts, generations, strict=True):
+                if generation is None:  # an API item without a reply: left for the rerun
+                    unanswered.append(item["id"])
+                    continue
+                record = {
+                    "id": item["id"],
+                    "subset": item["subset"],
+                    "prompt_sha256": hashlib.sha256(backend.render(prompt).encode("utf-8")).hexdigest(),
+                    "output": generation.text,
+                    **score(generation.text, item["answer"]),
+                    "output_tokens": generation.output_tokens,
+                }
+                done[item["id"]] = record
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+            generated += len(batch)
+            progress.update(len(batch))
+    elapsed = time.perf_counter() - started
+    if unanswered:
+        raise SystemExit(
+            f"{out_dir}: {len(unanswered)} item(s) got no reply (e.g. {unanswered[0]!r}; "
+            f"{backend.accounting().get('failures')}); the answered ones are kept: rerun to resume"
+        )
+    meta = {
+        **config,
+        "dataset": out_dir.name,
+        "data": str(data.resolve()),
+        "items_per_second": generated / elapsed if generated else None,
+        **({"api_usage": backend.accounting()} if backend.accounting() else {}),
+    }
+    summary = summarize([done[item["id"]] for item in items], meta)
+    write_json(out_dir / SUMMARY_FILE, summary)
+    return summary
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from tools.evaluation.eval_backends import DEFAULT_BATCH_SIZE, make_backend
+    from tools.evaluation.eval_files import model_sha256
+
+    run_dir = run_dir_of(args.model)
+    if run_dir is not None and (run_dir / "config.yaml").exists():
+        trained = training_settings([run_dir / "config.yaml"], "--max-pixels / --min-pixels")
+        args.max_pixels = args.max_pixels or trained.get("max_pixels")
+        args.min_pixels = args.min_pixels or trained.get("min_pixels")
+    api = args.backend == "openai"
+    if api and (args.max_pixels or args.min_pixels):
+        raise SystemExit(
+            "--backend openai sends images as they are: --max-pixels / --min-pixels do not apply"
+        )
+    jobs = []
+    # An API model is its name (the endpoint may move: a proxy, a vllm serve on another port).
+    model_hash = model_sha256(f"openai:{args.model}" if api else args.model)
+    for data in args.data:
+        if not data.is_file():
+            raise SystemExit(f"{data}: eval data file not found")
+        out_dir = output_dir(args.model, data.stem, args.out, args.size, args.runs, api=api)
+        config = {
+            "model": str(Path(args.model).absolute()) if Path(args.model).exists() else args.model,
+            "model_sha256": model_hash,
+            "backend": args.backend,
+            "data_sha256": file_sha256(data),
+            "max_new_tokens": args.max_new_tokens,
+            "temperature": 0.0,
+            "max_pixels": args.max_pixels,
+            "min_pixels": args.min_pixels,
+            "dtype": args.dtype,
+            **({"base_url": args.base_url} if api else {}),
+        }
+        if is_up_to_date(out_dir, config, len(load_items(data))):
+            print(f"{out_dir}: up to date, skipped")
+            continue
+        jobs.append((data, out_dir, config))
+    if not jobs:
+        return 0
+    backend = make_backend(args.backend, args.model, **backend_kwargs(args))
+    batch_size = args.batch_size or DEFAULT_BATCH_SIZE[args.backend]
+    try:
+        for data, out_dir, config in jobs:
+            summary = evaluate_dataset(backend, data, out_dir, batch_size, config)
+            rate = summary["items_per_second"]
+            usage = summary.get("api_usage")
+            print(
+                f"{out_dir}: n={summary['n']} accuracy={summary['accuracy']:.4f} "
+                f"letter={summary['letter_accuracy']:.4f} tokens={summary['avg_output_tokens']:.1f}"
+                + (f" ({rate:.2f} items/s)" if rate else "")
+                + (
+                    f" api: {usage['calls']} calls, {usage['retries']} retries, "
+                    f"{usage['prompt_tokens']}+{usage['completion_tokens']} tokens, ${usage['cost_usd']:.4f}"
+                    if usage
+                    else ""
+                )
+            )
+    finally:
+        backend.close()
+    return 0
+
+
+def backend_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The backend's settings from the command line (the API's or the local model's)."""
+    if args.backend == "openai":
+        return {
+            "max_new_tokens": args.max_new_tokens,
+            "base_url": args.base_url,
+            "api_key_env": args.api_key_env,
+            "concurrency": args.concurrency,
+            "max_retries": args.max_retries,
+            "timeout_s": args.request_timeout,
+            "usd_per_mtok_prompt": args.usd_per_mtok_prompt,
+            "usd_per_mtok_completion": args.usd_per_mtok_completion,
+        }
+    kwargs = {
+        "max_new_tokens": args.max_new_tokens,
+        "max_pixels": args.max_pixels,
+        "min_pixels": args.min_pixels,
+        "dtype": args.dtype,
+    }
+    if args.backend == "vllm":
+        kwargs["tensor_parallel_size"] = args.tensor_parallel_size
+        kwargs["max_model_len"] = args.max_prompt_length + args.max_new_tokens
+    return kwargs
+
+
+def eval_datasets(root: Path) -> list[Path]:
+    """The in-domain test file and every OOD subset file present under the data root."""
+    in_domain = root / "pathmmu" / "eval" / f"{IN_DOMAIN_DATASET}.jsonl"
+    files = [in_domain] if in_domain.is_file() else []
+    return files + sorted((root / "omnimedvqa" / "eval").glob("*.jsonl"))
+
+
+def stage_models(runs: Path, size: str) -> list[Path]:
+    """Finished stage exports ``<runs>/<size>/<stage>/model`` (a ``DONE`` marker beside them)."""
+    return sorted(path / "model" for path in (runs / size).glob("*") if (path / "DONE").exists())
+
+
+def training_settings(config_paths: Sequence[Any], hint: str) -> dict[str, Any]:
+    """``base_model``, ``max_pixels``, ``min_pixels`` as resolved stage configs (files, or composed
+    recipes) set them (absent if unset).
+
+    Pixels come from ``easyr1.data.{max,min}_pixels`` or ``llamafactory.image_{max,min}_pixels``; configs
+    that disagree are an error naming ``hint`` (the flag that settles it).
+    """
+    from omegaconf import OmegaConf
+
+    values: dict[str, set[Any]] = defaultdict(set)
+    for path in config_paths:
+        config = OmegaConf.load(path) if isinstance(path, Path) else path
+        for key, selectors in TRAINING_KEYS.items():
+            for selector in selectors:
+                value = OmegaConf.select(config, selector)
+                if value is not None:
+                    values[key].add(value)
+    conflicts = {key: sorted(map(str, found)) for key, found in values.items() if len(found) > 1}
+    if conflicts:
+        paths = ", ".join(map(str, config_paths))
+        raise SystemExit(f"stage configs disagree on {conflicts} ({paths}); pass {hint}")
+    return {key: found.pop() for key, found in values.items()}
+
+
+def evaluate_all(args: argparse.Namespace) -> int:
+    if args.backend == "openai":
+        raise SystemExit("eval-all evaluates local models: use pathvlm eval --backend openai for an API")
+    datasets = eval_datasets(args.data_root)
+    if not datasets:
+        raise SystemExit(f"{args.data_root}: no pathmmu/eval/test.jsonl nor omnimedvqa/eval/*.jsonl")
+    models = [] if args.base_only else [str(path) for path in stage_models(args.runs, args.size)]
+    configs: list[Any] = sorted((args.runs / args.size).glob("*/config.yaml"))
+    if not configs:  # nothing trained yet (baselines): what training would use
+        from tools.train.recipes import compose
+
+        configs = [compose(stage, args.size, args.profile, []) for stage in ("alpha", "beta")]
+    trained = training_settings(configs, "--base-model / --max-pixels / --min-pixels")
+    if not args.no_base:
+        base_model = args.base_model or trained.get("base_model")
+        if base_model is None:
+            raise SystemExit(f"{args.runs / args.size}: no stage config names base_model; pass --base-model")
+        models.insert(0, base_model)
+    passthrough = [
+        "--backend",
+        args.backend,
+        "--max-new-tokens",
+        str(args.max_new_tokens),
+        "--dtype",
+        args.dtype,
+        "--max-prompt-length",
+        str(args.max_prompt_length),
+        "--tensor-parallel-size",
+        str(args.tensor_parallel_size),
+    ]
+    for flag, value in (
+        ("--batch-size", args.batch_size),
+        ("--max-pixels", args.max_pixels or trained.get("max_pixels")),
+        ("--min-pixels", args.min_pixels or trained.get("min_pixels")),
+    ):
+        if value is not None:
+            passthrough += [flag, str(value)]
+    failed = []
+    for model in models:
+        command = [sys.executable, "-m", "tools.cli", "eval", "--model", model, "--size", args.size]
+        command += ["--runs", str(args.runs), *passthrough]
+        for data in datasets:
+            command += ["--data", str(data)]
+        print("+ " + " ".join(command), flush=True)
+        if subprocess.run(command, check=False).returncode != 0:
+            failed.append(model)
+    if failed:
+        print(f"evaluation failed for: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return number
+
+
+def _add_generation_args(parser: argparse.ArgumentParser) -> None:
+    from tools.evaluation.eval_backends import BACKENDS
+
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="hf",
+        help="hf (CPU/tests), vllm (GPU) or openai (an API: see below); default hf",
+    )
+    parser.add_argument("--batch-size", type=_positive_int, help="items per generate call (hf: 8, vllm: 512)")
+    parser.add_argument(
+        "--max-new-tokens", type=_positive_int, default=1024, help="default 1024 (the paper's)"
+    )
+    parser.add_argument(
+        "--max-prompt-length",
+        type=_positive_int,
+        default=1024,
+        help="vllm: max_model_len = this + --max-new-tokens (default 1024, the paper's prompt limit)",
+    )
+    parser.add_argument(
+        "--tensor-parallel-size",
+        type=_positive_int,
+        default=1,
+        help="vllm: GPUs per model, for one too large for a GPU (e.g. 2 for Qwen2.5-VL-32B; default 1)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        help="cap image area like training (default: the training config's, else the processor's limit)",
+    )
+    parser.add_argument(
+        "--min-pixels",
+        type=_positive_int,
+        help="raise small images like training (default: the training config's, else none)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=("auto", "bfloat16", "float16", "float32"),
+        default="auto",
+        help="default: checkpoint's",
+    )
+    parser.add_argument(
+        "--runs", type=Path, default=runs_root(), help="runs root (default: $PATHVLM_RUNS or runs)"
+    )
+
+
+def _add_api_args(parser: argparse.ArgumentParser) -> None:
+    from tools.evaluation.eval_api import DEFAULT_BASE_URL
+
+    api = parser.add_argument_group("--backend openai (any OpenAI-compatible chat endpoint with images)")
+    api.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"endpoint (default {DEFAULT_BASE_URL})")
+    api.add_argument(
+        "--api-key-env", default="OPENAI_API_KEY", help="variable holding the key (default OPENAI_API_KEY)"
+    )
+    api.add_argument("--concurrency", type=_positive_int, default=16, help="requests in flight (default 16)")
+    api.add_argument("--max-retries", type=int, default=4, help="retries per item (default 4)")
+    api.add_argument("--request-timeout", type=float, default=120.0, help="seconds per attempt (default 120)")
+    api.add_argument("--usd-per-mtok-prompt", type=float, default=0.0, help="price per M prompt tokens")
+    api.add_argument(
+        "--usd-per-mtok-completion", type=float, default=0.0, help="price per M completion tokens"
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = subparsers.add_parser(
+        "eval", help="evaluate one model on eval JSONL files", description=__doc__, formatter_class=formatter
+    )
+    parser.add_argument("--model", required=True, help="HF model id or directory (e.g. runs/7b/beta/model)")
+    parser.add_argument(
+        "--data", type=Path, action="append", required=True, help="eval JSONL file; repeat for several"
+    )
+    parser.add_argument("--out", type=Path, help="write to OUT/<dataset>/ (default: see above)")
+    parser.add_argument("--size", help="model size (3b, 7b) for a base model's default output directory")
+    _add_generation_args(parser)
+    _add_api_args(parser)
+    parser.set_defaults(func=evaluate)
+
+    parser_all = subparsers.add_parser(
+        "eval-all",
+        help="evaluate every finished stage model and the base model of a size",
+        description=__doc__,
+        formatter_class=formatter,
+    )
+    parser_all.add_argument("--size", required=True, help="model size directory under the runs root (3b, 7b)")
+    parser_all.add_argument(
+        "--base-model", help="base model id or path (default: base_model in the size's stage configs)"
+    )
+    parser_all.add_argument("--no-base", action="store_true", help="skip the base model")
+    parser_all.add_argument(
+        "--base-only", action="store_true", help="only the base model (a baseline: make baselines)"
+    )
+    parser_all.add_argument(
+        "--profile",
+        default="h20x4",
+        help="recipe profile whose base model and image limits apply before any stage is trained",
+    )
+    parser_all.add_argument(
+        "--data-root",
+        type=Path,
+        default=data_root(),
+        help="generated data (default: $PATHVLM_DATA or data/generated)",
+    )
+    _add_generation_args(parser_all)
+    parser_all.set_defaults(func=evaluate_all)

@@ -1,0 +1,208 @@
+"""``pathvlm judge-eval``: the judge's rubric on every test output of a model (reasoning quality).
+
+``pathvlm judge-eval [EVAL_DIR ...] [--size S --profile P --set KEY=VALUE]`` grades each record of a finished
+evaluation folder (``<runs>/<size>/<stage>/eval/test/``; default: every such folder of ``--size``) with the
+judge of the r1 recipe composed for ``--size`` / ``--profile`` (its model, endpoint, prompt, cache,
+retries and fallbacks: the reward's own judge, ``rewards.judge``). Outputs that fail the format check score
+0 on every dimension without a call, as in training; a reply without a usable verdict gets the recipe's
+parse fallback, as in training, and is counted. The folder gets, written all-or-nothing:
+
+- ``judged.jsonl``: per item ``id, integrity, knowledge, process`` (their mean), ``sent`` (false for format
+  failures) and ``failure`` (``parse`` or null);
+- ``judged_summary.json``: the judge (base URL, model, prompt version and sha256, temperature), the
+  ``ids_sha256`` of the items it graded (checked against ``summary.json`` by the report), mean and 95 %
+  bootstrap CI per dimension, failure counts, and the run's calls, tokens and cost.
+
+An item the judge could not be reached for (HTTP errors, timeouts after the retries) leaves the folder as
+it was and exits 1: rerun, and the cached judgements are not paid again. A folder already judged by the same
+judge on the same items is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+JUDGED_FILE, JUDGED_SUMMARY_FILE = "judged.jsonl", "judged_summary.json"
+DIMENSIONS = ("integrity", "knowledge", "process")
+CHUNK = 256  # items per judge batch (each batch has the recipe's deadline)
+
+
+def judge_settings(size: str, profile: str, overrides: list[str]) -> dict[str, Any]:
+    """The ``judge`` settings of the composed r1 recipe (the reward's own judge)."""
+    from tools.train.recipes import compose, to_container
+
+    cfg = to_container(compose("r1", size, profile, overrides))
+    reward = cfg["easyr1"]["worker"]["reward"]
+    return dict(reward["reward_function_kwargs"]["judge"])
+
+
+def judge_identity(judge) -> dict[str, Any]:
+    config = judge.config
+    return {
+        "base_url": config.base_url,
+        "model": config.model,
+        "prompt_version": judge.prompt.version,
+        "prompt_sha256": judge.prompt.sha256,
+        "temperature": config.temperature,
+        "max_tokens": config.max_tokens,
+    }
+
+
+def judge_folder(eval_dir: Path, judge) -> dict[str, Any] | None:
+    """Grade ``eval_dir``; returns its judged summary, or None when a judgement could not be made."""
+    from rewards.judge import JudgeItem
+    from tools.evaluation.eval_files import EvalFileError, check_folder, ids_sha256, read_json, write_json
+    from tools.evaluation.evaluate import file_sha256, load_items
+    from tools.evaluation.stats import bootstrap_ci
+
+    try:
+        summary, records = check_folder(eval_dir)
+    except EvalFileError as error:
+        raise SystemExit(f"{error}; judge-eval needs a finished evaluation") from error
+    identity = judge_identity(judge)
+    usage_fields = ("calls", "retries", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd")
+    before = {name: getattr(judge.total, name) for name in usage_fields}
+    judged_summary_path = eval_dir / JUDGED_SUMMARY_FILE
+    if judged_summary_path.exists():
+        previous = read_json(judged_summary_path)
+        if previous.get("judge") == identity and previous.get("ids_sha256") == summary["ids_sha256"]:
+            print(f"{eval_dir}: already judged by {identity['model']}, skipped")
+            return previous
+    data = Path(summary["data"])
+    if not data.is_file() or file_sha256(data) != summary["data_sha256"]:
+        raise SystemExit(f"{eval_dir}: its data file {data} is missing or changed since the evaluation")
+    items = {item["id"]: item for item in load_items(data)}
+    scores: dict[str, dict[str, Any]] = {}
+    to_send = []
+    for id_, record in records.items():
+        if not record["format_ok"]:
+            scores[id_] = {"integrity": 0.0, "knowledge": 0.0, "sent": False, "failure": None}
+            continue
+        item = items[id_]
+        image = Path(item["image"])
+        if not image.is_absolute() and (data.parent / image).exists():
+            image = data.parent / image
+        to_send.append(
+            (
+                id_,
+                JudgeItem(
+                    response=record["output"],
+                    question=item["question"],
+                    ground_truth=item["answer"],
+                    image=str(image),
+                    correct=record["correct"],
+                    options=tuple(item["options"]),
+                ),
+            )
+        )
+    for start in range(0, len(to_send), CHUNK):
+        chunk = to_send[start : start + CHUNK]
+        results = judge.judge([item for _, item in chunk])
+        for (id_, _), result in zip(chunk, results, strict=True):
+            scores[id_] = {
+                "integrity": result.integrity,
+                "knowledge": result.knowledge,
+                "sent": True,
+                "failure": result.failure,
+            }
+    unreached = [id_ for id_, s in scores.items() if s["failure"] == "transport"]
+    if unreached:
+        print(
+            f"{eval_dir}: the judge was not reached for {len(unreached)} item(s) (e.g. {unreached[0]!r}); "
+            "nothing written: rerun (judgements made are cached)",
+            file=sys.stderr,
+        )
+        return None
+    rows = []
+    for id_ in records:
+        score = scores[id_]
+        process = (score["integrity"] + score["knowledge"]) / 2
+        rows.append(
+            {"id": id_, "integrity": score["integrity"], "knowledge": score["knowledge"]}
+            | {
+                "process": process,
+                "sent": score["sent"],
+                "failure": score["failure"],
+            }
+        )
+    judged = {
+        "judge": identity,
+        "dataset": eval_dir.name,
+        "n": len(rows),
+        "ids_sha256": ids_sha256(r["id"] for r in rows),
+        "sent": sum(r["sent"] for r in rows),
+        "parse_failures": sum(r["failure"] == "parse" for r in rows),
+        **{
+            key: value
+            for dim in DIMENSIONS
+            for key, value in (
+                (dim, sum(r[dim] for r in rows) / len(rows)),
+                (f"{dim}_ci", list(bootstrap_ci([r[dim] for r in rows]))),
+            )
+        },
+        "usage": {name: getattr(judge.total, name) - before[name] for name in usage_fields},
+    }
+    _write_jsonl(eval_dir / JUDGED_FILE, rows)
+    write_json(judged_summary_path, judged)
+    return judged
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    import json
+    import os
+
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rewards.judge import Judge, JudgeConfig
+
+    folders = args.eval_dirs or sorted(
+        path.parent for path in (args.runs / args.size).glob("*/eval/test/summary.json")
+    )
+    if not folders:
+        raise SystemExit(f"{args.runs / args.size}: no finished */eval/test/ evaluations to judge")
+    judge = Judge(JudgeConfig.from_dict(judge_settings(args.size, args.profile, args.overrides)))
+    failed = 0
+    try:
+        for folder in folders:
+            judged = judge_folder(folder, judge)
+            if judged is None:
+                failed += 1
+                continue
+            print(
+                f"{folder}: n={judged['n']} process={judged['process']:.3f} "
+                f"integrity={judged['integrity']:.3f} knowledge={judged['knowledge']:.3f} "
+                f"({judged['sent']} sent, {judged['parse_failures']} parse fallbacks)"
+            )
+    finally:
+        judge.close()
+    return 1 if failed else 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from tools.evaluation.evaluate import runs_root
+    from tools.train.recipes import add_recipe_options
+
+    parser = subparsers.add_parser(
+        "judge-eval",
+        help="judge the reasoning of every test output (judged.jsonl beside items.jsonl)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "eval_dirs", nargs="*", type=Path, help="evaluation folders (default: <runs>/<size>/*/eval/test)"
+    )
+    add_recipe_options(parser, budget=False)  # the r1 recipe whose judge settings are used
+    parser.add_argument(
+        "--runs", type=Path, default=runs_root(), help="runs root (default: $PATHVLM_RUNS or runs)"
+    )
+    parser.set_defaults(func=run)

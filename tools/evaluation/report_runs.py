@@ -1,0 +1,220 @@
+"""Report sections about how runs were made: replicate seeds, model selection, split units.
+
+- **Seeds**: runs of one stage with other training seeds (``<stage>-seedN``, ``tools.train.replicates``) are
+  grouped with the recipe-seed run: accuracy mean ± sd across seeds next to each seed's bootstrap CI, and
+  the paper's McNemar pairs per matching seed (both stages trained with that seed).
+- **Model selection**: each ``<runs>/<size>/<run>/selection.json`` (``tools.train.selection``): the validation
+  curve, the exported step and the last one.
+- **Split unit**: each run's ``run.split_unit`` (``image``: image-disjoint, the default; ``question``: the
+  paper's layout, images may be shared between splits). With ``pathvlm report --compare-runs DIR`` (runs
+  trained on the other layout), the in-domain accuracy of each stage under both units and their difference
+  with a 95 % CI (normal approximation for two independent proportions: the test sets differ).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from tools.evaluation.paper import COMPARISONS, model_label
+from tools.train.replicates import parse_run_stage
+
+Z95 = 1.959964
+
+
+def _seed_of(run: str) -> tuple[str, int]:
+    from tools.train.recipes import default_seed
+
+    stage, seed = parse_run_stage(run)
+    return stage, default_seed() if seed is None else seed
+
+
+def replicate_rows(results: dict[tuple[str, str, str], Any]) -> list[dict[str, Any]]:
+    """Per (size, stage, dataset) with two or more seeds: accuracy mean ± sd (%) and each seed's CI."""
+    groups: dict[tuple[str, str, str], dict[int, Any]] = defaultdict(dict)
+    for (size, run, dataset), result in results.items():
+        stage, seed = _seed_of(run)
+        groups[(size, stage, dataset)][seed] = result
+    rows = []
+    for (size, stage, dataset), by_seed in sorted(groups.items()):
+        if len(by_seed) < 2:
+            continue
+        accuracies = [by_seed[s].summary["accuracy"] * 100 for s in sorted(by_seed)]
+        per_seed = []
+        for seed, result in sorted(by_seed.items()):
+            low, high = (v * 100 for v in result.summary["accuracy_ci"])
+            per_seed.append(f"{seed}: {result.summary['accuracy'] * 100:.2f} ({low:.2f}–{high:.2f})")
+        rows.append(
+            {
+                "model": model_label(size, stage),
+                "dataset": dataset,
+                "seeds": ", ".join(map(str, sorted(by_seed))),
+                "mean": statistics.mean(accuracies),
+                "sd": statistics.stdev(accuracies),
+                "per_seed": ", ".join(per_seed),
+            }
+        )
+    return rows
+
+
+def seed_comparisons(results: dict[tuple[str, str, str], Any]) -> list[dict[str, Any]]:
+    """The paper's McNemar pairs per seed both stages were trained with (where replicates exist)."""
+    from tools.evaluation.report import _correct_by_id
+    from tools.evaluation.stats import mcnemar_exact
+
+    by_seed: dict[tuple[str, str, str], dict[int, Any]] = defaultdict(dict)
+    for (size, run, dataset), result in results.items():
+        stage, seed = _seed_of(run)
+        by_seed[(size, stage, dataset)][seed] = result
+    rows = []
+    for (size, stage_a, dataset), runs_a in sorted(by_seed.items()):
+        for first, stage_b in COMPARISONS:
+            runs_b = by_seed.get((size, stage_b, dataset), {})
+            seeds = sorted(set(runs_a) & set(runs_b))
+            if first != stage_a or len(seeds) < 2:
+                continue
+            for seed in seeds:
+                a, b = _correct_by_id(runs_a[seed].items_path), _correct_by_id(runs_b[seed].items_path)
+                shared = sorted(set(a) & set(b))
+                test = mcnemar_exact([a[i] for i in shared], [b[i] for i in shared])
+                rows.append(
+                    {
+                        "size": size,
+                        "dataset": dataset,
+                        "seed": seed,
+                        "a": model_label(size, stage_a),
+                        "b": model_label(size, stage_b),
+                        "n": test.n,
+                        "only_a": test.only_a,
+                        "only_b": test.only_b,
+                        "p_value": test.p_value,
+                    }
+                )
+    return rows
+
+
+def selection_rows(runs: Path) -> list[dict[str, Any]]:
+    """Every ``selection.json`` under ``runs``: exported step, its accuracy, the last step's, the curve."""
+    rows = []
+    for path in sorted(runs.glob("*/*/selection.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        accuracy = {p["step"]: p["accuracy"] for p in record["curve"]}
+        rows.append(
+            {
+                "size": path.parent.parent.name,
+                "run": path.parent.name,
+                "best_step": record["best_step"],
+                "best_accuracy": accuracy[record["best_step"]] * 100,
+                "last_step": record["last_step"],
+                "last_accuracy": accuracy[record["last_step"]] * 100,
+                "curve": ", ".join(f"{p['step']}: {p['accuracy'] * 100:.1f}" for p in record["curve"]),
+            }
+        )
+    return rows
+
+
+def split_unit(runs: Path, size: str, run: str) -> str:
+    """``run.split_unit`` of a run's config.yaml (``image`` when not recorded); ``–`` for the base model."""
+    import yaml
+
+    config = runs / size / run / "config.yaml"
+    if not config.is_file():
+        return "–"
+    return str(
+        (yaml.safe_load(config.read_text(encoding="utf-8")).get("run") or {}).get("split_unit", "image")
+    )
+
+
+def split_unit_rows(
+    results: dict[tuple[str, str, str], Any],
+    runs: Path,
+    other: dict[tuple[str, str, str], Any],
+    other_runs: Path,
+) -> list[dict[str, Any]]:
+    """In-domain accuracy of each run present in both roots, under each root's split unit, and the difference
+    (this root minus the other) with a 95 % normal-approximation CI."""
+    from tools.evaluation.report import IN_DOMAIN
+
+    rows = []
+    for (size, run, dataset), mine in sorted(results.items()):
+        theirs = other.get((size, run, dataset))
+        if dataset != IN_DOMAIN or theirs is None:
+            continue
+        p1, n1 = mine.summary["accuracy"], mine.summary["n"]
+        p2, n2 = theirs.summary["accuracy"], theirs.summary["n"]
+        half = Z95 * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2) * 100
+        diff = (p1 - p2) * 100
+        rows.append(
+            {
+                "model": model_label(size, parse_run_stage(run)[0]),
+                "run": run,
+                "unit_a": split_unit(runs, size, run),
+                "accuracy_a": p1 * 100,
+                "unit_b": split_unit(other_runs, size, run),
+                "accuracy_b": p2 * 100,
+                "diff": diff,
+                "ci_low": diff - half,
+                "ci_high": diff + half,
+            }
+        )
+    return rows
+
+
+def markdown(
+    replicates: list[dict[str, Any]],
+    per_seed: list[dict[str, Any]],
+    selections: list[dict[str, Any]],
+    units: list[dict[str, Any]] | None,
+) -> list[str]:
+    """The report.md sections (headings and tables) of this module."""
+    sections = ["## Replicate seeds (strict accuracy %)"]
+    if replicates:
+        lines = ["| Model | Dataset | Seeds | Mean ± sd | Per seed (95% CI) |", "|---|---|---|---|---|"]
+        for r in replicates:
+            cells = [r["model"], r["dataset"], r["seeds"], f"{r['mean']:.2f} ± {r['sd']:.2f}", r["per_seed"]]
+            lines.append("| " + " | ".join(cells) + " |")
+        sections.append("\n".join(lines))
+        if per_seed:
+            lines = ["| Size | Dataset | Seed | A | B | n shared | A only | B only | p (exact McNemar) |"]
+            lines.append("|---|---|---|---|---|---|---|---|---|")
+            for r in per_seed:
+                lines.append(
+                    f"| {r['size']} | {r['dataset']} | {r['seed']} | {r['a']} | {r['b']} | {r['n']} | "
+                    f"{r['only_a']} | {r['only_b']} | {r['p_value']:.4g} |"
+                )
+            sections += ["McNemar per matching seed:", "\n".join(lines)]
+    else:
+        sections.append("No stage was trained with more than one seed (`pathvlm run --seed N`).")
+    sections.append("## Model selection on the validation split")
+    if selections:
+        lines = [
+            "| Size | Run | Exported step (val. acc. %) | Last step (val. acc. %) | Curve step: acc. % |"
+        ]
+        lines.append("|---|---|---|---|---|")
+        for r in selections:
+            lines.append(
+                f"| {r['size']} | {r['run']} | {r['best_step']} ({r['best_accuracy']:.2f}) | "
+                f"{r['last_step']} ({r['last_accuracy']:.2f}) | {r['curve']} |"
+            )
+        sections.append("\n".join(lines))
+    else:
+        sections.append(
+            "No run selected a checkpoint (no validation split in its data): each exports its last step."
+        )
+    if units is not None:
+        sections.append("## Split unit: what a shared image buys")
+        lines = [
+            "| Model | Split unit (these runs) | Acc. % | Split unit (--compare-runs) | Acc. % | Δ (95% CI) |"
+        ]
+        lines.append("|---|---|---|---|---|---|")
+        for r in units:
+            lines.append(
+                f"| {r['model']} | {r['unit_a']} | {r['accuracy_a']:.2f} | {r['unit_b']} | "
+                f"{r['accuracy_b']:.2f} | {r['diff']:+.2f} ({r['ci_low']:+.2f}–{r['ci_high']:+.2f}) |"
+            )
+        sections.append("\n".join(lines))
+    return sections

@@ -1,0 +1,173 @@
+"""Evaluation results to W&B: one ``eval`` run per size-stage, plus one run with the report's tables, and
+each trained stage's evaluation summary written into that stage's training run.
+
+Naming comes from ``tools.common.wandb_naming`` (project ``pathvlm-r1``, group = the stage's experiment,
+stable id, resume allowed): evaluation runs are named ``<size>-<stage>-eval`` (job type ``eval``); the
+training run of a stage (name ``<size>-<stage>``, job type = the stage) is resumed by its stable id and gets
+the same metrics in its summary, so the runs table shows a training run's settings (budget, lr, KL, seed) next
+to its test accuracy. Offline, the resumed run is a new ``offline-run-*`` directory with the training run's
+id; ``wandb sync`` merges it into that run.
+Metric names are the same for every stage, so runs compare directly:
+``eval/in_domain/accuracy`` (+ ``_ci_low``/``_ci_high``), ``eval/in_domain/letter_accuracy``,
+``eval/in_domain/format_failure_rate``, ``eval/in_domain/parse_failure_rate``, ``eval/avg_output_tokens``,
+``eval/ood/<subset>/accuracy`` (+ CI bounds and letter accuracy), and when ``pathvlm judge-eval`` has run
+``eval/in_domain/judged_{process,integrity,knowledge}`` (+ CI bounds). Accuracies are fractions in [0, 1].
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tools.common.wandb_naming import wandb_env
+
+DEFAULT_EXPERIMENT = "pathvlm-r1"
+REPORT_SIZE, REPORT_STAGE = "all", "report"
+
+
+def experiment_of(runs: Path, size: str, stage: str) -> str:
+    """The ``experiment`` of the stage's resolved config; for ``base``, the one the size's stages share."""
+    from omegaconf import OmegaConf
+
+    paths = (
+        [runs / size / stage / "config.yaml"]
+        if stage != "base"
+        else sorted((runs / size).glob("*/config.yaml"))
+    )
+    found = {str(OmegaConf.load(path).get("experiment")) for path in paths if path.exists()} - {"None"}
+    return found.pop() if len(found) == 1 else DEFAULT_EXPERIMENT
+
+
+def judged_metrics(judged: dict[str, Any] | None) -> dict[str, float]:
+    """The in-domain judged reasoning scores of a ``judged_summary.json`` (none when not judged)."""
+    metrics: dict[str, float] = {}
+    for dimension in ("process", "integrity", "knowledge") if judged else ():
+        low, high = judged[f"{dimension}_ci"]
+        metrics |= {
+            f"eval/in_domain/judged_{dimension}": judged[dimension],
+            f"eval/in_domain/judged_{dimension}_ci_low": low,
+            f"eval/in_domain/judged_{dimension}_ci_high": high,
+        }
+    return metrics
+
+
+def eval_metrics(summaries: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Stable metric names from one size-stage's summaries keyed by dataset (``test`` = in-domain)."""
+    metrics: dict[str, float] = {}
+    for dataset, summary in summaries.items():
+        prefix = "eval/in_domain" if dataset == "test" else f"eval/ood/{dataset}"
+        low, high = summary["accuracy_ci"]
+        metrics |= {
+            f"{prefix}/accuracy": summary["accuracy"],
+            f"{prefix}/accuracy_ci_low": low,
+            f"{prefix}/accuracy_ci_high": high,
+            f"{prefix}/letter_accuracy": summary["letter_accuracy"],
+            f"{prefix}/n": summary["n"],
+        }
+        if dataset == "test":
+            metrics |= {
+                "eval/avg_output_tokens": summary["avg_output_tokens"],
+                f"{prefix}/format_failure_rate": summary["format_failure_rate"],
+                f"{prefix}/parse_failure_rate": summary["parse_failure_rate"],
+            }
+    return metrics
+
+
+def _init(
+    experiment: str,
+    size: str,
+    stage: str,
+    directory: Path,
+    config: dict[str, Any] | None,
+    job_type: str = "eval",
+    suffix: str = "-eval",
+):
+    import wandb
+
+    env = wandb_env(experiment, size, stage, job_type=job_type)
+    return wandb.init(
+        project=env["WANDB_PROJECT"],
+        group=env["WANDB_RUN_GROUP"],
+        job_type=env["WANDB_JOB_TYPE"],
+        name=env["WANDB_NAME"] + suffix,
+        id=env["WANDB_RUN_ID"],
+        resume=env["WANDB_RESUME"],
+        dir=str(directory),
+        config=config,
+    )
+
+
+def _judged_summary(result: Any) -> dict[str, Any] | None:
+    from tools.evaluation.eval_files import read_json
+    from tools.evaluation.judge_eval import JUDGED_SUMMARY_FILE
+
+    path = result.items_path.parent / JUDGED_SUMMARY_FILE
+    return read_json(path) if path.exists() else None
+
+
+def _table(rows: Sequence[dict[str, Any]]):
+    """Rows as a ``wandb.Table``; columns in first-seen order, absent cells None."""
+    import wandb
+
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return wandb.Table(
+        columns=columns, data=[[row.get(c) for c in columns] for row in rows], allow_mixed_types=True
+    )
+
+
+def log_report(
+    results: dict[tuple[str, str, str], Any],
+    tables: dict[str, list[dict[str, Any]]],
+    plots: Sequence[Path],
+    runs: Path,
+    out: Path,
+) -> list[Path]:
+    """Log every size-stage's metrics and the report run; returns the local run directories."""
+    import wandb
+
+    directory = Path(os.environ.get("WANDB_DIR", out))
+    directory.mkdir(parents=True, exist_ok=True)
+    by_model: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    judged: dict[tuple[str, str], dict[str, Any] | None] = {}
+    for (size, stage, dataset), result in sorted(results.items()):
+        by_model[(size, stage)][dataset] = result.summary
+        if dataset == "test":
+            judged[(size, stage)] = _judged_summary(result)
+    run_dirs, experiments = [], set()
+    for (size, stage), summaries in by_model.items():
+        experiment = experiment_of(runs, size, stage)
+        experiments.add(experiment)
+        config = {
+            "size": size,
+            "stage": stage,
+            "model": next(iter(summaries.values()))["model"],
+            "datasets": {d: {"data_sha256": s["data_sha256"], "n": s["n"]} for d, s in summaries.items()},
+        }
+        metrics = eval_metrics(summaries) | judged_metrics(judged.get((size, stage)))
+        run = _init(experiment, size, stage, directory, config)
+        run.log(metrics)
+        run_dirs.append(Path(run.dir).parent)
+        run.finish()
+        if (runs / size / stage / "config.yaml").exists():  # a trained stage: its training run too
+            run = _init(experiment, size, stage, directory, None, job_type=stage, suffix="")
+            run.summary.update(metrics)
+            run_dirs.append(Path(run.dir).parent)
+            run.finish()
+    experiment = experiments.pop() if len(experiments) == 1 else DEFAULT_EXPERIMENT
+    run = _init(
+        experiment,
+        REPORT_SIZE,
+        REPORT_STAGE,
+        directory,
+        {"models": [f"{s}-{st}" for s, st in by_model]},
+        suffix="",
+    )
+    logged = {f"report/{name}": _table(rows) for name, rows in tables.items() if rows}
+    logged |= {f"report/{path.stem}": wandb.Image(str(path)) for path in plots}
+    run.log(logged)
+    run_dirs.append(Path(run.dir).parent)
+    run.finish()
+    return run_dirs

@@ -1,0 +1,1 @@
+"""The training path: compose a recipe (recipes), run a stage (runner) on an engine (engines/)."""

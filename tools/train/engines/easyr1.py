@@ -1,0 +1,262 @@
+"""GRPO with EasyR1 (GPU): ``python -m tools.train.engines.easyr1_main config=<stage_dir>/easyr1.yaml``,
+that is ``python -m verl.trainer.main`` with the run's W&B identity in Ray's runtime_env (``easyr1_main``).
+
+Checkpoints go to ``<stage_dir>/checkpoints/global_step_N/actor``; with ``trainer.find_last_checkpoint`` an
+interrupted run resumes from the last one. The export merges the last actor checkpoint into a Hugging Face
+model with EasyR1's ``scripts/model_merger.py``, which ships in EasyR1's source tree but not in its wheel:
+set ``EASYR1_HOME`` to a checkout of the pinned commit (default ``.cache/EasyR1``), e.g.
+``git clone https://github.com/hiyouga/EasyR1 .cache/EasyR1 && git -C .cache/EasyR1 checkout b44b311``.
+Multi-node: start Ray on every node first (``ray start --head`` / ``ray start --address``) and set
+``easyr1.trainer.nnodes``; the command runs on the head node.
+
+EasyR1 has no hook to checkpoint on request: on SLURM's warning (SIGUSR1) the runner lets it train on until
+its next periodic checkpoint is complete (the tracker names a newer step), then stops it with SIGTERM; the
+recipes keep ``save_freq`` short enough for the warning window (slurm/README.md). A missing tracked
+checkpoint stops the launch (EasyR1 would start from step 0). EasyR1 empties ``experiment_log.jsonl`` on every
+start: the runner moves it aside as ``experiment_log.attempt-N.jsonl`` first and joins the attempts at export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tools.common.wandb_naming import WANDB_PROJECT
+from tools.train.engines import (
+    CHECKPOINT_DIR,
+    METRICS_FILE,
+    MODEL_DIR,
+    StopHandler,
+    copy_model,
+    forward_signal,
+    write_jsonl,
+)
+
+CONFIG_NAME = "easyr1.yaml"
+LAUNCH_ENV: tuple[str, ...] = ()
+TRACKER = "checkpoint_tracker.json"  # verl.utils.checkpoint.CHECKPOINT_TRACKER
+EXPERIMENT_LOG = "experiment_log.jsonl"  # written by EasyR1's `file` logger (emptied when it starts)
+ATTEMPT_LOG = "experiment_log.attempt-{}.jsonl"  # earlier attempts' logs, moved aside by before_launch
+DATALOADER_STATE = "dataloader.pt"  # EasyR1 writes it after the actor (and critic) checkpoint
+POLL_S = 5.0  # how often the runner looks for EasyR1's next checkpoint after a stop request
+DEFAULT_EASYR1_HOME = ".cache/EasyR1"
+
+
+def prepare(cfg: dict[str, Any], stage_dir: Path, init_model: str, run_name: str) -> None:
+    """Model, checkpoint directory and logger names; shared with the TRL engine, which reads the same keys."""
+    section = cfg["easyr1"]
+    section["worker"]["actor"]["model"]["model_path"] = init_model
+    trainer = section["trainer"]
+    trainer["save_checkpoint_path"] = str(stage_dir / CHECKPOINT_DIR)
+    trainer["project_name"] = WANDB_PROJECT
+    trainer["experiment_name"] = run_name
+    trainer["find_last_checkpoint"] = True
+    trainer["load_checkpoint_path"] = None
+    trainer["logger"] = list(dict.fromkeys([*trainer.get("logger", []), "file", "wandb"]))
+
+
+def engine_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    from tools.train.engines.paths import easyr1_file
+
+    return easyr1_file(cfg["easyr1"])
+
+
+def command(stage_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "tools.train.engines.easyr1_main", f"config={stage_dir / CONFIG_NAME}"]
+
+
+def finished(cfg: dict[str, Any], stage_dir: Path) -> bool:
+    """The tracked checkpoint is of step ``trainer.max_steps``: only EasyR1's final validation was left,
+    which `pathvlm eval` replaces (relaunching would rebuild every worker to run it)."""
+    trainer = cfg["easyr1"]["trainer"]
+    checkpoint_dir = Path(trainer["save_checkpoint_path"])
+    step = tracked_step(checkpoint_dir)
+    return bool(trainer.get("max_steps")) and step is not None and step >= trainer["max_steps"]
+
+
+def tracked_step(checkpoint_dir: Path) -> int | None:
+    """``last_global_step`` of EasyR1's checkpoint tracker, None before the first checkpoint."""
+    tracker = checkpoint_dir / TRACKER
+    if not tracker.is_file():
+        return None
+    return int(json.loads(tracker.read_text(encoding="utf-8"))["last_global_step"])
+
+
+def complete_steps(checkpoint_dir: Path) -> list[int]:
+    """Steps whose ``global_step_N`` EasyR1 finished writing (its dataloader state is written last)."""
+    if not checkpoint_dir.is_dir():
+        return []
+    steps = [
+        int(match.group(1))
+        for path in checkpoint_dir.iterdir()
+        if (match := re.fullmatch(r"global_step_(\d+)", path.name)) and (path / DATALOADER_STATE).is_file()
+    ]
+    return sorted(steps)
+
+
+def check_tracked_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The ``global_step_N`` EasyR1 resumes from; raises when the tracker names one that is gone, because
+    EasyR1's ``find_latest_ckpt`` would then silently train from step 0."""
+    step = tracked_step(checkpoint_dir)
+    if step is None:
+        return None
+    folder = checkpoint_dir / f"global_step_{step}"
+    if (folder / DATALOADER_STATE).is_file():
+        return folder
+    tracker, older = checkpoint_dir / TRACKER, [s for s in complete_steps(checkpoint_dir) if s < step]
+    if older:
+        fix = (
+            f"resume from the newest complete checkpoint, global_step_{older[-1]}:\n"
+            f"  printf '{{\"last_global_step\": {older[-1]}}}\\n' > {tracker}"
+        )
+    else:
+        fix = f"no complete checkpoint is left; start the stage again from step 0:\n  rm {tracker}"
+    raise FileNotFoundError(
+        f"{tracker} names global_step_{step}, but {folder} is missing or incomplete (a job killed while "
+        f"EasyR1 saved?); EasyR1 would silently train from step 0. To {fix}\nthen run the stage again."
+    )
+
+
+def keep_attempt_log(checkpoint_dir: Path) -> Path | None:
+    """Move the last attempt's ``experiment_log.jsonl`` aside (EasyR1 empties it when it starts)."""
+    log = checkpoint_dir / EXPERIMENT_LOG
+    if not log.is_file() or log.stat().st_size == 0:
+        return None
+    attempt = checkpoint_dir / ATTEMPT_LOG.format(len(_attempt_logs(checkpoint_dir)) + 1)
+    log.rename(attempt)
+    return attempt
+
+
+def _attempt_logs(checkpoint_dir: Path) -> list[Path]:
+    logs = checkpoint_dir.glob(ATTEMPT_LOG.format("*"))
+    return sorted(logs, key=lambda p: int(p.name.split("-")[-1].split(".")[0]))
+
+
+def joined_log(checkpoint_dir: Path) -> list[dict[str, Any]]:
+    """Every attempt's rows, in order; an attempt that resumed from step s replaces earlier rows of steps
+    after s (they were trained again from the checkpoint)."""
+    rows: list[dict[str, Any]] = []
+    for path in [*_attempt_logs(checkpoint_dir), checkpoint_dir / EXPERIMENT_LOG]:
+        attempt = _read_rows(path)
+        if attempt:
+            first = min(row["step"] for row in attempt)
+            rows = [row for row in rows if row["step"] < first] + attempt
+    return rows
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [_flatten(json.loads(line)) for line in lines if line.strip()]
+
+
+def before_launch(cfg: dict[str, Any]) -> Path | None:
+    """Keep the last attempt's metrics, refuse a tracker that names a missing checkpoint; return the
+    ``global_step_N`` EasyR1 resumes from (``trainer.find_last_checkpoint``), if any. (The runner counts the
+    prompts ``data.filter_overlong_prompts`` will drop before it calls this.)"""
+    section = cfg["easyr1"]
+    checkpoint_dir = Path(section["trainer"]["save_checkpoint_path"])
+    resume = check_tracked_checkpoint(checkpoint_dir)
+    kept = keep_attempt_log(checkpoint_dir)
+    if kept is not None:
+        print(f"kept the last attempt's metrics as {kept}", flush=True)
+    return resume
+
+
+def stop_handlers(cfg: dict[str, Any], stage_dir: Path) -> dict[int, StopHandler]:
+    checkpoint_dir = Path(cfg["easyr1"]["trainer"]["save_checkpoint_path"])
+    return {signal.SIGUSR1: stop_after_next_checkpoint(checkpoint_dir), signal.SIGTERM: forward_signal}
+
+
+def stop_after_next_checkpoint(checkpoint_dir: Path, poll_s: float = POLL_S) -> StopHandler:
+    """A handler that waits (in a thread) until EasyR1's tracker names a newer step, then sends SIGTERM."""
+
+    def handler(process: subprocess.Popen[str], signum: int) -> None:
+        start = tracked_step(checkpoint_dir) or 0
+        print(
+            f"signal {signum}: EasyR1 has no checkpoint hook; stopping it once its next periodic checkpoint "
+            f"(after global_step_{start}) is complete",
+            flush=True,
+        )
+
+        def watch() -> None:
+            while process.poll() is None:
+                step = tracked_step(checkpoint_dir) or 0
+                if step > start:
+                    print(f"global_step_{step} saved: stopping EasyR1", flush=True)
+                    process.terminate()
+                    return
+                time.sleep(poll_s)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    return handler
+
+
+def merger_script() -> Path:
+    home = Path(os.environ.get("EASYR1_HOME", DEFAULT_EASYR1_HOME))
+    script = home / "scripts" / "model_merger.py"
+    if not script.is_file():
+        raise FileNotFoundError(
+            f"{script} not found: EasyR1's model merger ships in its source tree, not its wheel. Set "
+            "EASYR1_HOME to an EasyR1 checkout at commit b44b311 (git clone "
+            f"https://github.com/hiyouga/EasyR1 {DEFAULT_EASYR1_HOME} && "
+            f"git -C {DEFAULT_EASYR1_HOME} checkout b44b311)"
+        )
+    return script
+
+
+def last_actor_checkpoint(checkpoint_dir: Path) -> Path:
+    tracker, step = checkpoint_dir / TRACKER, tracked_step(checkpoint_dir)
+    if step is None:
+        raise FileNotFoundError(f"{tracker} not found: EasyR1 saved no checkpoint (set trainer.save_freq)")
+    actor = checkpoint_dir / f"global_step_{step}" / "actor"
+    if not actor.is_dir():
+        raise FileNotFoundError(f"{actor} not found (named by {tracker})")
+    return actor
+
+
+def merged(actor: Path) -> Path:
+    """``actor/huggingface``: the actor checkpoint merged into a Hugging Face model (once)."""
+    done = actor / "huggingface" / "config.json"
+    if not done.is_file() or not list(done.parent.glob("*.safetensors")):
+        subprocess.run([sys.executable, str(merger_script()), "--local_dir", str(actor)], check=True)
+    return actor / "huggingface"
+
+
+def checkpoints(cfg: dict[str, Any], stage_dir: Path) -> list[tuple[int, Path]]:
+    """Every kept ``global_step_N/actor``, merged (N counts EasyR1 steps)."""
+    checkpoint_dir = Path(cfg["easyr1"]["trainer"]["save_checkpoint_path"])
+    actors = [p / "actor" for p in checkpoint_dir.glob("global_step_*") if (p / "actor").is_dir()]
+    return sorted((int(a.parent.name.rsplit("_", 1)[1]), merged(a)) for a in actors)
+
+
+def export(cfg: dict[str, Any], stage_dir: Path, model_dir: Path | None = None) -> None:
+    """Merge the last actor checkpoint (``…/global_step_N/actor``), or take the merged checkpoint
+    ``model_dir``, and copy it to ``stage_dir/model``."""
+    checkpoint_dir = Path(cfg["easyr1"]["trainer"]["save_checkpoint_path"])
+    copy_model(model_dir or merged(last_actor_checkpoint(checkpoint_dir)), stage_dir / MODEL_DIR)
+    rows = joined_log(checkpoint_dir)
+    if rows:
+        write_jsonl(stage_dir / METRICS_FILE, rows)
+
+
+def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """EasyR1's file logger nests ``reward/format`` as ``{"reward": {"format": …}}``: undo it."""
+    flat: dict[str, Any] = {}
+    for key, value in row.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}/"))
+        else:
+            flat[name] = value
+    return flat
