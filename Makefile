@@ -126,7 +126,9 @@ epsilon: | $(VENV)/.installed ## control ε: GRPO from the base model, format + 
 # $(DATA)/pathmmu/eval/test.jsonl and each $(DATA)/omnimedvqa/eval/*.jsonl present; finished evaluations are
 # skipped, interrupted ones resume. The base model and image limits come from the stages' config.yaml.
 # `make report` writes $(REPORTS)/ and logs to W&B (offline by default: `wandb sync $(REPORTS)/wandb/offline-run-*`).
-EVAL_BACKEND ?= $(if $(filter cpu,$(PROFILE)),hf,vllm)
+# EVAL_BACKEND (hf|vllm): default, the profile's eval_backend (recipes/profiles/$(PROFILE).yaml).
+EVAL_BACKEND ?=
+EVAL_BACKEND_ARG = $(if $(EVAL_BACKEND),--backend $(EVAL_BACKEND))
 EVAL_ARGS ?=
 # With a judge configured (OPENAI_API_KEY or PATHVLM_JUDGE_BASE_URL set, or JUDGE_EVAL=1), `make eval` then grades
 # every test output with r1's judge (`pathvlm judge-eval`: judged.jsonl beside items.jsonl). JUDGE_EVAL= turns it off.
@@ -137,7 +139,7 @@ REPORT_ARGS ?=
 
 .PHONY: eval report
 eval: | $(VENV)/.installed ## evaluate SIZE's finished stages + base model (EVAL_BACKEND=hf|vllm, EVAL_ARGS=...)
-	$(PATHVLM) eval-all --size $(SIZE) --backend $(EVAL_BACKEND) --data-root "$(DATA)" $(EVAL_ARGS)
+	$(strip $(PATHVLM) eval-all --size $(SIZE) --profile $(PROFILE) $(EVAL_BACKEND_ARG) --data-root "$(DATA)" $(EVAL_ARGS))
 	$(if $(JUDGE_EVAL),$(PATHVLM) judge-eval --size $(SIZE) --profile $(PROFILE) $(JUDGE_EVAL_ARGS))
 
 # `make baselines SIZE=3b|7b|32b` evaluates the paper's baselines on the test split and the OOD subsets:
@@ -156,7 +158,7 @@ baselines: | $(VENV)/.installed ## the paper's baselines: Qwen2.5-VL-$(SIZE) (SI
 ifeq ($(SIZE),32b)
 	$(PATHVLM) eval --backend vllm --model $(QWEN_32B) --size 32b --tensor-parallel-size $(BASELINE_TP) $(EVAL_DATA_ARGS) $(EVAL_ARGS)
 else
-	$(PATHVLM) eval-all --size $(SIZE) --profile $(PROFILE) --base-only --backend $(EVAL_BACKEND) --data-root "$(DATA)" $(EVAL_ARGS)
+	$(strip $(PATHVLM) eval-all --size $(SIZE) --profile $(PROFILE) --base-only $(EVAL_BACKEND_ARG) --data-root "$(DATA)" $(EVAL_ARGS))
 endif
 	$(if $(OPENAI_API_KEY),$(PATHVLM) eval --backend openai --model gpt-4o $(EVAL_DATA_ARGS),@echo "OPENAI_API_KEY not set: GPT-4o skipped")
 	$(if $(GEMINI_API_KEY),$(PATHVLM) eval --backend openai --model $(GEMINI_MODEL) --base-url $(GEMINI_BASE_URL) --api-key-env GEMINI_API_KEY $(EVAL_DATA_ARGS),@echo "GEMINI_API_KEY not set: $(GEMINI_MODEL) skipped")

@@ -34,8 +34,8 @@ def test_make_baselines_prints_the_real_commands(tmp_path: Path) -> None:
     (data / "omnimedvqa" / "eval" / "isic2020.jsonl").write_text("")
     lines = make_n("SIZE=7b", f"DATA={data}")
     assert lines[0].endswith(
-        f'pathvlm eval-all --size 7b --profile h20x4 --base-only --backend vllm --data-root "{data}"'
-    )
+        f'pathvlm eval-all --size 7b --profile h20x4 --base-only --data-root "{data}"'
+    )  # the backend: the profile's eval_backend (vllm)
     assert lines[1:] == [
         'echo "OPENAI_API_KEY not set: GPT-4o skipped"',
         'echo "GEMINI_API_KEY not set: gemini-1.5-pro skipped"',

@@ -246,9 +246,9 @@ def test_node_rank_1_runs_the_engine_only_after_rank_0_prepared(
 def test_engine_files_hold_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Relative data, cache, reward and DeepSpeed paths become absolute in llamafactory.yaml / easyr1.yaml
     (ranks and Ray workers need not share the runner's directory); config.yaml keeps the recipe's values."""
+    from tools.common.paths import REPO_ROOT
     from tools.train.engines import easyr1 as grpo
     from tools.train.engines import llamafactory
-    from tools.train.recipes import REPO_ROOT
 
     monkeypatch.delenv("PATHVLM_DATA", raising=False)
     monkeypatch.chdir(tmp_path)

@@ -17,8 +17,9 @@ import pytest
 from PIL import Image
 
 from tools.cli import main
+from tools.common.pixels import load_image
 from tools.common.prompt import build_prompt
-from tools.evaluation.eval_backends import Generation, HFBackend, Request, load_image
+from tools.evaluation.eval_backends import Generation, HFBackend, Request
 from tools.evaluation.eval_files import read_records
 from tools.evaluation.evaluate import output_dir, training_settings
 

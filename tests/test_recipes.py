@@ -15,18 +15,13 @@ import pytest
 from omegaconf import OmegaConf
 
 from tools.cli import main as cli_main
-from tools.train import recipes
-from tools.train.recipes import (
-    BUDGETS,
-    PROFILES,
-    SIZES,
-    STAGES,
-    RecipeError,
-    compose,
-    config_hash,
-    to_container,
-    validate,
-)
+from tools.common.paths import recipes_dir
+from tools.train import recipes, registry
+from tools.train.engines.easyr1_check import easyr1_config_class
+from tools.train.recipes import RecipeError, compose, config_hash, to_container, validate
+
+STAGES = registry.stages()
+SIZES, PROFILES, BUDGETS = registry.sizes(), registry.profiles(), registry.budgets()
 
 COMBOS = list(itertools.product(STAGES, SIZES, PROFILES))
 SFT = [s for s, info in STAGES.items() if info.engine == "llamafactory"]
@@ -166,7 +161,7 @@ def test_eight_gpus_need_two_prompt_updates() -> None:
         "easyr1.trainer.max_steps=250",
     ]
     validate(compose("beta", "7b", "h20x4", eight))
-    budget_file = (recipes.RECIPES_DIR / "budgets" / "paper.yaml").read_text()
+    budget_file = (recipes_dir() / "budgets" / "paper.yaml").read_text()
     assert all(override in budget_file for override in eight)  # the file's comment gives this override
 
 
@@ -220,7 +215,7 @@ def test_every_easyr1_key_is_set_explicitly(stage: str, profile: str) -> None:
 
     section = _composed(stage, profile=profile)["easyr1"]
     missing = []
-    for path in leaves(recipes.easyr1_config_class()):
+    for path in leaves(easyr1_config_class()):
         node = section
         for key in path.split("."):
             if not isinstance(node, dict) or key not in node:
@@ -284,8 +279,8 @@ def test_judge_typo_fails() -> None:
 
 def test_typo_in_a_recipe_file_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A typo written in the YAML files (base and stage file, top and nested level) fails validation."""
-    shutil.copytree(recipes.RECIPES_DIR, tmp_path / "recipes")
-    monkeypatch.setattr(recipes, "RECIPES_DIR", tmp_path / "recipes")
+    shutil.copytree(recipes_dir(), tmp_path / "recipes")
+    monkeypatch.setenv("PATHVLM_RECIPES", str(tmp_path / "recipes"))
     stages = tmp_path / "recipes" / "stages"
     (stages / "gamma.yaml").write_text((stages / "gamma.yaml").read_text() + "  lerning_rate: 1.0e-5\n")
     grpo = (
@@ -387,7 +382,7 @@ def test_find_secrets_flags_set_token_keys() -> None:
 
 
 def test_easyr1_config_loads_without_vllm_and_leaves_no_stand_in() -> None:
-    ppo = recipes.easyr1_config_class()
+    ppo = easyr1_config_class()
     rollout = typing.get_type_hints(typing.get_type_hints(ppo)["worker"])["rollout"]
     assert rollout.__module__ == "verl.workers.rollout.config" and rollout.__name__ == "RolloutConfig"
     if "vllm" not in sys.modules:
@@ -397,7 +392,7 @@ def test_easyr1_config_loads_without_vllm_and_leaves_no_stand_in() -> None:
 
 
 def test_deepspeed_zero3_config() -> None:
-    ds = json.loads((recipes.RECIPES_DIR / "deepspeed" / "zero3.json").read_text())
+    ds = json.loads((recipes_dir() / "deepspeed" / "zero3.json").read_text())
     assert ds["zero_optimization"]["stage"] == 3
     assert ds["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True  # exportable model
     for key in ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps"):
@@ -406,7 +401,7 @@ def test_deepspeed_zero3_config() -> None:
 
 
 def test_deepspeed_zero2_config_is_selectable() -> None:
-    ds = json.loads((recipes.RECIPES_DIR / "deepspeed" / "zero2.json").read_text())
+    ds = json.loads((recipes_dir() / "deepspeed" / "zero2.json").read_text())
     assert ds["zero_optimization"]["stage"] == 2
     assert all(
         ds[k] == "auto" for k in ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_clipping")
@@ -437,7 +432,7 @@ def test_resolved_yaml_keeps_small_floats_after_easyr1_is_imported() -> None:
     import yaml
 
     before = yaml.dump({"x": 0.0001})
-    recipes.easyr1_config_class()
+    easyr1_config_class()
     cfg = compose(
         "beta", "7b", "cpu", ["easyr1.worker.actor.optim.lr=1e-4", "easyr1.algorithm.kl_coef=0.0005"]
     )

@@ -8,19 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tools.train.recipes import (
-    BUDGETS,
-    PROFILES,
-    RECIPES_DIR,
-    SIZES,
-    STAGES,
-    compose,
-    stage_file,
-    to_container,
-)
+from tools.common.paths import recipes_dir
+from tools.train import registry
+from tools.train.recipes import compose, stage_file, to_container
 
-README = RECIPES_DIR / "README.md"
-RECIPE_FILES = sorted(RECIPES_DIR.glob("*/*.yaml"))
+STAGES = registry.stages()
+SIZES, PROFILES, BUDGETS = registry.sizes(), registry.profiles(), registry.budgets()
+README = recipes_dir() / "README.md"
+RECIPE_FILES = sorted(recipes_dir().glob("*/*.yaml"))
 COMMAND = re.compile(r"^(?:#\s+)?((?:make|pathvlm) .+?)\s*$")
 
 
@@ -158,10 +153,10 @@ def test_readme_settings_table_matches_the_recipes() -> None:
         if (cells := _cells(line)) and cells[0].startswith("`")
     ]
     assert len(rows) >= 20
-    for key, *values in (row[:3] for row in rows):
+    for key, *values in (row[:3] for row in rows):  # the table's columns: h20x4, cpu
         path = key.strip("`").split(".")
         stage = "alpha" if path[0] == "llamafactory" else "beta"
-        for profile, documented in zip(PROFILES, values, strict=True):
+        for profile, documented in zip(("h20x4", "cpu"), values, strict=True):
             node = to_container(compose(stage, "7b", profile))
             for part in path:
                 node = node.get(part, "–") if isinstance(node, dict) else "–"

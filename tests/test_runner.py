@@ -186,15 +186,20 @@ def test_trl_arguments_split_a_rollout_batch_into_updates() -> None:
     assert (args["max_steps"], args["save_steps"], args["beta"]) == (6, 16, 0.0)
 
 
-def test_trl_arguments_reject_batches_that_do_not_divide() -> None:
-    with pytest.raises(ValueError, match="rollout_batch_size \\(6\\) must be a multiple"):
-        _mapping("beta", "easyr1.data.rollout_batch_size=6")
+def test_trl_engine_refuses_batches_that_do_not_divide_with_easyr1s_rules() -> None:
+    """One copy of the batch rules (easyr1_check.batch_rules) serves both GRPO engines."""
+    from tools.train.recipes import RecipeError, validate
+
+    with pytest.raises(
+        RecipeError, match="rollout_batch_size 6 is not divisible by worker.actor.global_batch_size 8"
+    ):
+        validate(compose("beta", "7b", "cpu", ["easyr1.data.rollout_batch_size=6"]))
 
 
 def test_fit_pixels_keeps_images_within_the_pixel_budget() -> None:
     from PIL import Image
 
-    from tools.train.engines.grpo_data import fit_pixels
+    from tools.common.pixels import fit_pixels
 
     big = fit_pixels(Image.new("RGB", (400, 200)), 3136, 12544)
     small = fit_pixels(Image.new("RGB", (20, 10)), 3136, 12544)

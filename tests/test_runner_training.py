@@ -102,7 +102,7 @@ def test_alpha_trains_the_tiny_model_and_exports_it(
 ) -> None:
     out = train("alpha", capsys)
     run_dir = stage_dir(workdir, "alpha")
-    assert f"building the tiny Qwen2.5-VL at {workdir / 'tiny'}" in out
+    assert f"building the base model at {workdir / 'tiny'} (pathvlm tiny-model)" in out
     assert "-m tools.train.engines.sft_train" in out and "7b/alpha done in" in out
     config_text = (run_dir / "config.yaml").read_text()
     config = yaml.safe_load(config_text)

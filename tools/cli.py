@@ -26,6 +26,10 @@ SUBCOMMAND_MODULES = [
 ]
 
 
+# Commands a development module adds under another module's command (``register`` returns its subparsers).
+NESTED_MODULES = {"tools.data.cli": ["tools.dev.synth_cli"]}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pathvlm",
@@ -33,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+        commands = importlib.import_module(name).register(subparsers)
+        for child in NESTED_MODULES.get(name, []):
+            importlib.import_module(child).register(commands)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""``pathvlm data {pathmmu,omnimedvqa,synth,check}``: convert, generate and verify datasets."""
+"""``pathvlm data {pathmmu,omnimedvqa,check}``: convert and verify datasets (``synth``: tools/dev/)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools.data import data_root
+from tools.common.paths import data_root
 
 OUTPUT_LAYOUT = """\
 output (--out, default $PATHVLM_DATA/pathmmu, PATHVLM_DATA defaulting to data/generated):
@@ -38,15 +38,15 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def _grpo_data() -> dict[str, int]:
     """The GRPO recipes' prompt-length and pixel settings (recipes/stages/_grpo.yaml)."""
-    from omegaconf import OmegaConf
+    from tools.train.recipes import stage_file
+    from tools.train.registry import load_with_defaults
 
-    from tools.train.recipes import RECIPES_DIR
-
-    data = OmegaConf.load(RECIPES_DIR / "stages" / "_grpo.yaml").easyr1.data
+    data = load_with_defaults(stage_file("_grpo")).easyr1.data
     return {key: data[key] for key in ("max_prompt_length", "max_pixels", "min_pixels")}
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Add ``pathvlm data``; returns its subcommands, to which the CLI adds ``synth`` (``tools.dev``)."""
     from tools.data import omnimedvqa, pathmmu
 
     parser = subparsers.add_parser(
@@ -122,22 +122,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_omnimedvqa)
 
     p = commands.add_parser(
-        "synth",
-        help="write a small learnable dataset in the real PathMMU or OmniMedVQA schema",
-        description="A dataset whose answer is decidable from the image (its dominant colour), in the real "
-        "source schema, for tests and tiny-model runs.",
-    )
-    p.add_argument("--out", type=Path, required=True, help="folder to write the source-schema dataset to")
-    p.add_argument(
-        "--items", type=int, required=True, help="unique items (pathmmu) or items per subset (omnimedvqa)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
-    p.add_argument(
-        "--format", choices=("pathmmu", "omnimedvqa"), default="pathmmu", help="schema (default: pathmmu)"
-    )
-    p.set_defaults(func=_synth)
-
-    p = commands.add_parser(
         "check",
         help="re-verify a converted output folder (counts, disjointness, files present)",
         description="Exit 0 when DIR is a consistent `pathvlm data pathmmu|omnimedvqa` output, else print "
@@ -160,6 +144,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             help=f"default: {grpo[flag]}, easyr1.data.{flag} of the GRPO recipes",
         )
     p.set_defaults(func=_check)
+    return commands
 
 
 def _fail(exc: Exception) -> int:
@@ -201,19 +186,6 @@ def _omnimedvqa(args: argparse.Namespace) -> int:
         )
     except DataError as exc:
         return _fail(exc)
-    return 0
-
-
-def _synth(args: argparse.Namespace) -> int:
-    from tools.dev.synth import write_synthetic_omnimedvqa, write_synthetic_pathmmu
-
-    if args.items < 1:
-        return _fail(ValueError(f"--items must be at least 1, got {args.items}"))
-    write = write_synthetic_pathmmu if args.format == "pathmmu" else write_synthetic_omnimedvqa
-    print(
-        f"synthetic {args.format} dataset written to {write(args.out, args.items, seed=args.seed)}",
-        file=sys.stderr,
-    )
     return 0
 
 

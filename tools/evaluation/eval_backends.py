@@ -10,11 +10,12 @@ end-of-sequence token of the model's generation config; ``output_tokens`` counts
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from tools.common.pixels import load_image
 
 BACKENDS = ("hf", "vllm", "openai")
 DEFAULT_BATCH_SIZE = {"hf": 8, "vllm": 512, "openai": 64}
@@ -32,21 +33,6 @@ class Request:
 class Generation:
     text: str
     output_tokens: int
-
-
-def load_image(path: str, min_pixels: int | None, max_pixels: int | None):
-    """The image as EasyR1's dataset feeds it to the policy: area-capped/raised by a sqrt factor, RGB."""
-    from PIL import Image
-
-    with Image.open(path) as opened:
-        image = opened.copy()
-    if max_pixels is not None and image.width * image.height > max_pixels:
-        factor = math.sqrt(max_pixels / (image.width * image.height))
-        image = image.resize((int(image.width * factor), int(image.height * factor)))
-    if min_pixels is not None and image.width * image.height < min_pixels:
-        factor = math.sqrt(min_pixels / (image.width * image.height))
-        image = image.resize((int(image.width * factor), int(image.height * factor)))
-    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def eos_token_ids(model: str) -> list[int]:

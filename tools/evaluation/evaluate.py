@@ -49,6 +49,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.common.paths import data_root, runs_root
+
 ITEM_KEYS = ("id", "subset", "image", "question", "options", "answer")
 IN_DOMAIN_DATASET = "test"
 # What evaluation takes over from the training configs: the base model and the image size limits.
@@ -57,14 +59,6 @@ TRAINING_KEYS = {
     "max_pixels": ("easyr1.data.max_pixels", "llamafactory.image_max_pixels"),
     "min_pixels": ("easyr1.data.min_pixels", "llamafactory.image_min_pixels"),
 }
-
-
-def runs_root() -> Path:
-    return Path(os.environ.get("PATHVLM_RUNS", "runs"))
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("PATHVLM_DATA", "data/generated"))
 
 
 def file_sha256(path: Path) -> str:
@@ -389,8 +383,8 @@ def stage_models(runs: Path, size: str) -> list[Path]:
 
 
 def training_settings(config_paths: Sequence[Any], hint: str) -> dict[str, Any]:
-    """``base_model``, ``max_pixels``, ``min_pixels`` as resolved stage configs (files, or composed
-    recipes) set them (absent if unset).
+    """``base_model``, ``max_pixels``, ``min_pixels`` as resolved stage configs (files, composed recipes or
+    resolved dicts) set them (absent if unset).
 
     Pixels come from ``easyr1.data.{max,min}_pixels`` or ``llamafactory.image_{max,min}_pixels``; configs
     that disagree are an error naming ``hint`` (the flag that settles it).
@@ -399,7 +393,7 @@ def training_settings(config_paths: Sequence[Any], hint: str) -> dict[str, Any]:
 
     values: dict[str, set[Any]] = defaultdict(set)
     for path in config_paths:
-        config = OmegaConf.load(path) if isinstance(path, Path) else path
+        config = OmegaConf.load(path) if isinstance(path, Path) else OmegaConf.create(path)
         for key, selectors in TRAINING_KEYS.items():
             for selector in selectors:
                 value = OmegaConf.select(config, selector)
@@ -413,6 +407,9 @@ def training_settings(config_paths: Sequence[Any], hint: str) -> dict[str, Any]:
 
 
 def evaluate_all(args: argparse.Namespace) -> int:
+    from tools.train.registry import profile
+
+    args.backend = args.backend or profile(args.profile).eval_backend
     if args.backend == "openai":
         raise SystemExit("eval-all evaluates local models: use pathvlm eval --backend openai for an API")
     datasets = eval_datasets(args.data_root)
@@ -421,9 +418,9 @@ def evaluate_all(args: argparse.Namespace) -> int:
     models = [] if args.base_only else [str(path) for path in stage_models(args.runs, args.size)]
     configs: list[Any] = sorted((args.runs / args.size).glob("*/config.yaml"))
     if not configs:  # nothing trained yet (baselines): what training would use
-        from tools.train.recipes import compose
+        from tools.train.recipes import compose, one_stage_per_engine
 
-        configs = [compose(stage, args.size, args.profile, []) for stage in ("alpha", "beta")]
+        configs = [compose(stage, args.size, args.profile, []) for stage in one_stage_per_engine()]
     trained = training_settings(configs, "--base-model / --max-pixels / --min-pixels")
     if not args.no_base:
         base_model = args.base_model or trained.get("base_model")
@@ -471,14 +468,14 @@ def _positive_int(value: str) -> int:
     return number
 
 
-def _add_generation_args(parser: argparse.ArgumentParser) -> None:
+def _add_generation_args(parser: argparse.ArgumentParser, backend_help: str = "default hf") -> None:
     from tools.evaluation.eval_backends import BACKENDS
 
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
-        default="hf",
-        help="hf (CPU/tests), vllm (GPU) or openai (an API: see below); default hf",
+        default="hf" if backend_help == "default hf" else None,
+        help=f"hf (CPU/tests), vllm (GPU) or openai (an API: see below); {backend_help}",
     )
     parser.add_argument("--batch-size", type=_positive_int, help="items per generate call (hf: 8, vllm: 512)")
     parser.add_argument(
@@ -549,6 +546,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_api_args(parser)
     parser.set_defaults(func=evaluate)
 
+    from tools.train import registry
+    from tools.train.recipes import DEFAULT_PROFILE
+
     parser_all = subparsers.add_parser(
         "eval-all",
         help="evaluate every finished stage model and the base model of a size",
@@ -565,8 +565,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser_all.add_argument(
         "--profile",
-        default="h20x4",
-        help="recipe profile whose base model and image limits apply before any stage is trained",
+        default=DEFAULT_PROFILE,
+        choices=registry.profiles(),
+        help="recipe profile: its eval_backend is the default --backend, its base model and image limits "
+        f"apply before any stage is trained (default: {DEFAULT_PROFILE})",
     )
     parser_all.add_argument(
         "--data-root",
@@ -574,5 +576,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=data_root(),
         help="generated data (default: $PATHVLM_DATA or data/generated)",
     )
-    _add_generation_args(parser_all)
+    _add_generation_args(parser_all, "default: the profile's eval_backend")
     parser_all.set_defaults(func=evaluate_all)

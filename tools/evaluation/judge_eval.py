@@ -32,11 +32,12 @@ CHUNK = 256  # items per judge batch (each batch has the recipe's deadline)
 
 def judge_settings(size: str, profile: str, overrides: list[str]) -> dict[str, Any]:
     """The ``judge`` settings of the composed r1 recipe (the reward's own judge)."""
-    from tools.train.recipes import compose, to_container
+    from tools.train.recipes import judge_settings as recipe_judge
 
-    cfg = to_container(compose("r1", size, profile, overrides))
-    reward = cfg["easyr1"]["worker"]["reward"]
-    return dict(reward["reward_function_kwargs"]["judge"])
+    judge = recipe_judge(size, profile, overrides)
+    if judge is None:
+        raise SystemExit("no stage recipe's reward calls a judge (reward_function_kwargs.judge)")
+    return judge
 
 
 def judge_identity(judge) -> dict[str, Any]:
@@ -189,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tools.evaluation.evaluate import runs_root
+    from tools.common.paths import runs_root
     from tools.train.recipes import add_recipe_options
 
     parser = subparsers.add_parser(

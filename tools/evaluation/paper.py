@@ -1,23 +1,17 @@
-"""The PathVLM-R1 paper's results (Wu et al., 2025), exactly as DESIGN.md lists them.
+"""The PathVLM-R1 paper's results (Wu et al., 2025): Tables 1-3 and the comparisons its argument rests on.
 
 Values are kept as the strings the paper prints (``"54.20"``, not ``54.2``) so the report shows them
 verbatim. ``size``/``stage`` name the run of ours that reproduces a row (``base`` is the untrained
-Qwen2.5-VL-Instruct); rows without them are models this project does not train or evaluate.
+Qwen2.5-VL-Instruct); rows without them are models this project does not train or evaluate. A stage's
+display name comes from its stage file (``about.label``, ``tools.train.registry``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-STAGE_LABELS = {
-    "base": "Qwen2.5-VL",
-    "alpha": "α",
-    "beta": "β",
-    "gamma": "γ",
-    "delta": "δ",
-    "epsilon": "ε",
-    "r1": "R1",
-}
+BASE_STAGE = "base"  # the untrained model, evaluated under <runs>/<size>/base/
 # Table 3 columns: OmniMedVQA subsets by their eval file slug.
 OOD_SUBSETS = {
     "chest_ct_scan": "Chest CT Scan",
@@ -42,13 +36,33 @@ API_LABELS = {"gemini-1.5-pro": "Gemini-1.5-Pro", "gpt-4o": "GPT-4o"}
 
 def model_label(size: str, stage: str) -> str:
     """Display name of one of our runs: ``Qwen2.5-VL-7B``, ``β-7B``, ``PathVLM-R1`` (r1 at 7B), ``GPT-4o``."""
+    from tools.train.registry import stages
+
     if size == API_SIZE:
         return API_LABELS.get(stage, stage)
-    if stage == "base":
+    if stage == BASE_STAGE:
         return f"Qwen2.5-VL-{size.upper()}"
-    if stage == "r1":
-        return "PathVLM-R1" if size == "7b" else f"R1-{size.upper()}"
-    return f"{STAGE_LABELS.get(stage, stage)}-{size.upper()}"
+    info = stages().get(stage)
+    return info.model_label(size) if info is not None else f"{stage}-{size.upper()}"
+
+
+def stage_order() -> tuple[str, ...]:
+    """Report row order: the base model and the stages as Table 1 lists them, then any other stage."""
+    from tools.train.registry import stages
+
+    named = [row.stage for row in TABLE1 if row.stage is not None and row.size != API_SIZE]
+    return tuple(dict.fromkeys([BASE_STAGE, *named, *stages()]))
+
+
+def size_order() -> tuple[str, ...]:
+    """Report size order: the recipes' sizes, largest ``<N>b`` first, then any other."""
+    from tools.train.registry import sizes
+
+    def billions(size: str) -> float:
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)b", size)
+        return -float(match.group(1)) if match else float("inf")
+
+    return tuple(sorted(sizes(), key=lambda s: (billions(s), s)))
 
 
 def _ours(size: str, stage: str, value: str) -> PaperRow:

@@ -35,17 +35,16 @@ from tools.evaluation.paper import (
     API_SIZE,
     COMPARISONS,
     OOD_SUBSETS,
-    STAGE_LABELS,
     TABLE1,
     TABLE2,
     TABLE3,
     PaperRow,
     model_label,
+    size_order,
+    stage_order,
 )
 
 IN_DOMAIN = "test"
-SIZES = ("7b", "3b")
-STAGE_ORDER = tuple(STAGE_LABELS)
 CSV_COLUMNS = ("model", "size", "stage", "dataset", "n", "ours", "ci_low", "ci_high", "paper", "diff")
 MISSING = "missing"
 
@@ -91,8 +90,9 @@ def collect(runs: Path) -> Results:
 
 def _stage_rank(key: tuple[str, str]) -> tuple[int, int, str]:
     size, stage = key
-    size_rank = SIZES.index(size) if size in SIZES else len(SIZES)
-    stage_rank = STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
+    sizes, stages = size_order(), stage_order()
+    size_rank = sizes.index(size) if size in sizes else len(sizes)
+    stage_rank = stages.index(stage) if stage in stages else len(stages)
     return size_rank, stage_rank, f"{size}/{stage}"
 
 
@@ -185,7 +185,7 @@ def build_comparisons(results: Results) -> list[dict[str, Any]]:
     from tools.evaluation.stats import mcnemar_exact
 
     trained = {s for s, stage, _ in results if stage != "base"} - {API_SIZE}
-    sizes = sorted(trained | set(SIZES), key=lambda s: _stage_rank((s, "")))
+    sizes = sorted(trained | set(size_order()), key=lambda s: _stage_rank((s, "")))
     datasets = [IN_DOMAIN] + sorted({d for _, _, d in results} - {IN_DOMAIN})
     rows = []
     for size in sizes:
@@ -408,7 +408,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tools.evaluation.evaluate import runs_root
+    from tools.common.paths import runs_root
 
     parser = subparsers.add_parser(
         "report",

@@ -16,7 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.train.recipes import SIZES, compose, to_container
+from tools.train import registry
+from tools.train.recipes import DEFAULT_PROFILE, DEFAULT_SIZE, compose, judge_settings, to_container
 
 OPENAI_HOST = "api.openai.com"
 
@@ -25,13 +26,12 @@ class ModelNotCachedError(FileNotFoundError):
     """A hub model the stage needs is missing from the offline cache; the message names the command."""
 
 
-def needed(size: str, profile: str = "h20x4") -> list[str]:
+def needed(size: str, profile: str = DEFAULT_PROFILE) -> list[str]:
     """Hub ids the size needs: its base model, and r1's judge model when it is self-hosted."""
-    base = to_container(compose("alpha", size, profile))["base_model"]
-    judge = to_container(compose("r1", size, profile))["easyr1"]["worker"]["reward"]
-    judge = judge["reward_function_kwargs"]["judge"]
+    base = to_container(compose(next(iter(registry.stages())), size, profile))["base_model"]
+    judge = judge_settings(size, profile)
     models = [base]
-    if OPENAI_HOST not in judge["base_url"] and "/" in judge["model"]:
+    if judge and OPENAI_HOST not in judge["base_url"] and "/" in judge["model"]:
         models.append(judge["model"])
     return [m for m in dict.fromkeys(models) if not Path(m).exists()]
 
@@ -64,7 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--size", default="7b", choices=SIZES, help="model size (default: 7b)")
+    parser.add_argument(
+        "--size", default=DEFAULT_SIZE, choices=registry.sizes(), help=f"model size (default: {DEFAULT_SIZE})"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the download commands only")
     parser.set_defaults(func=main)
 

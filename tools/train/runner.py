@@ -21,8 +21,9 @@ validation split in the data, every checkpoint is kept and the best on it is exp
 W&B: project ``pathvlm-r1``, group = the recipe's ``experiment``, job type = stage, run name
 ``<size>-<stage>`` (``-seedN`` for a replicate; ``tools.common.wandb_naming``);
 tags carry the profile, budget, seed,
-manifest and config hashes. In the cpu profile
-the engine runs single-threaded (``OMP_NUM_THREADS=1`` unless it is set).
+manifest and config hashes. What the profile declares (``tools.train.registry``) picks the GRPO engine, the
+engine's torch threads (``torch_threads``: ``OMP_NUM_THREADS`` unless it is set) and how a missing local base
+model is built (``base_model_build``, e.g. the cpu profile's ``pathvlm tiny-model``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -42,15 +44,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tools.common import paths
 from tools.common.wandb_naming import child_environ
 from tools.train.recipes import DEFAULT_BUDGET, RecipeError, add_recipe_arguments
 
-RUNS_ENV, DEFAULT_RUNS = "PATHVLM_RUNS", "runs"
-TINY_MODEL_ENV, DEFAULT_TINY_MODEL = "PATHVLM_TINY_MODEL", ".cache/tiny-qwen2.5-vl"
 CONFIG_FILE, DONE_FILE = "config.yaml", "DONE"
-# The tiny model trains as fast on one thread, and on a shared machine torch's second thread spin-waits for a
-# busy core: 20 alpha steps took 1 s with one thread and 40-60 s with two beside other jobs on 2 cores.
-CPU_THREADS = "1"
 _HASH_LINE = re.compile(r"^# config hash: ([0-9a-f]{64})$", re.MULTILINE)
 
 
@@ -93,7 +91,7 @@ def run_command(
     seed: int | None = None,
 ) -> str:
     """The command line that makes ``stage`` (what a missing parent's message tells the user to run)."""
-    runs = "" if runs_root == Path(os.environ.get(RUNS_ENV, DEFAULT_RUNS)) else f" --runs {runs_root}"
+    runs = "" if runs_root == paths.runs_root() else f" --runs {runs_root}"
     sets = f" --set {shlex.join(overrides)}" if overrides else ""
     options = (f" --budget {budget}" if budget != DEFAULT_BUDGET else "") + (
         f" --seed {seed}" if seed is not None else ""
@@ -118,7 +116,7 @@ def make_plan(
     from omegaconf import OmegaConf
 
     from tools.common.wandb_naming import run_name, wandb_env
-    from tools.train import engines, recipes, selection
+    from tools.train import engines, recipes, registry, selection
     from tools.train.replicates import run_stage
 
     seeded = [*overrides, f"seed={seed}"] if seed is not None else overrides
@@ -153,8 +151,9 @@ def make_plan(
             f"config-{config_hash[:12]}",
         ]
     )
-    if profile == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        env["OMP_NUM_THREADS"] = CPU_THREADS
+    threads = registry.profile(profile).torch_threads
+    if threads is not None and "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = str(threads)
     env[engines.STOP_FILE_ENV] = str(stage_dir / engines.STOP_FILE)
     return Plan(
         stage,
@@ -175,13 +174,14 @@ def make_plan(
 def _initial_model(cfg: dict[str, Any], runs_root: Path, dry_run: bool) -> tuple[str, str | None]:
     """(model path or hub id, parent's config hash): the parent's export (same seed), or the base model."""
     from tools.train.recipes import default_seed
+    from tools.train.registry import profile as profile_info
     from tools.train.replicates import run_stage
 
     parent, size, profile = cfg.get("parent"), cfg["size"], cfg["profile"]
     if parent is None:
-        base = cfg["base_model"]
-        if profile == "cpu":
-            _ensure_tiny_model(Path(base), dry_run)
+        base, info = cfg["base_model"], profile_info(profile)
+        if info.base_model_build is not None and _same_path(base, info.base_model):
+            _build_base_model(Path(base), info.base_model_build, dry_run)
         elif not dry_run and not Path(base).exists():
             from tools.train.models import require_cached
 
@@ -203,20 +203,23 @@ def _initial_model(cfg: dict[str, Any], runs_root: Path, dry_run: bool) -> tuple
     return str((parent_dir / "model").resolve()), done.read_text(encoding="utf-8").strip()
 
 
-def _ensure_tiny_model(path: Path, dry_run: bool) -> None:
-    """Build the tiny offline Qwen2.5-VL the cpu profile starts from, if it is the missing base model."""
-    tiny = Path(os.environ.get(TINY_MODEL_ENV, DEFAULT_TINY_MODEL))
-    if path.exists() or path.resolve() != tiny.resolve():
+def _same_path(a: str, b: str | None) -> bool:
+    return b is not None and Path(a).resolve() == Path(b).resolve()
+
+
+def _build_base_model(path: Path, build: str, dry_run: bool) -> None:
+    """Build the missing local base model ``path`` with the profile's ``pathvlm <build> --out`` command."""
+    if path.exists():
         return
     if dry_run:
-        print(f"# note: the tiny model {path} does not exist yet; a real run builds it first")
+        print(f"# note: the base model {path} does not exist yet; a real run builds it (pathvlm {build})")
         return
-    from tools.dev.tiny_model import build_tiny_model
-
-    print(f"building the tiny Qwen2.5-VL at {path}", flush=True)
+    print(f"building the base model at {path} (pathvlm {build})", flush=True)
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    build_tiny_model(tmp)
+    command = [sys.executable, "-m", "tools.cli", *shlex.split(build), "--out", str(tmp)]
+    if subprocess.run(command, check=False).returncode != 0:
+        raise RunError(f"building the base model failed: {shlex.join(command)}")
     tmp.rename(path)
 
 
@@ -429,8 +432,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--runs",
         type=Path,
-        default=Path(os.environ.get(RUNS_ENV, DEFAULT_RUNS)),
-        help=f"runs directory (default: ${RUNS_ENV} or {DEFAULT_RUNS})",
+        default=paths.runs_root(),
+        help=f"runs directory (default: ${paths.RUNS_ENV} or {paths.DEFAULT_RUNS})",
     )
     parser.add_argument(
         "--seed",

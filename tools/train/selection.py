@@ -2,8 +2,8 @@
 
 With ``<data>/pathmmu/eval/validation.jsonl`` present (``pathvlm data pathmmu --val N``), ``pathvlm run``
 keeps every periodic checkpoint (``keep_checkpoints``), and after training evaluates each one on the
-validation split with ``pathvlm eval`` (greedy, the same code and image limits as the final evaluation;
-backend ``hf`` in the cpu profile, else ``vllm``), exports the one with the highest strict accuracy (ties:
+validation split with ``pathvlm eval`` (greedy, the same code and image limits as the final evaluation,
+on the profile's ``eval_backend``), exports the one with the highest strict accuracy (ties:
 the earliest step) and writes ``runs/<size>/<stage>/selection.json`` (the curve step → accuracy, the best
 step, the data file and its sha256), also logged to the stage's W&B run (``selection/accuracy`` against
 ``selection/step``). The test split is never read. Each checkpoint's evaluation lies in
@@ -51,6 +51,7 @@ def _evaluate(model: Path, data: Path, out: Path, cfg: dict[str, Any]) -> dict[s
     """``pathvlm eval`` of one checkpoint (a flat-config copy, removed afterwards) on ``data``."""
     from tools.evaluation.evaluate import file_sha256, training_settings
     from tools.train.engines import copy_model, model_files
+    from tools.train.registry import profile
 
     summary_path = out / VALIDATION / "summary.json"
     if summary_path.is_file():
@@ -60,9 +61,9 @@ def _evaluate(model: Path, data: Path, out: Path, cfg: dict[str, Any]) -> dict[s
             return summary
     copy = out / "model"
     copy_model(model, copy, model_files(model))
-    settings = training_settings([out.parents[1] / "config.yaml"], "the stage's image limits")
+    settings = training_settings([cfg], "the stage's image limits")  # the resolved config in hand
     command = [sys.executable, "-m", "tools.cli", "eval", "--model", str(copy), "--data", str(data)]
-    command += ["--out", str(out), "--backend", "hf" if cfg["profile"] == "cpu" else "vllm"]
+    command += ["--out", str(out), "--backend", profile(cfg["profile"]).eval_backend]
     command += ["--max-new-tokens", str(cfg["selection_max_new_tokens"])]
     for flag, key in (("--max-pixels", "max_pixels"), ("--min-pixels", "min_pixels")):
         if settings.get(key) is not None:

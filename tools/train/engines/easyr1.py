@@ -50,6 +50,13 @@ POLL_S = 5.0  # how often the runner looks for EasyR1's next checkpoint after a 
 DEFAULT_EASYR1_HOME = ".cache/EasyR1"
 
 
+def validate(section: dict[str, Any]) -> list[str]:
+    """EasyR1's PPOConfig and the rules its trainer applies at start-up (``easyr1_check``)."""
+    from tools.train.engines import easyr1_check
+
+    return easyr1_check.validate(section)
+
+
 def prepare(cfg: dict[str, Any], stage_dir: Path, init_model: str, run_name: str) -> None:
     """Model, checkpoint directory and logger names; shared with the TRL engine, which reads the same keys."""
     section = cfg["easyr1"]

@@ -7,28 +7,16 @@ drop silently, before it starts.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
+from tools.common.pixels import load_image
 from tools.common.prompt import IMAGE_TOKEN
-
-
-def fit_pixels(image: Any, min_pixels: int | None, max_pixels: int | None) -> Any:
-    """Resize a PIL image into [min_pixels, max_pixels] keeping its aspect ratio (EasyR1's process_image)."""
-    for bound, outside in ((max_pixels, lambda p, b: p > b), (min_pixels, lambda p, b: p < b)):
-        pixels = image.width * image.height
-        if bound and outside(pixels, bound):
-            factor = math.sqrt(bound / pixels)
-            image = image.resize((int(image.width * factor), int(image.height * factor)))
-    return image
 
 
 def load_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     """``data.train_files`` as rows: ``prompt`` (a conversation, the text without ``<image>``), ``image``
     (PIL, RGB, resized) and ``answer`` (the JSON string the reward functions read)."""
-    from PIL import Image
-
     path = Path(str(data["train_files"]).split("@", 1)[0])
     if not path.is_file():
         raise FileNotFoundError(f"easyr1.data.train_files: {path} not found (written by `pathvlm data`)")
@@ -44,8 +32,8 @@ def load_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{path}:{number}: expected a prompt that starts with its one {IMAGE_TOKEN} and one image, "
                 f"got {problem.count(IMAGE_TOKEN)} {IMAGE_TOKEN} and {len(images)} images"
             )
-        with Image.open(image_dir / images[0] if image_dir else images[0]) as opened:
-            image = fit_pixels(opened.convert("RGB"), data.get("min_pixels"), data.get("max_pixels"))
+        file = image_dir / images[0] if image_dir else images[0]
+        image = load_image(file, data.get("min_pixels"), data.get("max_pixels"))
         text = problem[len(IMAGE_TOKEN) :]  # EasyR1 splits the prompt at <image>: image first, then the text
         prompt = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
         rows.append({"prompt": prompt, "image": image, "answer": item[data.get("answer_key", "answer")]})

@@ -35,6 +35,13 @@ CONFIG_NAME = "llamafactory.yaml"
 LAUNCH_ENV = ("FORCE_TORCHRUN", "NNODES", "NODE_RANK", "NPROC_PER_NODE", "MASTER_ADDR", "MASTER_PORT")
 
 
+def validate(section: dict[str, Any]) -> list[str]:
+    """LLaMA-Factory 0.9.5's own train arguments (``llamafactory_check``)."""
+    from tools.train.engines import llamafactory_check
+
+    return llamafactory_check.validate(section)
+
+
 def prepare(cfg: dict[str, Any], stage_dir: Path, init_model: str, run_name: str) -> None:
     args = cfg["llamafactory"]
     args["model_name_or_path"] = init_model

@@ -14,7 +14,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from tools.train.recipes import REPO_ROOT
+from tools.common.paths import REPO_ROOT
 
 LLAMAFACTORY_PATHS = {"dataset_dir": Path.cwd, "deepspeed": lambda: REPO_ROOT}
 EASYR1_PATHS = {

@@ -1,0 +1,204 @@
+"""The recipe files are the registry: every stage, size, budget and profile is a YAML file in ``recipes/``.
+
+- A **stage** is ``stages/<name>.yaml`` (files starting with ``_`` are bases named under ``defaults``).
+  After its defaults it gives ``engine`` (the recipe section it fills: ``llamafactory`` or ``easyr1``),
+  ``parent`` (the stage whose export it starts from, or null) and an ``about:`` block: ``summary``,
+  ``label`` (the report's name for it, e.g. ``β``), optionally ``label_by_size`` (a size's own name, e.g.
+  ``PathVLM-R1`` for r1 at 7b) and ``paper_steps`` (the training steps the paper gives, null where it
+  gives none).
+- A **size** is ``sizes/<name>.yaml``, a **budget** ``budgets/<name>.yaml``.
+- A **profile** is ``profiles/<name>.yaml`` declaring ``profile: <name>``, ``gpus_per_node``, ``grpo_engine``
+  (the engine that trains the ``easyr1:`` section there: ``easyr1`` or ``trl``), ``eval_backend`` (``vllm`` or
+  ``hf``, for model selection and ``make eval``), optionally ``torch_threads`` (OMP_NUM_THREADS of the engine
+  unless set) and ``base_model_build`` (the ``pathvlm`` command, without ``--out``, that builds a missing
+  local base model), and a ``slurm:`` block for the sbatch scripts.
+
+The ``about:`` block and the profile's own keys (``PROFILE_KEYS``) describe a recipe, they do not configure an
+engine: ``tools.train.recipes.compose`` leaves them out of the composed config (and its hash).
+
+Stages are listed parents first, depth-first, siblings by name (alpha, beta, r1, gamma, delta, epsilon);
+sizes, budgets and profiles by name. ``$PATHVLM_RECIPES`` points at another recipes folder
+(``tools.common.paths``): a copy with one more stage or profile file needs no code change.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from tools.common.paths import recipes_dir
+
+ABOUT = "about"
+PROFILE_KEYS = ("grpo_engine", "eval_backend", "torch_threads", "base_model_build", "slurm")
+GRPO_ENGINES = ("easyr1", "trl")
+EVAL_BACKENDS = ("vllm", "hf")
+
+
+class RegistryError(ValueError):
+    """A recipe file that does not declare what the registry needs; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    name: str
+    engine: str  # the recipe section it fills: "llamafactory" (SFT) or "easyr1" (GRPO)
+    parent: str | None  # the stage whose exported model this one starts from; None: the base model
+    label: str  # the report's name for it (α, β, ...)
+    paper_steps: int | None  # training steps the paper gives (h20x4 profile), None where it gives none
+    summary: str
+    label_by_size: dict[str, str]
+
+    def model_label(self, size: str) -> str:
+        """``β-7B``; a size's own name where the stage file gives one (``PathVLM-R1``)."""
+        return self.label_by_size.get(size) or f"{self.label}-{size.upper()}"
+
+
+@dataclass(frozen=True)
+class ProfileInfo:
+    name: str
+    gpus_per_node: int
+    grpo_engine: str  # "easyr1" or "trl"
+    eval_backend: str  # "vllm" or "hf"
+    torch_threads: int | None
+    base_model: str | None  # the profile's own base_model (resolved), which base_model_build builds
+    base_model_build: str | None
+    slurm: dict[str, Any]
+
+
+def load_yaml(path: Path) -> DictConfig:
+    """A recipe file as a mapping; errors name the file."""
+    from tools.train.recipes import RecipeError
+
+    if not path.is_file():
+        raise RecipeError(str(path), ["file not found"])
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as exc:  # yaml errors carry the line number
+        raise RecipeError(str(path), [f"not valid YAML: {exc}"]) from exc
+    if not isinstance(cfg, DictConfig):
+        raise RecipeError(str(path), ["expected a mapping at the top level"])
+    return cfg
+
+
+def load_with_defaults(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
+    """A recipe file merged over its ``defaults`` (other files of its folder, named without .yaml)."""
+    from tools.train.recipes import RecipeError
+
+    if path in seen:
+        raise RecipeError(str(path), ["circular defaults: " + " -> ".join(p.name for p in (*seen, path))])
+    cfg = load_yaml(path)
+    defaults = cfg.pop("defaults", [])
+    if isinstance(defaults, str) or not all(isinstance(d, str) for d in defaults):
+        raise RecipeError(str(path), ["`defaults` must be a list of base file names, e.g. [_sft]"])
+    bases = [load_with_defaults(path.parent / f"{name}.yaml", (*seen, path)) for name in defaults]
+    return OmegaConf.merge(*bases, cfg) if bases else cfg
+
+
+def _names(kind: str) -> list[str]:
+    return sorted(p.stem for p in (recipes_dir() / kind).glob("*.yaml") if not p.name.startswith("_"))
+
+
+def recipe_file(kind: str, name: str) -> Path:
+    """``recipes/<kind>/<name>.yaml`` (kind: stages, sizes, budgets, profiles)."""
+    return recipes_dir() / kind / f"{name}.yaml"
+
+
+def sizes() -> list[str]:
+    return _names("sizes")
+
+
+def budgets() -> list[str]:
+    return _names("budgets")
+
+
+def profiles() -> list[str]:
+    return _names("profiles")
+
+
+def stages() -> dict[str, StageInfo]:
+    """Every stage file's declaration, parents first (see the module docstring for the order); read again
+    whenever a file of ``recipes/stages/`` changes."""
+    folder = recipes_dir() / "stages"
+    return dict(_stages(folder, tuple((p.name, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.yaml")))))
+
+
+@functools.lru_cache(maxsize=8)
+def _stages(folder: Path, files: tuple[tuple[str, int], ...]) -> tuple[tuple[str, StageInfo], ...]:
+    infos = {name: stage(name) for name in _names("stages")}
+    children: dict[str | None, list[str]] = {}
+    for name, info in infos.items():
+        parent = info.parent if info.parent in infos else None
+        children.setdefault(parent, []).append(name)
+    ordered: list[str] = []
+
+    def visit(parent: str | None) -> None:
+        for name in children.get(parent, []):
+            ordered.append(name)
+            visit(name)
+
+    visit(None)
+    return tuple((name, infos[name]) for name in ordered)
+
+
+def stage(name: str) -> StageInfo:
+    """The declaration of ``stages/<name>.yaml``."""
+    path = recipe_file("stages", name)
+    cfg = load_with_defaults(path)
+    about = cfg.get(ABOUT)
+    if not isinstance(about, DictConfig):
+        raise RegistryError(f"{path}: no `{ABOUT}:` block (summary, label, paper_steps)")
+    values = OmegaConf.to_container(about)
+    missing = [key for key in ("summary", "label", "paper_steps") if key not in values]
+    if missing or "engine" not in cfg or "parent" not in cfg:
+        keys = [f"{ABOUT}.{key}" for key in missing] + [k for k in ("engine", "parent") if k not in cfg]
+        raise RegistryError(f"{path}: missing {keys}")
+    steps = values["paper_steps"]
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0):
+        raise RegistryError(f"{path}: {ABOUT}.paper_steps is {steps!r}, expected a positive integer or null")
+    return StageInfo(
+        name=name,
+        engine=str(cfg["engine"]),
+        parent=None if cfg["parent"] is None else str(cfg["parent"]),
+        label=str(values["label"]),
+        paper_steps=steps,
+        summary=str(values["summary"]),
+        label_by_size={str(k): str(v) for k, v in (values.get("label_by_size") or {}).items()},
+    )
+
+
+def profile(name: str) -> ProfileInfo:
+    """The declaration of ``profiles/<name>.yaml`` (its defaults included)."""
+    path = recipe_file("profiles", name)
+    cfg = load_with_defaults(path)
+    problems = []
+    if cfg.get("profile") != name:
+        problems.append(f"profile: {cfg.get('profile')!r}, expected {name!r} (the file's name)")
+    for key, allowed in (("grpo_engine", GRPO_ENGINES), ("eval_backend", EVAL_BACKENDS)):
+        if cfg.get(key) not in allowed:
+            problems.append(f"{key}: {cfg.get(key)!r}, expected one of {list(allowed)}")
+    for key, low, optional in (("gpus_per_node", 0, False), ("torch_threads", 1, True)):
+        value = cfg.get(key)
+        if not (optional and value is None) and (
+            not isinstance(value, int) or isinstance(value, bool) or value < low
+        ):
+            problems.append(f"{key}: {value!r}, expected an integer >= {low}")
+    build = cfg.get("base_model_build")
+    if build is not None and not (isinstance(build, str) and build.strip()):
+        problems.append(f"base_model_build: {build!r}, expected a pathvlm command such as 'tiny-model'")
+    if problems:
+        raise RegistryError(f"{path}:\n" + "\n".join(f"  - {p}" for p in problems))
+    slurm = cfg.get("slurm")
+    return ProfileInfo(
+        name=name,
+        gpus_per_node=int(cfg["gpus_per_node"]),
+        grpo_engine=str(cfg["grpo_engine"]),
+        eval_backend=str(cfg["eval_backend"]),
+        torch_threads=cfg.get("torch_threads"),
+        base_model=None if cfg.get("base_model") is None else str(cfg["base_model"]),
+        base_model_build=build,
+        slurm=dict(OmegaConf.to_container(slurm, resolve=True)) if isinstance(slurm, DictConfig) else {},
+    )
