@@ -153,37 +153,24 @@ def _fail(exc: Exception) -> int:
 
 
 def _pathmmu(args: argparse.Namespace) -> int:
-    from tools.data.errors import DataError
     from tools.data.pathmmu import convert_pathmmu
 
-    try:
-        convert_pathmmu(
-            args.root,
-            args.out or data_root() / "pathmmu",
-            seed=args.seed,
-            sizes=args.sizes,
-            subsets=args.subsets,
-            target_style=args.target_style,
-            skip_invalid=args.skip_invalid,
-            val=args.val,
-            split_unit=args.split_unit,
-        )
-    except DataError as exc:
-        return _fail(exc)
-    return 0
+    options = ("seed", "sizes", "subsets", "target_style", "skip_invalid", "val", "split_unit")
+    return _convert(convert_pathmmu, args, "pathmmu", options)
 
 
 def _omnimedvqa(args: argparse.Namespace) -> int:
-    from tools.data.errors import DataError
     from tools.data.omnimedvqa import convert_omnimedvqa
 
+    return _convert(convert_omnimedvqa, args, "omnimedvqa", ("subsets", "skip_invalid"))
+
+
+def _convert(convert, args: argparse.Namespace, name: str, options: tuple[str, ...]) -> int:
+    """``convert(root, out, **options)``, out defaulting to ``$PATHVLM_DATA/<name>``; DataError: exit 1."""
+    from tools.data.errors import DataError
+
     try:
-        convert_omnimedvqa(
-            args.root,
-            args.out or data_root() / "omnimedvqa",
-            subsets=args.subsets,
-            skip_invalid=args.skip_invalid,
-        )
+        convert(args.root, args.out or data_root() / name, **{key: getattr(args, key) for key in options})
     except DataError as exc:
         return _fail(exc)
     return 0

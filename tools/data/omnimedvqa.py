@@ -25,7 +25,7 @@ from tools.data.items import (
     match_answer_text,
     slugify,
 )
-from tools.data.sources import expect_shape, field, load_json
+from tools.data.sources import expect_shape, field, item_label, load_json, text_field
 from tools.data.staging import file_hashes, staged_output
 from tools.data.writers import eval_row, manifest_entry, write_json, write_jsonl
 
@@ -53,15 +53,11 @@ def subset_file(root: Path, subset: str) -> Path:
 
 
 def _item(raw: Any, subset: str, index: int, path: Path, root: Path) -> Item:
-    label = f"[{index}]"
-    if not isinstance(raw, dict):
-        raise ItemError(path, label, f"expected an object, got {type(raw).__name__}")
-    if "question_id" in raw:
-        label += f" (question_id={raw['question_id']!r})"
+    label = item_label(raw, "question_id", path, f"[{index}]")
     question_id = field(raw, "question_id", (str, int), path, label)
-    question = check_text(field(raw, "question", (str,), path, label), "field 'question'", path, label)
+    question = text_field(raw, "question", path, label)
     gt_answer = field(raw, "gt_answer", (str,), path, label)
-    image_path = check_text(field(raw, "image_path", (str,), path, label), "field 'image_path'", path, label)
+    image_path = text_field(raw, "image_path", path, label)
     texts = []
     for key in sorted(k for k in raw if OPTION_KEY.match(k)):
         if raw[key] is None or (isinstance(raw[key], str) and not raw[key].strip()):

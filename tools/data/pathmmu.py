@@ -23,7 +23,7 @@ from tools.data.items import (
     match_answer,
     normalise,
 )
-from tools.data.sources import expect_shape, field, load_json
+from tools.data.sources import expect_shape, field, item_label, load_json, text_field
 from tools.data.split import UNITS, split_items
 from tools.data.staging import file_hashes, staged_output
 from tools.data.writers import (
@@ -50,14 +50,10 @@ def split_names(validation: bool) -> tuple[str, ...]:
 
 
 def _item(raw: Any, subset: str, split: str, index: int, path: Path, images: Path) -> Item:
-    label = f"{subset}/{split}[{index}]"
-    if not isinstance(raw, dict):
-        raise ItemError(path, label, f"expected an object, got {type(raw).__name__}")
-    if "No" in raw:
-        label += f" (No={raw['No']!r})"
+    label = item_label(raw, "No", path, f"{subset}/{split}[{index}]")
     number = field(raw, "No", (int, str), path, label)
-    img = check_text(field(raw, "img", (str,), path, label), "field 'img'", path, label)
-    question = check_text(field(raw, "question", (str,), path, label), "field 'question'", path, label)
+    img = text_field(raw, "img", path, label)
+    question = text_field(raw, "question", path, label)
     options = lettered_options(field(raw, "options", (list,), path, label), path, label)
     answer, bare = match_answer(field(raw, "answer", (str,), path, label), options, path, label)
     explanation = raw.get("explanation")

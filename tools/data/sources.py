@@ -37,3 +37,17 @@ def field(raw: dict[str, Any], name: str, kinds: tuple[type, ...], path: Path, l
     if isinstance(value, str) and not value.strip():
         raise ItemError(path, label, f"field {name!r} is empty")
     return value
+
+
+def item_label(raw: Any, id_key: str, path: Path, label: str) -> str:
+    """``label`` plus the item's id (``id_key``, where present), for messages; ``raw`` must be an object."""
+    if not isinstance(raw, dict):
+        raise ItemError(path, label, f"expected an object, got {type(raw).__name__}")
+    return label + (f" ({id_key}={raw[id_key]!r})" if id_key in raw else "")
+
+
+def text_field(raw: dict[str, Any], name: str, path: Path, label: str) -> str:
+    """A string field (``field``) that ``check_text`` accepts."""
+    from tools.data.items import check_text
+
+    return check_text(field(raw, name, (str,), path, label), f"field {name!r}", path, label)

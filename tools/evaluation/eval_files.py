@@ -139,6 +139,22 @@ def read_records(path: Path, repair: bool = False) -> dict[str, dict[str, Any]]:
     return records
 
 
+def jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of every non-blank line of a JSONL file; any other line is a ValueError that
+    names the file and line."""
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{line_no}: not JSON ({error})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{line_no}: expected a JSON object")
+            yield line_no, row
+
+
 def write_json(path: Path, value: Any) -> None:
     """All-or-nothing JSON write (temporary file, fsync, rename)."""
     temporary = path.with_name(f".{path.name}.tmp")

@@ -71,25 +71,18 @@ def file_sha256(path: Path) -> str:
 
 def load_items(path: Path) -> list[dict[str, Any]]:
     """Eval rows ``{id, subset, image, question, options, answer}``; ids must be unique."""
+    from tools.evaluation.eval_files import jsonl_objects
+
     items, seen = [], set()
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_no}: not JSON ({error})") from error
-            missing = [key for key in ITEM_KEYS if key not in item]
-            if missing:
-                raise ValueError(
-                    f"{path}:{line_no}: eval item lacks {missing}; expected keys {list(ITEM_KEYS)}"
-                )
-            item["id"] = str(item["id"])
-            if item["id"] in seen:
-                raise ValueError(f"{path}:{line_no}: duplicate id {item['id']!r}")
-            seen.add(item["id"])
-            items.append(item)
+    for line_no, item in jsonl_objects(path):
+        missing = [key for key in ITEM_KEYS if key not in item]
+        if missing:
+            raise ValueError(f"{path}:{line_no}: eval item lacks {missing}; expected keys {list(ITEM_KEYS)}")
+        item["id"] = str(item["id"])
+        if item["id"] in seen:
+            raise ValueError(f"{path}:{line_no}: duplicate id {item['id']!r}")
+        seen.add(item["id"])
+        items.append(item)
     if not items:
         raise ValueError(f"{path}: no eval items")
     return items

@@ -11,7 +11,6 @@ difference, and the agreement on "process >= 0.5", each with a seeded 95 % boots
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -43,17 +42,9 @@ class JudgeSpec:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{line_no}: not JSON ({error})") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{line_no}: expected a JSON object")
-        rows.append(row)
+    from tools.evaluation.eval_files import jsonl_objects
+
+    rows = [row for _, row in jsonl_objects(path)]
     if not rows:
         raise ValueError(f"{path}: no rows")
     return rows

@@ -99,35 +99,20 @@ TABLE2 = (
 
 # Table 3: out-of-domain accuracy (%) per OmniMedVQA subset. DESIGN.md lists the control as "γ"; the
 # paper's controls are 7B models, so it is compared with our gamma at 7B.
+_HUATUO = "HuatuoGPT-Vision-7B"
+_TABLE3_MODELS = (("3b", "base"), ("7b", "base"), (_HUATUO, None), ("7b", "gamma"), ("7b", "r1"))
+_TABLE3_VALUES = {  # one value per model above, in that order
+    "chest_ct_scan": ("38.60", "48.60", "51.00", "40.60", "44.00"),
+    "isic2020": ("34.59", "56.59", "34.20", "45.40", "80.00"),
+    "retinal_oct_c8": ("60.40", "57.19", "48.19", "45.80", "49.20"),
+    "diabetic_retinopathy": ("64.20", "70.80", "62.00", "32.00", "59.80"),
+}
 TABLE3: dict[str, tuple[PaperRow, ...]] = {
-    "chest_ct_scan": (
-        _ours("3b", "base", "38.60"),
-        _ours("7b", "base", "48.60"),
-        PaperRow("HuatuoGPT-Vision-7B", None, None, "51.00"),
-        _ours("7b", "gamma", "40.60"),
-        _ours("7b", "r1", "44.00"),
-    ),
-    "isic2020": (
-        _ours("3b", "base", "34.59"),
-        _ours("7b", "base", "56.59"),
-        PaperRow("HuatuoGPT-Vision-7B", None, None, "34.20"),
-        _ours("7b", "gamma", "45.40"),
-        _ours("7b", "r1", "80.00"),
-    ),
-    "retinal_oct_c8": (
-        _ours("3b", "base", "60.40"),
-        _ours("7b", "base", "57.19"),
-        PaperRow("HuatuoGPT-Vision-7B", None, None, "48.19"),
-        _ours("7b", "gamma", "45.80"),
-        _ours("7b", "r1", "49.20"),
-    ),
-    "diabetic_retinopathy": (
-        _ours("3b", "base", "64.20"),
-        _ours("7b", "base", "70.80"),
-        PaperRow("HuatuoGPT-Vision-7B", None, None, "62.00"),
-        _ours("7b", "gamma", "32.00"),
-        _ours("7b", "r1", "59.80"),
-    ),
+    subset: tuple(
+        _ours(size, stage, value) if stage else PaperRow(size, None, None, value)
+        for (size, stage), value in zip(_TABLE3_MODELS, values, strict=True)
+    )
+    for subset, values in _TABLE3_VALUES.items()
 }
 
 # Paired comparisons the paper's argument rests on: (A, B) stages at the same size.

@@ -33,14 +33,19 @@ def _seed_of(run: str) -> tuple[str, int]:
     return stage, default_seed() if seed is None else seed
 
 
-def replicate_rows(results: dict[tuple[str, str, str], Any]) -> list[dict[str, Any]]:
-    """Per (size, stage, dataset) with two or more seeds: accuracy mean ± sd (%) and each seed's CI."""
+def _by_seed(results: dict[tuple[str, str, str], Any]) -> dict[tuple[str, str, str], dict[int, Any]]:
+    """Results keyed by (size, stage, dataset), then by training seed (``<stage>-seedN`` runs)."""
     groups: dict[tuple[str, str, str], dict[int, Any]] = defaultdict(dict)
     for (size, run, dataset), result in results.items():
         stage, seed = _seed_of(run)
         groups[(size, stage, dataset)][seed] = result
+    return groups
+
+
+def replicate_rows(results: dict[tuple[str, str, str], Any]) -> list[dict[str, Any]]:
+    """Per (size, stage, dataset) with two or more seeds: accuracy mean ± sd (%) and each seed's CI."""
     rows = []
-    for (size, stage, dataset), by_seed in sorted(groups.items()):
+    for (size, stage, dataset), by_seed in sorted(_by_seed(results).items()):
         if len(by_seed) < 2:
             continue
         accuracies = [by_seed[s].summary["accuracy"] * 100 for s in sorted(by_seed)]
@@ -66,10 +71,7 @@ def seed_comparisons(results: dict[tuple[str, str, str], Any]) -> list[dict[str,
     from tools.evaluation.report import _correct_by_id
     from tools.evaluation.stats import mcnemar_exact
 
-    by_seed: dict[tuple[str, str, str], dict[int, Any]] = defaultdict(dict)
-    for (size, run, dataset), result in results.items():
-        stage, seed = _seed_of(run)
-        by_seed[(size, stage, dataset)][seed] = result
+    by_seed = _by_seed(results)
     rows = []
     for (size, stage_a, dataset), runs_a in sorted(by_seed.items()):
         for first, stage_b in COMPARISONS:
@@ -164,6 +166,12 @@ def split_unit_rows(
     return rows
 
 
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    """A markdown table: the header, its rule, one line per row."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join([*lines, *("| " + " | ".join(map(str, row)) + " |" for row in rows)])
+
+
 def markdown(
     replicates: list[dict[str, Any]],
     per_seed: list[dict[str, Any]],
@@ -173,48 +181,66 @@ def markdown(
     """The report.md sections (headings and tables) of this module."""
     sections = ["## Replicate seeds (strict accuracy %)"]
     if replicates:
-        lines = ["| Model | Dataset | Seeds | Mean ± sd | Per seed (95% CI) |", "|---|---|---|---|---|"]
-        for r in replicates:
-            cells = [r["model"], r["dataset"], r["seeds"], f"{r['mean']:.2f} ± {r['sd']:.2f}", r["per_seed"]]
-            lines.append("| " + " | ".join(cells) + " |")
-        sections.append("\n".join(lines))
+        header = ["Model", "Dataset", "Seeds", "Mean ± sd", "Per seed (95% CI)"]
+        rows = [
+            [r["model"], r["dataset"], r["seeds"], f"{r['mean']:.2f} ± {r['sd']:.2f}", r["per_seed"]]
+            for r in replicates
+        ]
+        sections.append(_table(header, rows))
         if per_seed:
-            lines = ["| Size | Dataset | Seed | A | B | n shared | A only | B only | p (exact McNemar) |"]
-            lines.append("|---|---|---|---|---|---|---|---|---|")
-            for r in per_seed:
-                lines.append(
-                    f"| {r['size']} | {r['dataset']} | {r['seed']} | {r['a']} | {r['b']} | {r['n']} | "
-                    f"{r['only_a']} | {r['only_b']} | {r['p_value']:.4g} |"
-                )
-            sections += ["McNemar per matching seed:", "\n".join(lines)]
+            header = [
+                "Size",
+                "Dataset",
+                "Seed",
+                "A",
+                "B",
+                "n shared",
+                "A only",
+                "B only",
+                "p (exact McNemar)",
+            ]
+            keys = ("size", "dataset", "seed", "a", "b", "n", "only_a", "only_b")
+            rows = [[*(r[k] for k in keys), f"{r['p_value']:.4g}"] for r in per_seed]
+            sections += ["McNemar per matching seed:", _table(header, rows)]
     else:
         sections.append("No stage was trained with more than one seed (`pathvlm run --seed N`).")
     sections.append("## Model selection on the validation split")
     if selections:
-        lines = [
-            "| Size | Run | Exported step (val. acc. %) | Last step (val. acc. %) | Curve step: acc. % |"
+        header = [
+            "Size",
+            "Run",
+            "Exported step (val. acc. %)",
+            "Last step (val. acc. %)",
+            "Curve step: acc. %",
         ]
-        lines.append("|---|---|---|---|---|")
-        for r in selections:
-            lines.append(
-                f"| {r['size']} | {r['run']} | {r['best_step']} ({r['best_accuracy']:.2f}) | "
-                f"{r['last_step']} ({r['last_accuracy']:.2f}) | {r['curve']} |"
-            )
-        sections.append("\n".join(lines))
+        rows = [
+            [
+                r["size"],
+                r["run"],
+                f"{r['best_step']} ({r['best_accuracy']:.2f})",
+                f"{r['last_step']} ({r['last_accuracy']:.2f})",
+                r["curve"],
+            ]
+            for r in selections
+        ]
+        sections.append(_table(header, rows))
     else:
         sections.append(
             "No run selected a checkpoint (no validation split in its data): each exports its last step."
         )
     if units is not None:
         sections.append("## Split unit: what a shared image buys")
-        lines = [
-            "| Model | Split unit (these runs) | Acc. % | Split unit (--compare-runs) | Acc. % | Δ (95% CI) |"
+        header = ["Model", "Split unit (these runs)", "Acc. %", "Split unit (--compare-runs)", "Acc. %"]
+        rows = [
+            [
+                r["model"],
+                r["unit_a"],
+                f"{r['accuracy_a']:.2f}",
+                r["unit_b"],
+                f"{r['accuracy_b']:.2f}",
+                f"{r['diff']:+.2f} ({r['ci_low']:+.2f}–{r['ci_high']:+.2f})",
+            ]
+            for r in units
         ]
-        lines.append("|---|---|---|---|---|---|")
-        for r in units:
-            lines.append(
-                f"| {r['model']} | {r['unit_a']} | {r['accuracy_a']:.2f} | {r['unit_b']} | "
-                f"{r['accuracy_b']:.2f} | {r['diff']:+.2f} ({r['ci_low']:+.2f}–{r['ci_high']:+.2f}) |"
-            )
-        sections.append("\n".join(lines))
+        sections.append(_table([*header, "Δ (95% CI)"], rows))
     return sections
