@@ -1,4 +1,5 @@
-"""EasyR1 batch reward functions (``worker.reward.reward_type: batch``).
+"""EasyR1 batch reward functions: EasyR1's ``AutoRewardManager`` reads ``REWARD_TYPE = "batch"`` from this
+file (EasyR1 b44b311 has no ``reward_type`` config key).
 
 ``worker.reward.reward_function: ./rewards/easyr1.py:outcome_reward`` (beta, epsilon) or
 ``./rewards/easyr1.py:process_reward`` (r1); ``reward_function_kwargs`` carries the weights (and the judge

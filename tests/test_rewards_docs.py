@@ -25,3 +25,17 @@ def test_reward_keys_and_faults_are_documented() -> None:
         assert f"`{key}`" in README, key
     for fault in FAULTS:
         assert f"`{fault}`" in README, fault
+
+
+def test_no_reward_type_key_that_easyr1_does_not_have(repo_root: Path) -> None:
+    """EasyR1 b44b311's RewardConfig has no reward_type (the manager reads REWARD_TYPE from the file)."""
+    from verl.workers.reward import RewardConfig
+
+    assert "reward_type" not in {f.name for f in dataclasses.fields(RewardConfig)}
+    for path in ("rewards/README.md", "rewards/easyr1.py"):
+        assert "reward_type:" not in (repo_root / path).read_text(encoding="utf-8"), path
+
+
+def test_module_docstrings_name_only_files_in_the_repository(repo_root: Path) -> None:
+    for path in [*(repo_root / "tools").rglob("*.py"), *(repo_root / "rewards").rglob("*.py")]:
+        assert "DESIGN.md" not in path.read_text(encoding="utf-8"), path

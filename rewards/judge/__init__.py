@@ -1,4 +1,4 @@
-"""The judge client for the cross-modal process reward (DESIGN.md, "Judge"); see rewards/README.md.
+"""The judge client for the cross-modal process reward; see rewards/README.md.
 
 | module | what |
 |---|---|

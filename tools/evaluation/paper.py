@@ -97,7 +97,7 @@ TABLE2 = (
     _ours("7b", "r1", "94.99"),
 )
 
-# Table 3: out-of-domain accuracy (%) per OmniMedVQA subset. DESIGN.md lists the control as "γ"; the
+# Table 3: out-of-domain accuracy (%) per OmniMedVQA subset. The paper lists the control as "γ"; the
 # paper's controls are 7B models, so it is compared with our gamma at 7B.
 _HUATUO = "HuatuoGPT-Vision-7B"
 _TABLE3_MODELS = (("3b", "base"), ("7b", "base"), (_HUATUO, None), ("7b", "gamma"), ("7b", "r1"))
