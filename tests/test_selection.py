@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,7 @@ def test_alpha_exports_the_best_validation_checkpoint_not_the_last(
     rows, won = gold_against_the_last(rows, {step: _outputs(first, step) for step in steps})
     assert won > 0, "premise: no earlier checkpoint gave a valid answer the last one does not give"
     _write_validation(data, rows)
+    shutil.rmtree(tmp_path / "wandb")  # what W&B holds below comes from the second run
     capsys.readouterr()
 
     runs = tmp_path / "runs2"
