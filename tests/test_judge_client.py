@@ -460,3 +460,41 @@ def test_any_transport_plugs_in(image: Path) -> None:
     assert request.model == "scripted" and request.images[0].startswith("data:image/png;base64,")
     assert "BEGIN UNTRUSTED MODEL OUTPUT" in request.user and request.system == judge.prompt.system
     judge.close()
+
+
+def test_the_first_wave_leaves_while_the_rest_of_the_batch_is_prepared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Preparing a batch (images, cache keys) overlaps its first requests instead of delaying them all."""
+    import rewards.judge.judge as judge_module
+    from rewards.judge import ChatReply, ChatRequest, Judge
+
+    prepared: list[str] = []
+    real_load = judge_module.load_image
+    monkeypatch.setattr(judge_module, "load_image", lambda path: prepared.append(path) or real_load(path))
+
+    class Recording:
+        def __init__(self) -> None:
+            self.prepared_at_first_call: int | None = None
+
+        async def complete(self, request: ChatRequest, timeout: float) -> ChatReply:
+            if self.prepared_at_first_call is None:
+                self.prepared_at_first_call = len(prepared)
+            return ChatReply('{"integrity_score": 0.6, "knowledge_score": 0.2}', 100, 10)
+
+        async def aclose(self) -> None:
+            pass
+
+    items = []
+    for index in range(64):
+        path = tmp_path / f"{index}.png"
+        Image.new("RGB", (8, 8), (index, 60, 120)).save(path)
+        items.append(
+            JudgeItem(f"<think>{GOOD_THINK}</think><answer>C) x</answer>", "Q?", "C) x", str(path), True)
+        )
+    transport = Recording()
+    config = JudgeConfig.from_dict({"model": "scripted", "cache_dir": None, "concurrency": 8})
+    judge = Judge(config, transport=transport)
+    assert judge.judge(items) == [JudgeResult(0.6, 0.2)] * 64
+    assert transport.prepared_at_first_call == 8  # after the first wave's items, not all 64
+    judge.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,26 +33,14 @@ def test_no_checkpoint_is_an_error() -> None:
 
 @pytest.fixture
 def data(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The smoke's 200 sft items, and a validation file whose answers are all wrong on purpose.
-
-    Every validation answer is another option than the true one, so the better alpha learns the (learnable)
-    synthetic data, the lower its validation accuracy once it answers well-formed: the curve rises while the
-    format is learnt, then falls, and the best checkpoint is not the last one.
-    """
+    """The smoke's 200 sft items and, as the validation split, 16 test items with their true answers."""
     from tools.data.pathmmu import convert_pathmmu
-    from tools.data.staging import file_hashes
     from tools.dev.synth import write_synthetic_pathmmu
 
     root = tmp_path / "data" / "pathmmu"
     convert_pathmmu(write_synthetic_pathmmu(tmp_path / "src", 240), root, sizes=(200, 8))
     rows = [json.loads(line) for line in (root / "eval" / "test.jsonl").read_text().splitlines()][:16]
-    with (root / "eval" / "validation.jsonl").open("w") as handle:
-        for row in rows:
-            row["answer"] = next(option for option in row["options"] if option != row["answer"])
-            handle.write(json.dumps(row) + "\n")
-    manifest = json.loads((root / "manifest.json").read_text())  # as if the conversion had written it
-    manifest["files"] = file_hashes(root)
-    (root / "manifest.json").write_text(json.dumps(manifest))
+    _write_validation(root, rows)
     for name, value in {
         "PATHVLM_DATA": tmp_path / "data",
         "PATHVLM_RUNS": tmp_path / "runs",
@@ -61,34 +51,79 @@ def data(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> P
     return root
 
 
+def _write_validation(root: Path, rows: list[dict[str, Any]]) -> None:
+    """``rows`` as the validation split, listed in the manifest as if the conversion had written them."""
+    from tools.data.staging import file_hashes
+
+    path = root / "eval" / "validation.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["files"] = file_hashes(root)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _outputs(stage: Path, step: int) -> dict[str, str]:
+    """What checkpoint ``step`` answered on each validation item (its selection evaluation)."""
+    items = stage / "selection" / f"step-{step}" / "validation" / "items.jsonl"
+    return {r["id"]: r["output"] for r in map(json.loads, items.read_text().splitlines())}
+
+
+def gold_against_the_last(
+    rows: list[dict[str, Any]], outputs: dict[int, dict[str, str]]
+) -> tuple[list[dict[str, Any]], int]:
+    """``rows`` with each answer replaced: an option that an earlier checkpoint's output scores as correct
+    and the last's does not (the earliest such checkpoint's), else any option the last's output misses.
+
+    Scored with the evaluation's own ``score``; returns the rows and how many items an earlier
+    checkpoint gets right (so the last scores 0 and, if that count is > 0, some earlier one scores more).
+    """
+    from tools.evaluation.evaluate import score
+
+    *earlier, last = sorted(outputs)
+    new_rows, won = [], 0
+    for row in rows:
+        missed = [o for o in row["options"] if not score(outputs[last][row["id"]], o)["correct"]]
+        right = [o for step in earlier for o in missed if score(outputs[step][row["id"]], o)["correct"]]
+        won += bool(right)
+        new_rows.append({**row, "answer": (right or missed)[0]})
+    return new_rows, won
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="after the issue-12 merge every checkpoint scores 0.0 on the adversarial validation file, so the "
-    "curve is flat and the best is not distinct from the last; the fixture needs a new premise (issue 19)",
-    strict=False,
-)
 def test_alpha_exports_the_best_validation_checkpoint_not_the_last(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Two identical seeded alpha runs. The first (true validation answers) shows what every checkpoint
+    answers; the second is validated on gold answers that an earlier checkpoint gives and the last one
+    does not, so its best checkpoint is not the last, and exporting the last would fail here."""
     from safetensors.torch import load_file
 
-    code = cli_main(["run", "alpha", "--profile", "cpu", "--set", "llamafactory.save_steps=40"])
+    command = ["run", "alpha", "--profile", "cpu", "--set", "llamafactory.save_steps=40"]
+    assert cli_main(command) == 0, capsys.readouterr().out[-3000:]
+    first = tmp_path / "runs" / "7b" / "alpha"
+    steps = [point["step"] for point in json.loads((first / "selection.json").read_text())["curve"]]
+    assert steps == [40, 80, 120, 160, 200]  # every periodic checkpoint kept and evaluated, and the final one
+    rows = [json.loads(line) for line in (data / "eval" / "validation.jsonl").read_text().splitlines()]
+    rows, won = gold_against_the_last(rows, {step: _outputs(first, step) for step in steps})
+    assert won > 0, "premise: no earlier checkpoint gave a valid answer the last one does not give"
+    _write_validation(data, rows)
+    shutil.rmtree(tmp_path / "wandb")  # what W&B holds below comes from the second run
+    capsys.readouterr()
+
+    runs = tmp_path / "runs2"
+    code = cli_main([*command, "--runs", str(runs)])
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
-    stage = tmp_path / "runs" / "7b" / "alpha"
+    stage = runs / "7b" / "alpha"
+    for step in steps:  # premise: the seeded training is reproducible, so the answers above hold here
+        assert _outputs(stage, step) == _outputs(first, step), step
     record = json.loads((stage / "selection.json").read_text())
-    steps = [point["step"] for point in record["curve"]]
-    assert steps == [
-        40,
-        80,
-        120,
-        160,
-        200,
-    ]  # every periodic checkpoint kept and evaluated, and the final model
+    assert [point["step"] for point in record["curve"]] == steps
     accuracies = {point["step"]: point["accuracy"] for point in record["curve"]}
+    assert accuracies[200] == 0.0 and sum(accuracies.values()) * len(rows) >= won  # as built above
     best = record["best_step"]
-    assert best == min(steps, key=lambda s: (-accuracies[s], s)) and best != record["last_step"] == 200
-    assert accuracies[best] > accuracies[200]
+    assert best == min(steps, key=lambda s: (-accuracies[s], s))  # the highest, ties to the earliest
+    assert best != record["last_step"] == 200 and accuracies[best] > accuracies[200]
     assert record["data"] == str((data / "eval" / "validation.jsonl").resolve())
     assert not (stage / "eval").exists()  # the test split is never read for selection
     exported = load_file(stage / "model" / "model.safetensors")

@@ -123,6 +123,7 @@ class Judge:
         usage = JudgeUsage(items=len(items))
         results: list[JudgeResult | None] = [None] * len(items)
         todo: dict[str, tuple[JudgeItem, EncodedImage, list[int]]] = {}
+        tasks: dict[str, asyncio.Task] = {}
         images: dict[
             str, EncodedImage
         ] = {}  # per batch: a group's rollouts share one image, memory stays bounded
@@ -141,13 +142,13 @@ class Judge:
             if cached is not None:
                 usage.cache_hits += 1
                 results[index] = JudgeResult(*cached)
+            elif key in todo:
+                todo[key][2].append(index)
             else:
-                todo.setdefault(key, (item, image, []))[2].append(index)
-
-        tasks = {
-            key: asyncio.create_task(self._judge_one(item, image, deadline, usage))
-            for key, (item, image, _) in todo.items()
-        }
+                todo[key] = (item, image, [index])
+                tasks[key] = asyncio.create_task(self._judge_one(item, image, deadline, usage))
+                if len(tasks) % self.config.concurrency == 0:
+                    await asyncio.sleep(0)  # the first wave goes out while the rest is prepared
         if tasks:
             _, pending = await asyncio.wait(tasks.values(), timeout=max(0.0, deadline - loop.time()))
             for task in pending:

@@ -6,6 +6,8 @@ Both backends show the model the same text (the model's chat template around one
 ``min_pixels`` are set, and the processor limited to the same values), and decode pure greedy:
 temperature 0, no repetition penalty, no model-default sampling settings. An output stops at the first
 end-of-sequence token of the model's generation config; ``output_tokens`` counts the tokens before it.
+With ``samples`` > 1 (pass@k, ``tools/evaluation/passk.py``) ``generate_samples`` draws that many answers
+per request at ``temperature`` (top-p 1, no top-k, no repetition penalty), seeded by ``seed``.
 """
 
 from __future__ import annotations
@@ -55,11 +57,19 @@ class Backend(ABC):
         max_pixels: int | None = None,
         min_pixels: int | None = None,
         dtype: str = "auto",
+        samples: int = 1,
+        temperature: float = 0.0,
+        seed: int = 0,
     ) -> None:
         from transformers import AutoProcessor
 
+        if samples > 1 and temperature <= 0:
+            raise ValueError(f"{samples} samples per item need a temperature > 0, got {temperature}")
         self.model_name = model
         self.max_new_tokens = max_new_tokens
+        self.samples = samples
+        self.temperature = temperature
+        self.seed = seed
         self.max_pixels = max_pixels
         self.min_pixels = min_pixels
         self.dtype = dtype
@@ -94,6 +104,10 @@ class Backend(ABC):
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
         """One greedy answer per request, in order."""
 
+    @abstractmethod
+    def generate_samples(self, requests: Sequence[Request]) -> list[list[Generation]]:
+        """``samples`` answers per request at ``temperature``, in order."""
+
     def accounting(self) -> dict[str, Any]:
         """Usage of an API backend (calls, tokens, cost); local models have none."""
         return {}
@@ -116,14 +130,23 @@ class HFBackend(Backend):
         self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(self.model_name, dtype=torch_dtype)
         self.model.to(self.device).eval()
         pad_id = self.processor.tokenizer.pad_token_id
-        self.generation_config = GenerationConfig(
-            max_new_tokens=self.max_new_tokens,
-            do_sample=False,
-            eos_token_id=self.eos_ids,
-            pad_token_id=self.eos_ids[-1] if pad_id is None else pad_id,
+        common = {
+            "max_new_tokens": self.max_new_tokens,
+            "eos_token_id": self.eos_ids,
+            "pad_token_id": self.eos_ids[-1] if pad_id is None else pad_id,
+        }
+        self.generation_config = GenerationConfig(do_sample=False, **common)
+        self.sampling_config = GenerationConfig(
+            do_sample=True,
+            temperature=self.temperature or 1.0,
+            top_p=1.0,
+            top_k=0,
+            num_return_sequences=self.samples,
+            **common,
         )
+        self._sample_calls = 0
 
-    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+    def _generate(self, requests: Sequence[Request], config) -> list[Generation]:
         import torch
 
         inputs = self.processor(
@@ -133,11 +156,20 @@ class HFBackend(Backend):
             return_tensors="pt",
         ).to(self.device)
         with torch.inference_mode():
-            output = self.model.generate(
-                **inputs, generation_config=self.generation_config, use_model_defaults=False
-            )
+            output = self.model.generate(**inputs, generation_config=config, use_model_defaults=False)
         new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
         return [self.finish(ids) for ids in new_tokens]
+
+    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        return self._generate(requests, self.generation_config)
+
+    def generate_samples(self, requests: Sequence[Request]) -> list[list[Generation]]:
+        import torch
+
+        torch.manual_seed(self.seed + self._sample_calls)  # each batch its own seeded draws
+        self._sample_calls += 1
+        flat = self._generate(requests, self.sampling_config)  # the samples of a request are adjacent
+        return [flat[i : i + self.samples] for i in range(0, len(flat), self.samples)]
 
 
 class VLLMBackend(Backend):
@@ -172,14 +204,29 @@ class VLLMBackend(Backend):
             stop_token_ids=self.eos_ids,
             skip_special_tokens=True,
         )
+        self.multi_sampling = SamplingParams(
+            n=self.samples,
+            temperature=self.temperature or 1.0,
+            top_p=1.0,
+            seed=self.seed,
+            max_tokens=self.max_new_tokens,
+            stop_token_ids=self.eos_ids,
+            skip_special_tokens=True,
+        )
 
-    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+    def _outputs(self, requests: Sequence[Request], sampling) -> list[Any]:
         prompts = [
             {"prompt": self.render(request.prompt), "multi_modal_data": {"image": self.image(request.image)}}
             for request in requests
         ]
-        outputs = self.llm.generate(prompts, self.sampling, use_tqdm=False)
-        return [self.finish(output.outputs[0].token_ids) for output in outputs]
+        return self.llm.generate(prompts, sampling, use_tqdm=False)
+
+    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        return [self.finish(output.outputs[0].token_ids) for output in self._outputs(requests, self.sampling)]
+
+    def generate_samples(self, requests: Sequence[Request]) -> list[list[Generation]]:
+        outputs = self._outputs(requests, self.multi_sampling)
+        return [[self.finish(sample.token_ids) for sample in output.outputs] for output in outputs]
 
 
 def make_backend(name: str, model: str, **kwargs: Any):

@@ -30,6 +30,8 @@ IDENTITY_KEYS = (
     "data_sha256",
     "max_new_tokens",
     "temperature",
+    "samples",  # pass@k folders only (absent: greedy, one answer per item)
+    "seed",
     "max_pixels",
     "min_pixels",
     "dtype",
@@ -46,6 +48,7 @@ RECORD_TYPES: dict[str, tuple[type, ...]] = {
     "output_tokens": (int,),
     "format_ok": (bool,),
 }
+SAMPLE_TYPES: dict[str, type] = {"sample_outputs": str, "sample_correct": bool, "sample_output_tokens": int}
 CONFIG_FILE, ITEMS_FILE, SUMMARY_FILE, LOCK_FILE = "config.json", "items.jsonl", "summary.json", "eval.lock"
 _WHOLE_FILE_LIMIT = 16 << 20
 _EDGE = 1 << 20
@@ -98,6 +101,15 @@ def validate_record(record: Any, where: str) -> dict[str, Any]:
             raise EvalFileError(f"{where}: {key!r} must be {names}, got {value!r}")
     if record["output_tokens"] < 0:
         raise EvalFileError(f"{where}: 'output_tokens' must be >= 0, got {record['output_tokens']}")
+    if any(key in record for key in SAMPLE_TYPES):  # a pass@k record: N answers, each scored
+        lengths = set()
+        for key, kind in SAMPLE_TYPES.items():
+            value = record.get(key)
+            if not isinstance(value, list) or not value or not all(type(v) is kind for v in value):
+                raise EvalFileError(f"{where}: {key!r} must be a non-empty list of {kind.__name__}")
+            lengths.add(len(value))
+        if len(lengths) > 1:
+            raise EvalFileError(f"{where}: {list(SAMPLE_TYPES)} differ in length")
     return record
 
 
@@ -181,8 +193,8 @@ def claim_folder(out_dir: Path, config: dict[str, Any]) -> None:
     """Write ``config.json`` before any item, or check that an existing folder has this identity."""
     config_path, items_path = out_dir / CONFIG_FILE, out_dir / ITEMS_FILE
     if config_path.exists():
-        previous = identity(read_json(config_path))
-        changed = {k: (previous[k], config[k]) for k in IDENTITY_KEYS if previous[k] != config[k]}
+        previous, current = identity(read_json(config_path)), identity(config)
+        changed = {k: (previous[k], current[k]) for k in IDENTITY_KEYS if previous[k] != current[k]}
         if changed and items_path.exists():
             raise SystemExit(
                 f"{out_dir}: items.jsonl was written with other settings {changed} (was, now); "

@@ -19,6 +19,13 @@ Where the files go (``<dataset>`` is the data file's stem: ``test``, ``chest_ct_
 - else, a model under ``<runs>/<size>/<stage>/model``: ``<runs>/<size>/<stage>/eval/<dataset>/``;
 - else ``--size S`` (a base model id or any other path): ``<runs>/S/base/eval/<dataset>/``.
 
+pass@k (``tools/evaluation/passk.py``): ``--samples N`` (N ≥ 2) draws N answers per item at ``--temperature``
+(default 1) instead of one greedy answer; each record adds ``sample_outputs``, ``sample_correct`` and
+``sample_output_tokens`` (its ``output`` and ``correct`` are the first sample's), the summary adds
+``pass_at_k``, and the folder is ``<dataset>-samples<N>-t<T>`` beside the greedy one (``--out DIR``:
+``DIR/<dataset>``). Samples, temperature and seed are part of the folder's identity, so greedy and sampled
+records never mix; ``pathvlm report`` reads sampled folders only for its pass@k table.
+
 Images are limited like training: ``--max-pixels`` / ``--min-pixels``, by default the values in a stage
 export's ``config.yaml`` (``easyr1.data.*_pixels`` / ``llamafactory.image_*_pixels``), else the
 processor's own limits.
@@ -228,6 +235,7 @@ def _answer_and_summarize(
             "delete the directory and rerun"
         )
     todo = [item for item in items if item["id"] not in done]
+    sampled = config.get("samples") is not None
     started, generated = time.perf_counter(), 0
     unanswered: list[str] = []
     with (
@@ -237,21 +245,25 @@ def _answer_and_summarize(
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             prompts = [build_prompt(item["question"], item["options"]) for item in batch]
-            generations = backend.generate(
-                [Request(p, item["image"]) for p, item in zip(prompts, batch, strict=True)]
-            )
+            requests = [Request(p, item["image"]) for p, item in zip(prompts, batch, strict=True)]
+            generations = backend.generate_samples(requests) if sampled else backend.generate(requests)
             for item, prompt, generation in zip(batch, prompts, generations, strict=True):
                 if generation is None:  # an API item without a reply: left for the rerun
                     unanswered.append(item["id"])
                     continue
+                samples = generation if isinstance(generation, list) else [generation]
                 record = {
                     "id": item["id"],
                     "subset": item["subset"],
                     "prompt_sha256": hashlib.sha256(backend.render(prompt).encode("utf-8")).hexdigest(),
-                    "output": generation.text,
-                    **score(generation.text, item["answer"]),
-                    "output_tokens": generation.output_tokens,
+                    "output": samples[0].text,
+                    **score(samples[0].text, item["answer"]),
+                    "output_tokens": samples[0].output_tokens,
                 }
+                if sampled:
+                    record["sample_outputs"] = [sample.text for sample in samples]
+                    record["sample_correct"] = [score(x.text, item["answer"])["correct"] for x in samples]
+                    record["sample_output_tokens"] = [sample.output_tokens for sample in samples]
                 done[item["id"]] = record
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             handle.flush()
@@ -272,6 +284,11 @@ def _answer_and_summarize(
         **({"api_usage": backend.accounting()} if backend.accounting() else {}),
     }
     summary = summarize([done[item["id"]] for item in items], meta)
+    if sampled:
+        from tools.evaluation.passk import estimate
+
+        counts = [sum(done[item["id"]]["sample_correct"]) for item in items]
+        summary["pass_at_k"] = estimate(counts, config["samples"])
     write_json(out_dir / SUMMARY_FILE, summary)
     return summary
 
@@ -290,20 +307,23 @@ def evaluate(args: argparse.Namespace) -> int:
         raise SystemExit(
             "--backend openai sends images as they are: --max-pixels / --min-pixels do not apply"
         )
+    sampling = _sampling(args)
     jobs = []
     # An API model is its name (the endpoint may move: a proxy, a vllm serve on another port).
     model_hash = model_sha256(f"openai:{args.model}" if api else args.model)
     for data in args.data:
         if not data.is_file():
             raise SystemExit(f"{data}: eval data file not found")
-        out_dir = output_dir(args.model, data.stem, args.out, args.size, args.runs, api=api)
+        dataset = data.stem if args.out is not None or sampling is None else sampled_dataset(data.stem, args)
+        out_dir = output_dir(args.model, dataset, args.out, args.size, args.runs, api=api)
         config = {
             "model": str(Path(args.model).absolute()) if Path(args.model).exists() else args.model,
             "model_sha256": model_hash,
             "backend": args.backend,
             "data_sha256": file_sha256(data),
             "max_new_tokens": args.max_new_tokens,
-            "temperature": 0.0,
+            "temperature": 0.0 if sampling is None else sampling["temperature"],
+            **(sampling or {}),
             "max_pixels": args.max_pixels,
             "min_pixels": args.min_pixels,
             "dtype": args.dtype,
@@ -356,11 +376,33 @@ def backend_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "max_pixels": args.max_pixels,
         "min_pixels": args.min_pixels,
         "dtype": args.dtype,
+        **(_sampling(args) or {}),
     }
     if args.backend == "vllm":
         kwargs["tensor_parallel_size"] = args.tensor_parallel_size
         kwargs["max_model_len"] = args.max_prompt_length + args.max_new_tokens
     return kwargs
+
+
+def _sampling(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``{samples, temperature, seed}`` of a pass@k evaluation (``--samples`` ≥ 2), None for greedy."""
+    samples, temperature = getattr(args, "samples", 1), getattr(args, "temperature", None)
+    if samples == 1:
+        if temperature not in (None, 0.0):
+            raise SystemExit("--temperature samples answers: pass --samples N (N >= 2) for pass@k")
+        return None
+    if args.backend == "openai":
+        raise SystemExit("--samples (pass@k) evaluates local models: use --backend hf or vllm")
+    temperature = 1.0 if temperature is None else temperature
+    if temperature <= 0:
+        raise SystemExit(f"--samples {samples} needs --temperature > 0 (got {temperature})")
+    return {"samples": samples, "temperature": temperature, "seed": args.seed}
+
+
+def sampled_dataset(stem: str, args: argparse.Namespace) -> str:
+    """The folder name of a pass@k evaluation beside the greedy one: ``test-samples8-t1``."""
+    sampling = _sampling(args) or {}
+    return f"{stem}-samples{sampling['samples']}-t{sampling['temperature']:g}"
 
 
 def eval_datasets(root: Path) -> list[Path]:
@@ -536,6 +578,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, help="write to OUT/<dataset>/ (default: see above)")
     parser.add_argument("--size", help="model size (3b, 7b) for a base model's default output directory")
     _add_generation_args(parser)
+    sampling = parser.add_argument_group("pass@k (tools/evaluation/passk.py)")
+    sampling.add_argument(
+        "--samples",
+        type=_positive_int,
+        default=1,
+        help="answers sampled per item (>= 2: pass@k for k = 1, 2, 4, 8 up to N; default 1 = greedy)",
+    )
+    sampling.add_argument(
+        "--temperature", type=float, help="sampling temperature with --samples (default 1; greedy: 0)"
+    )
+    sampling.add_argument("--seed", type=int, default=0, help="sampling seed with --samples (default 0)")
     _add_api_args(parser)
     parser.set_defaults(func=evaluate)
 

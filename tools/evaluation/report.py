@@ -10,6 +10,8 @@ to ``--out``:
   Then exact McNemar tests on shared item ids: R1 vs β, β vs α, β vs γ, ε vs δ, per size and dataset;
   then replicate seeds (mean ± sd, McNemar per matching seed), model selection curves and split units
   (``tools.evaluation.report_runs``; ``--compare-runs DIR`` adds the difference between split units);
+  the judged reasoning table (``tools.evaluation.report_reasoning``); and, where ``pathvlm eval --samples N``
+  folders exist, pass@k per model (``tools.evaluation.report_passk``, also ``passk.csv``);
 - ``table1_in_domain.csv``, ``table2_output_tokens.csv``, ``table3_ood.csv``, ``comparisons.csv``;
 - ``accuracy.png`` (accuracy per model with CIs and paper markers), ``output_tokens.png``;
 - W&B (unless ``--no-wandb``): per evaluated size-stage a run in project ``pathvlm-r1``, group = the
@@ -70,6 +72,7 @@ def collect(runs: Path) -> Results:
     any that do not stop the report with every problem listed.
     """
     from tools.evaluation.eval_files import EvalFileError, check_folder
+    from tools.evaluation.report_passk import is_sampled
 
     results: Results = {}
     problems = []
@@ -81,6 +84,8 @@ def collect(runs: Path) -> Results:
             summary, _ = check_folder(dataset_dir)
         except EvalFileError as error:
             problems.append(str(error))
+            continue
+        if is_sampled(summary):  # pass@k folders: only the pass@k table reads them (report_passk)
             continue
         results[key] = Result(*key, summary=summary, items_path=dataset_dir / "items.jsonl")
     if problems:
@@ -330,6 +335,7 @@ def write_report(
 ) -> tuple[dict[str, list[dict[str, Any]]], list[Path]]:
     """Write report.md, the CSVs and the plots; return the tables (comparisons included) and plot paths."""
     from tools.evaluation import report_runs
+    from tools.evaluation.report_passk import sections as passk_sections
     from tools.evaluation.report_reasoning import sections as reasoning_sections
 
     out.mkdir(parents=True, exist_ok=True)
@@ -386,6 +392,7 @@ def write_report(
         + ".",
         *report_runs.markdown(tables["replicates"], tables["seed_comparisons"], tables["selection"], units),
         *reasoning_sections(results, out),
+        *passk_sections(runs, out),
         "## Plots",
         *(f"![{path.stem}]({path.name})" for path in plots),
     ]
