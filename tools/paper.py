@@ -38,12 +38,18 @@ class PaperRow:
 # Models behind an API: ``<runs>/api/<stage>/`` (``pathvlm eval --backend openai``), by display name.
 API_SIZE = "api"
 API_LABELS = {"gemini-1.5-pro": "Gemini-1.5-Pro", "gpt-4o": "GPT-4o"}
+# Sizes of ours that only stand in for a paper size (recipes/sizes/tiny.yaml): their rows are never compared
+# with the paper's numbers.
+STAND_INS = {"tiny": "7b"}
 
 
 def model_label(size: str, stage: str) -> str:
-    """Display name of one of our runs: ``Qwen2.5-VL-7B``, ``β-7B``, ``PathVLM-R1`` (r1 at 7B), ``GPT-4o``."""
+    """Display name of one of our runs: ``Qwen2.5-VL-7B``, ``β-7B``, ``PathVLM-R1`` (r1 at 7B), ``GPT-4o``,
+    ``tiny (stands in for β-7B)``."""
     if size == API_SIZE:
         return API_LABELS.get(stage, stage)
+    if size in STAND_INS:
+        return f"{size} (stands in for {model_label(STAND_INS[size], stage)})"
     if stage == "base":
         return f"Qwen2.5-VL-{size.upper()}"
     if stage == "r1":

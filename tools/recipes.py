@@ -62,7 +62,8 @@ STAGES: dict[str, StageInfo] = {
     "delta": StageInfo("llamafactory", None, None, "control: SFT from the base model on the rl split"),
     "epsilon": StageInfo("easyr1", None, None, "control: GRPO from the base model, format + accuracy"),
 }
-SIZES = ("7b", "3b")
+SIZES = ("7b", "3b")  # the paper's model sizes
+STAND_IN_SIZES = ("tiny",)  # recipes/sizes/tiny.yaml: the tiny offline model (tests, smoke), PROFILE=cpu only
 PROFILES = ("h20x4", "cpu")
 BUDGETS = ("paper", "fast")
 DEFAULT_BUDGET = "paper"
@@ -164,7 +165,7 @@ def compose(
     """The recipe of ``stage`` for model ``size`` on hardware ``profile`` with training ``budget``,
     interpolations unresolved."""
     _choice("stage", stage, list(STAGES))
-    _choice("size", size, SIZES)
+    _choice("size", size, SIZES + STAND_IN_SIZES)
     _choice("profile", profile, PROFILES)
     _choice("budget", budget, BUDGETS)
     engine = STAGES[stage].engine
@@ -617,7 +618,9 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_recipe_options(parser: argparse.ArgumentParser, budget: bool = True) -> None:
     """--size, --profile, (--budget) and --set of a recipe whose stage the command fixes or takes."""
-    parser.add_argument("--size", default="7b", choices=SIZES, help="model size overlay (default: 7b)")
+    parser.add_argument(
+        "--size", default="7b", choices=SIZES + STAND_IN_SIZES, help="model size overlay (default: 7b)"
+    )
     parser.add_argument(
         "--profile", default="h20x4", choices=PROFILES, help="hardware overlay (default: h20x4)"
     )

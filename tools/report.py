@@ -330,6 +330,7 @@ def write_report(
 ) -> tuple[dict[str, list[dict[str, Any]]], list[Path]]:
     """Write report.md, the CSVs and the plots; return the tables (comparisons included) and plot paths."""
     from tools import report_runs
+    from tools.report_learning import sections as learning_sections
     from tools.report_reasoning import sections as reasoning_sections
 
     out.mkdir(parents=True, exist_ok=True)
@@ -370,7 +371,8 @@ def write_report(
     sections = [
         "# PathVLM-R1: our runs next to the paper",
         "Accuracy is strict (option letter and text, the paper's metric), in %; intervals are 95 % bootstrap "
-        "CIs over items; Δ is ours minus the paper's number; `missing` marks rows we have not evaluated.",
+        "CIs over items; Δ is ours minus the paper's number; `missing` marks rows we have not evaluated. "
+        "A model that only stands in for one of the paper's (`tiny (stands in for …)`) gets no Δ.",
         "## Table 1: in-domain accuracy (PathMMU test)",
         table_markdown(tables["table1_in_domain"]),
         "## Table 2: average output tokens (PathMMU test)",
@@ -386,6 +388,7 @@ def write_report(
         + ".",
         *report_runs.markdown(tables["replicates"], tables["seed_comparisons"], tables["selection"], units),
         *reasoning_sections(results, out),
+        *learning_sections(results, runs, out),
         "## Plots",
         *(f"![{path.stem}]({path.name})" for path in plots),
     ]

@@ -28,7 +28,7 @@ from typing import Any
 
 from tools.wandb_naming import child_environ
 
-SIZE = "7b"  # the runs directory name; the cpu profile swaps every size's base model for the tiny one
+SIZE = "tiny"  # recipes/sizes/tiny.yaml: the tiny offline model, runs under runs/tiny/
 STAGES = ("alpha", "beta", "r1")
 CHANCE = 0.25  # four options per synthetic item
 API_MODEL = "fake-vlm"  # the fake server answering as an API model: runs/api/fake-vlm
