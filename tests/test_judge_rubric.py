@@ -32,33 +32,32 @@ def out(think: str, answer: str = "A) Haemorrhage") -> str:
         (BARE, "A) Haemorrhage", (0.2, 1.0), "the colour only"),
         ("", "A) Haemorrhage", (0.0, 1.0), "no reasoning"),
         (
-            "The section is mostly red. Not yellow, so not adipose tissue. Red is typical of haemorrhage.",
+            f"{SHORT} Not yellow, so not adipose tissue.",
             "A) Haemorrhage",
             (0.6, 1.0),
             "one option ruled out is not enough",
         ),
         (
-            "The section is mostly red. Not adipose tissue. Not basaloid tumour nests. "
-            "Red is typical of haemorrhage.",
+            f"{SHORT} Not adipose tissue. Not basaloid tumour nests.",
             "A) Haemorrhage",
             (0.6, 1.0),
             "options ruled out without a reason (a colour)",
         ),
         (
-            "The section is mostly blue. Blue is typical of basaloid tumour nests.",
+            "The section is mostly blue, typical of basaloid tumour nests.",
             "C) Basaloid tumour nests",
             (0.2, 0.6),
             "wrong colour for the image: feature missing, contradicts the image",
         ),
         (SHORT, "B) Adipose tissue", (0.2, 0.6), "argues for haemorrhage, answers adipose tissue"),
         (
-            FULL.replace("Red is typical of haemorrhage", "Red is typical of adipose tissue"),
+            FULL.replace("typical of haemorrhage", "typical of adipose tissue"),
             "B) Adipose tissue",
             (0.6, 0.2),
             "red cited for adipose tissue (no rule for the answer, a definition broken), answer ruled out",
         ),
         (
-            "The section is mostly red. Not red, so not haemorrhage. Red is typical of haemorrhage.",
+            f"{SHORT} Not red, so not haemorrhage.",
             "A) Haemorrhage",
             (0.6, 0.6),
             "rules out the option it answers",

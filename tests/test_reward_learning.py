@@ -27,7 +27,7 @@ STEPS = 16
 GRPO = [
     f"easyr1.trainer.max_steps={STEPS}",
     "easyr1.trainer.save_freq=-1",
-    "easyr1.worker.actor.optim.lr=2.0e-3",
+    "easyr1.worker.actor.optim.lr=3.0e-3",
 ]
 WEIGHTS = {  # run -> (format, accuracy, process) weights
     "format": (1, 0, 0),

@@ -7,8 +7,9 @@ image alone, and tiny-model runs show learning, not only that code runs. Questio
 case number) so question grouping does not collapse the split. Deterministic for a given seed.
 
 The explanations (the SFT reasoning) come in three styles (``REASONING_STYLES``), as real explanations vary
-in completeness: ``full`` names the deciding colour, rules out two wrong options by their colour and cites the
-colour's finding; ``short`` omits the elimination; ``bare`` names the colour only. The fake judge
+in completeness: ``short`` names the deciding colour and cites the colour's finding; ``full`` then also rules
+out two wrong options by their colour; ``bare`` names the colour only. They share their beginning, so the
+colour (which decides the answer) comes first and the style is one token's choice after it. The fake judge
 (``tools.judge_rubric``) scores them 1.0 / 0.8 / 0.6, so r1's process reward has something to prefer.
 
 The OOD subsets (OmniMedVQA schema) follow the same rule to a documented degree (``OMNIMEDVQA_SUBSETS``):
@@ -48,10 +49,10 @@ QUESTIONS = (
     "Case {n}: which option best describes this {stain}-stained {organ} tissue?",
 )
 # The reasoning's parts; the fake judge (tools.judge_rubric) looks for exactly these cues.
-FEATURE = "The section is mostly {colour}."
+FEATURE = "The section is mostly {colour}"
+KNOWLEDGE = ", typical of {finding}"
 ELIMINATION = " Not {colour}, so not {finding}."
-KNOWLEDGE = " {colour} is typical of {finding}."
-REASONING_STYLES = (("full", 0.4), ("short", 0.45), ("bare", 0.15))  # (style, share of the items)
+REASONING_STYLES = (("full", 0.35), ("short", 0.5), ("bare", 0.15))  # (style, share of the items)
 STAINS = ("H&E", "PAS", "Masson trichrome", "Giemsa", "reticulin")
 ORGANS = ("liver", "lung", "skin", "colon", "breast", "kidney", "lymph node", "stomach")
 # subset -> (modality_type, options in letter order (None: the in-domain finding of that palette entry),
@@ -102,13 +103,14 @@ def reasoning(label: int, style: str) -> str:
     ``full`` rules out the next two findings of the panel."""
     colour, finding = PALETTE[label][0], PALETTE[label][2].lower()
     text = FEATURE.format(colour=colour)
+    if style in ("full", "short"):
+        text += KNOWLEDGE.format(finding=finding)
+    text += "."
     if style == "full":
         panel = label // 4 * 4
         for step in (1, 2):
             other = PALETTE[panel + (label - panel + step) % 4]
             text += ELIMINATION.format(colour=other[0], finding=other[2].lower())
-    if style in ("full", "short"):
-        text += KNOWLEDGE.format(colour=colour.capitalize(), finding=finding)
     return text
 
 
