@@ -41,7 +41,9 @@ def test_make_smoke_shows_each_stage_doing_its_job_and_resumes(tmp_path: Path) -
 
     # alpha learns the format and part of the task
     assert stages["base"]["accuracy"] <= 0.1
-    assert chance + MARGINS["alpha_over_chance"] <= stages["alpha"]["accuracy"] <= 1 - MARGINS["alpha_below_one"]
+    assert (
+        chance + MARGINS["alpha_over_chance"] <= stages["alpha"]["accuracy"] <= 1 - MARGINS["alpha_below_one"]
+    )
     assert stages["alpha"]["mcnemar"]["p"] < 0.05  # better than base
     # beta: the accuracy reward rises while it trains
     first, last = stages["beta"]["reward_accuracy"]
