@@ -13,12 +13,12 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 OOD = {"chest_ct_scan", "isic2020", "retinal_oct_c8", "diabetic_retinopathy"}
 # Margins from data seeds 0/1/2 (README.md, "Two commands"; closing note of issue 16), under the worst seed
-# measured; the r1 and OOD figures come from seed 0 only (seeds 1 and 2 were stopped after beta). Not asserted,
-# because not reached: beta's greedy test accuracy above alpha's (seed 0: equal; seeds 1, 2: below).
+# measured; the r1 and OOD figures come from seed 0 only (seeds 1 and 2 were stopped after beta).
+# Not asserted, as not reached: beta's greedy test accuracy above alpha's (seed 0 equal, seeds 1, 2 below).
 MARGINS = {
-    "alpha_over_chance": 0.15,  # alpha's strict test accuracy above chance (0.25): 0.26 / 0.43 / 0.44
+    "alpha_over_chance": 0.15,  # alpha's strict test accuracy minus chance (0.25): 0.26 / 0.43 / 0.44
     "alpha_below_one": 0.1,  # ... and below 1, room for the RL stages: 0.51 / 0.68 / 0.69
-    "beta_accuracy_reward_rise": 0.08,  # beta's sampled accuracy reward, last minus first ¼: 0.21 / 0.12 / 0.14
+    "beta_accuracy_reward_rise": 0.08,  # beta's sampled accuracy reward, last - first ¼: 0.21 / 0.12 / 0.14
     "r1_process_reward_rise": 0.05,  # r1's sampled process reward, last minus first ¼: 0.11
     "r1_process_over_beta": 0.1,  # r1's judged process score on the test split minus beta's: 0.18
 }
