@@ -9,7 +9,9 @@ to ``--out``:
   and the difference; paper rows we have not run say ``missing``; runs the paper lacks are appended.
   Then exact McNemar tests on shared item ids: R1 vs β, β vs α, β vs γ, ε vs δ, per size and dataset;
   then replicate seeds (mean ± sd, McNemar per matching seed), model selection curves and split units
-  (``tools.report_runs``; ``--compare-runs DIR`` adds the difference between split units);
+  (``tools.report_runs``; ``--compare-runs DIR`` adds the difference between split units); reasoning
+  quality (``tools.report_reasoning``); per size with GRPO logs, what each stage did, with
+  ``learning_<size>.png`` (``tools.report_learning``). Stand-in sizes (``tiny``) get no paper number or Δ;
 - ``table1_in_domain.csv``, ``table2_output_tokens.csv``, ``table3_ood.csv``, ``comparisons.csv``;
 - ``accuracy.png`` (accuracy per model with CIs and paper markers), ``output_tokens.png``;
 - W&B (unless ``--no-wandb``): per evaluated size-stage a run in project ``pathvlm-r1``, group = the
