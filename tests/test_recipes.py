@@ -60,12 +60,19 @@ def test_every_recipe_composes_and_validates_on_cpu(stage: str, size: str, profi
     assert resolved["experiment"] and resolved["base_model"]
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", [s for s in SIZES if not registry.stands_in_for(s)])
 def test_sizes_pick_the_paper_models_and_cpu_the_tiny_one(size: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert _composed("alpha", size)["base_model"] == f"Qwen/Qwen2.5-VL-{size.upper()}-Instruct"
     monkeypatch.setenv("PATHVLM_TINY_MODEL", "/tmp/tiny")
     cpu = _composed("beta", size, "cpu")
     assert cpu["base_model"] == "/tmp/tiny" == cpu["easyr1"]["worker"]["actor"]["model"]["model_path"]
+
+
+def test_the_tiny_size_is_the_tiny_model_standing_in_for_7b(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATHVLM_TINY_MODEL", "/tmp/tiny")
+    assert _composed("alpha", "tiny", "cpu")["base_model"] == "/tmp/tiny"
+    assert registry.stands_in_for("tiny") == "7b" and registry.stands_in_for("7b") is None
+    assert "stands_in_for" not in _composed("alpha", "tiny", "cpu")
 
 
 @pytest.mark.parametrize(("stage", "profile"), itertools.product(SFT, PROFILES))

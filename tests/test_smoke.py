@@ -1,4 +1,5 @@
-"""`make smoke` end to end on CPU: it finishes, shows learning, and a second run skips every finished step."""
+"""`make smoke` end to end on CPU: each stage does its job, the report is honest, a second run skips every
+finished step."""
 
 from __future__ import annotations
 
@@ -10,6 +11,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+OOD = {"chest_ct_scan", "isic2020", "retinal_oct_c8", "diabetic_retinopathy"}
+# Margins from data seeds 0/1/2 (README.md, "Two commands"; closing note of issue 16), under the worst seed
+# measured; the r1 and OOD figures come from seed 0 only (seeds 1 and 2 were stopped after beta).
+# Not asserted, as not reached: beta's greedy test accuracy above alpha's (seed 0 equal, seeds 1, 2 below).
+MARGINS = {
+    "alpha_over_chance": 0.15,  # alpha's strict test accuracy minus chance (0.25): 0.26 / 0.43 / 0.44
+    "alpha_below_one": 0.1,  # ... and below 1, room for the RL stages: 0.51 / 0.68 / 0.69
+    "beta_accuracy_reward_rise": 0.08,  # beta's sampled accuracy reward, last - first ¼: 0.21 / 0.12 / 0.14
+    "r1_process_reward_rise": 0.05,  # r1's sampled process reward, last minus first ¼: 0.11
+    "r1_process_over_beta": 0.1,  # r1's judged process score on the test split minus beta's: 0.18
+}
 
 
 def _smoke(out: Path) -> tuple[str, float]:
@@ -22,33 +34,40 @@ def _smoke(out: Path) -> tuple[str, float]:
 
 
 @pytest.mark.slow
-def test_make_smoke_shows_learning_and_resumes(tmp_path: Path) -> None:
+def test_make_smoke_shows_each_stage_doing_its_job_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "smoke"
     stdout, seconds = _smoke(out)
     summary = json.loads((out / "summary.json").read_text())
-    accuracy = summary["test_accuracy"]
+    stages, chance = summary["stages"], summary["chance"]
 
-    # Learning, with margins measured over several data seeds (see the closing figures in README.md).
-    assert accuracy["base"] <= 0.1
-    assert accuracy["alpha"] >= summary["chance"] + 0.25
-    assert accuracy["alpha"] >= accuracy["base"] + 0.4
-    for stage in ("beta", "r1"):
-        assert accuracy[stage] >= summary["chance"] + 0.25, stage
-    trend = summary["beta_format_reward"]
-    assert trend["last_quarter"] > trend["first_quarter"], trend
-    assert set(summary["ood_accuracy"]["r1"]) == {
-        "chest_ct_scan",
-        "isic2020",
-        "retinal_oct_c8",
-        "diabetic_retinopathy",
-    }
+    # alpha learns the format and part of the task
+    assert stages["base"]["accuracy"] <= 0.1
+    assert (
+        chance + MARGINS["alpha_over_chance"] <= stages["alpha"]["accuracy"] <= 1 - MARGINS["alpha_below_one"]
+    )
+    assert stages["alpha"]["mcnemar"]["p"] < 0.05  # better than base
+    # beta: the accuracy reward rises while it trains
+    first, last = stages["beta"]["reward_accuracy"]
+    assert last - first >= MARGINS["beta_accuracy_reward_rise"], (first, last)
+    # r1: the process reward rises while it trains, and the judged reasoning on the test split is no worse
+    # than beta's while accuracy stays within beta's 95 % CI
+    first, last = stages["r1"]["reward_process"]
+    assert last - first >= MARGINS["r1_process_reward_rise"], (first, last)
+    assert stages["r1"]["process"] - stages["beta"]["process"] >= MARGINS["r1_process_over_beta"]
+    low, high = stages["beta"]["accuracy_ci"]
+    assert low <= stages["r1"]["accuracy"] <= high
+    # OOD: every subset evaluated; the rule transfers where the subset shares it (ISIC2020: fully)
+    assert set(summary["ood_accuracy"]["r1"]) == OOD
+    assert max(summary["ood_accuracy"][stage]["isic2020"] for stage in ("alpha", "beta", "r1")) > chance
 
-    # What the user is told, and where.
-    assert "strict accuracy on the synthetic test split" in stdout and "total" in stdout
+    # What the user is told, and where: stand-in rows, no comparison with the paper, the learning section.
+    assert "what each stage did" in stdout and "total" in stdout
     report = (out / "reports" / "report.md").read_text()
-    assert "PathVLM-R1" in report
-    assert list((out / "reports").glob("*.png"))
-    r1_config = (out / "runs" / "7b" / "r1" / "config.yaml").read_text()
+    assert "tiny (stands in for PathVLM-R1)" in report and "## Learning: what each stage did (tiny)" in report
+    assert (out / "reports" / "learning_tiny.png").is_file()
+    table1 = (out / "reports" / "table1_in_domain.csv").read_text().splitlines()
+    assert all(line.endswith(",,") for line in table1 if line.startswith("tiny (stands in"))  # no paper, no Δ
+    r1_config = (out / "runs" / "tiny" / "r1" / "config.yaml").read_text()
     assert "api_key_env" in r1_config and "sk-" not in r1_config
     assert seconds < 15 * 60
 

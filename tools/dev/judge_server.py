@@ -2,12 +2,13 @@
 
 For tests, the smoke pipeline, benchmarks and the SLURM tests (standing in for `vllm serve`). It answers
 ``POST /v1/chat/completions`` with ``{"integrity_score": x, "knowledge_score": y}`` computed from the model
-output inside the judge prompt (``fake_scores``: -0.4 per missing reasoning step, detected by keywords, and
--0.4 per violation keyword), so a real judgement is distinguishable from a fallback. A request without
-the judge prompt's markers that asks for ``<answer>`` tags (an evaluation prompt, ``tools/common/prompt.py``)
-is answered like a model (``fake_answer``: one of its options, chosen by the prompt's hash).
-``GET /v1/models`` lists the model (the health check of a served judge); ``GET /stats`` returns request
-counters.
+output inside the judge prompt: for an item of the synthetic task, by its rubric (``tools.dev.judge_rubric``:
+the image's colour, options ruled out, contradictions); for any other item by keywords (``fake_scores``: -0.4
+per missing reasoning step and per violation keyword), so a real judgement is distinguishable from a fallback.
+A request without the judge prompt's markers that asks for ``<answer>`` tags (an evaluation prompt,
+``tools/common/prompt.py``) is answered like a model (``fake_answer``: one of its options, chosen by the
+prompt's hash). ``GET /v1/models`` lists the model (the health check of a served judge); ``GET /stats``
+returns request counters.
 
 Faults: ``--error-rate`` (HTTP 500) and ``--malformed-rate`` (a reply without scores) at random (``--seed``),
 plus directives written in the model output, ``[[fault:KIND]]`` (always) or ``[[fault:KINDxN]]`` (the first N
@@ -33,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+from tools.dev import judge_rubric
 
 HOST = "127.0.0.1"
 OUTPUT_RE = re.compile(r"BEGIN UNTRUSTED MODEL OUTPUT (\w+)\n(.*?)\nEND UNTRUSTED MODEL OUTPUT \1", re.DOTALL)
@@ -164,7 +167,7 @@ class FakeJudge:
         return web.json_response(completion)
 
     def _completion(self, chat: dict[str, Any], output: str, fault: str | None, size: int) -> dict[str, Any]:
-        integrity, knowledge = fake_scores(output)
+        integrity, knowledge = judge_scores(chat, output)
         content = json.dumps({"integrity_score": integrity, "knowledge_score": knowledge})
         if _is_eval(chat):
             content = fake_answer(output)
@@ -233,6 +236,29 @@ def _model_output(request: dict[str, Any]) -> str:
     text = _chat_text(request)
     match = OUTPUT_RE.search(text)
     return match.group(2) if match else text
+
+
+def _image_url(request: dict[str, Any]) -> str | None:
+    """The first image's URL in the request's messages."""
+    for message in request["messages"]:
+        content = message.get("content")
+        for part in content if isinstance(content, list) else ():
+            if part.get("type") == "image_url":
+                return part.get("image_url", {}).get("url")
+    return None
+
+
+def judge_scores(request: dict[str, Any], output: str) -> tuple[float, float]:
+    """The verdict on ``output``: the synthetic task's rubric when the judge prompt's question and standard
+    answer belong to that task, else ``fake_scores``."""
+    text = _chat_text(request)
+    question = re.search(r"## Question\n(.*?)\n## ", text, re.DOTALL)
+    standard = re.search(r"## Standard answer\n(.*?)\n## ", text, re.DOTALL)
+    if question and standard:
+        ref = judge_rubric.reference(question.group(1), standard.group(1), _image_url(request))
+        if ref is not None:
+            return judge_rubric.grade(output, ref)
+    return fake_scores(output)
 
 
 def _is_eval(request: dict[str, Any]) -> bool:

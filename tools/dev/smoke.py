@@ -28,7 +28,7 @@ from typing import Any
 
 from tools.common.wandb_naming import child_environ
 
-SIZE = "7b"  # the runs directory name; the cpu profile swaps every size's base model for the tiny one
+SIZE = "tiny"  # recipes/sizes/tiny.yaml: the tiny offline model, runs under runs/tiny/
 STAGES = ("alpha", "beta", "r1")
 CHANCE = 0.25  # four options per synthetic item
 API_MODEL = "fake-vlm"  # the fake server answering as an API model: runs/api/fake-vlm
@@ -141,44 +141,30 @@ def judge_server(env: dict[str, str]) -> Iterator[None]:
         server.wait(timeout=10)
 
 
-def _summary(runs: Path, stage: str, dataset: str) -> dict[str, Any] | None:
-    path = runs / SIZE / stage / "eval" / dataset / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def _format_reward_trend(runs: Path, stage: str) -> tuple[float, float] | None:
-    """Mean ``reward/format`` over the first and the last quarter of a GRPO stage's logged steps."""
-    path = runs / SIZE / stage / "metrics.jsonl"
-    if not path.exists():
-        return None
-    values = [
-        row["reward/format"]
-        for row in map(json.loads, path.read_text().splitlines())
-        if "reward/format" in row
-    ]
-    if len(values) < 2:
-        return None
-    quarter = max(1, len(values) // 4)
-    return sum(values[:quarter]) / quarter, sum(values[-quarter:]) / quarter
-
-
 def learning_figures(root: Path) -> dict[str, Any]:
-    """The figures that show learning: test accuracy per model, OOD accuracy, beta's format-reward trend."""
+    """The figures that show each stage's job (``tools.evaluation.report_learning``'s table, as JSON): per
+    stage the strict test accuracy with its CI, the judged process score, the reward trends during beta and
+    r1, the McNemar test against the stage before; and the OOD accuracy per stage and subset."""
+    from tools.evaluation.report import collect
+    from tools.evaluation.report_learning import build
+
     runs = root / "runs"
-    figures: dict[str, Any] = {"chance": CHANCE, "test_accuracy": {}, "ood_accuracy": {}}
-    for stage in ("base", *STAGES):
-        summary = _summary(runs, stage, "test")
-        if summary:
-            figures["test_accuracy"][stage] = summary["accuracy"]
-        ood = {}
-        for path in sorted((runs / SIZE / stage / "eval").glob("*/summary.json")):
-            if path.parent.name != "test":
-                ood[path.parent.name] = json.loads(path.read_text())["accuracy"]
-        figures["ood_accuracy"][stage] = ood
-    trend = _format_reward_trend(runs, "beta")
-    if trend:
-        figures["beta_format_reward"] = {"first_quarter": trend[0], "last_quarter": trend[1]}
-    return figures
+    results = collect(runs)
+    stages = {row.pop("stage"): row for row in build(results, runs).get(SIZE, [])}
+    ood = {
+        stage: {
+            d: r.summary["accuracy"]
+            for (size, st, d), r in sorted(results.items())
+            if st == stage and d != "test"
+        }
+        for stage in ("base", *STAGES)
+        if size_has(results, stage)
+    }
+    return {"chance": CHANCE, "stages": stages, "ood_accuracy": ood}
+
+
+def size_has(results: dict, stage: str) -> bool:
+    return any(size == SIZE and st == stage for size, st, _ in results)
 
 
 def run(root: Path, items: int, ood_items: int, seed: int, sizes: str) -> dict[str, Any]:
@@ -211,7 +197,13 @@ def run(root: Path, items: int, ood_items: int, seed: int, sizes: str) -> dict[s
             subprocess.run([sys.executable, "-m", "tools.cli", *step.args], env=env, check=True)
             timings[step.name] = round(time.monotonic() - t0, 1)
             print(f"{header}: done in {timings[step.name]:.0f} s", flush=True)
-    result = {"timings_s": timings, "total_s": round(time.monotonic() - started, 1), **learning_figures(root)}
+    total = round(time.monotonic() - started, 1)
+    result = {
+        "timings_s": timings,
+        "total_s": total,
+        "load_average": os.getloadavg(),
+        **learning_figures(root),
+    }
     (root / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
     _print_result(root, result)
     return result
@@ -222,15 +214,27 @@ def _print_result(root: Path, result: dict[str, Any]) -> None:
     for name, seconds in result["timings_s"].items():
         print(f"  {name:<22} {seconds:7.1f} s")
     print(f"  {'total':<22} {result['total_s']:7.1f} s")
-    print(f"\n[smoke] strict accuracy on the synthetic test split (chance {CHANCE:.2f}):")
-    for stage, accuracy in result["test_accuracy"].items():
-        print(f"  {stage:<6} {accuracy:.3f}")
-    if "beta_format_reward" in result:
-        trend = result["beta_format_reward"]
-        print(
-            f"\n[smoke] beta format reward: {trend['first_quarter']:.3f} (first quarter of steps) -> "
-            f"{trend['last_quarter']:.3f} (last quarter)"
-        )
+    print(
+        f"\n[smoke] what each stage did (strict test accuracy, chance {CHANCE:.2f}; process: judged on test):"
+    )
+    for stage, row in result["stages"].items():
+        low, high = row["accuracy_ci"]
+        line = f"  {stage:<6} accuracy {row['accuracy']:.3f} ({low:.3f}-{high:.3f})"
+        if "process" in row:
+            line += f"  process {row['process']:.3f}"
+        if "mcnemar" in row:
+            test = row["mcnemar"]
+            line += f"  vs {row['vs']}: +{test['only_this']}/-{test['only_previous']} p={test['p']:.2g}"
+        print(line)
+        for name in ("format", "accuracy", "process"):
+            if row.get(f"reward_{name}"):
+                first, last = row[f"reward_{name}"]
+                print(
+                    f"         reward/{name} in training: {first:.3f} -> {last:.3f} (first -> last quarter)"
+                )
+    print("\n[smoke] OOD accuracy:")
+    for stage, subsets in result["ood_accuracy"].items():
+        print(f"  {stage:<6} " + "  ".join(f"{name} {value:.2f}" for name, value in subsets.items()))
     reports = root / "reports"
     print(f"\n[smoke] tables: {reports / 'report.md'} (+ CSVs); plots: {reports}/*.png")
     print(f"[smoke] figures: {root / 'summary.json'}")

@@ -1,11 +1,20 @@
 """Synthetic, *learnable* datasets in the real source schemas (PathMMU and OmniMedVQA).
 
 Each image is a tiny 56x56 PNG dominated by one colour (with noise and small patches of other colours);
-the colour decides the answer (``PALETTE``: red -> haemorrhage, yellow -> adipose tissue, ...) and, in
-PathMMU-schema data, also its letter (options come in fixed panels), so a model can learn the task from the
-image alone, and tiny-model runs show learning, not only that code
-runs. Question texts vary (and carry a case number) so question grouping does not collapse the split.
-Deterministic for a given seed.
+the colour decides the answer (``PALETTE``: red -> haemorrhage, yellow -> adipose tissue, ...) and also its
+letter (options come in fixed panels of four, in palette order), so a model can learn the task from the
+image alone, and tiny-model runs show learning, not only that code runs. Question texts vary (and carry a
+case number) so question grouping does not collapse the split. Deterministic for a given seed.
+
+The explanations (the SFT reasoning) come in three styles (``REASONING_STYLES``), as real explanations vary
+in completeness: ``short`` names the deciding colour and cites the colour's finding; ``full`` then also rules
+out two wrong options by their colour; ``bare`` names the colour only. They share their beginning, so the
+colour (which decides the answer) comes first and the style is one token's choice after it. The fake judge
+(``tools.dev.judge_rubric``) scores them 1.0 / 0.8 / 0.6, so r1's process reward has something to prefer.
+
+The OOD subsets (OmniMedVQA schema) follow the same rule to a documented degree (``OMNIMEDVQA_SUBSETS``):
+a colour's finding and letter carry over where the subset's option is an in-domain finding, and nothing
+carries over where it is a new text; the images of ``Chest CT Scan`` have more patches of other colours.
 """
 
 from __future__ import annotations
@@ -39,37 +48,40 @@ QUESTIONS = (
     "Case {n}: identify the predominant histological feature in this {organ} specimen.",
     "Case {n}: which option best describes this {stain}-stained {organ} tissue?",
 )
-EXPLANATION = "The section is mostly {colour}, typical of {tissue}."
+# The reasoning's parts; the fake judge (tools.dev.judge_rubric) looks for exactly these cues.
+FEATURE = "The section is mostly {colour}"
+KNOWLEDGE = ", typical of {finding}"
+ELIMINATION = " Not {colour}, so not {finding}."
+REASONING_STYLES = (("full", 0.35), ("short", 0.5), ("bare", 0.15))  # (style, share of the items)
 STAINS = ("H&E", "PAS", "Masson trichrome", "Giemsa", "reticulin")
 ORGANS = ("liver", "lung", "skin", "colon", "breast", "kidney", "lymph node", "stomach")
-OMNIMEDVQA_SUBSETS = {  # subset -> (modality_type, answers, each tied to the palette colour of its index)
-    "Chest CT Scan": ("CT", ("Adenocarcinoma", "Large cell carcinoma", "Squamous cell carcinoma", "Normal")),
-    "ISIC2020": ("Dermoscopy", ("Benign lesion", "Malignant melanoma")),
+# subset -> (modality_type, options in letter order (None: the in-domain finding of that palette entry),
+# first palette entry of the panel, patches of other colours per image (PathMMU: 1-3)). The image's colour
+# decides the answer as in-domain; the rule transfers where the option is the in-domain finding at its
+# in-domain letter: ISIC2020 fully, Chest CT Scan fully but on busier images, Diabetic Retinopathy for two of
+# four options, Retinal OCT-C8 not at all (new texts: a floor every model should stay near).
+OMNIMEDVQA_SUBSETS: dict[str, tuple[str, tuple[str | None, ...], int, tuple[int, int]]] = {
+    "Chest CT Scan": ("CT", (None, None, None, None), 0, (3, 6)),
+    "ISIC2020": ("Dermoscopy", (None, None, None, None), 4, (1, 4)),
     "Retinal OCT-C8": (
         "OCT",
-        (
-            "AMD",
-            "Choroidal neovascularization",
-            "Central serous retinopathy",
-            "Diabetic macular edema",
-            "Drusen",
-        ),
+        ("AMD", "Drusen", "Diabetic macular edema", "Choroidal neovascularization"),
+        4,
+        (1, 4),
     ),
-    "Diabetic Retinopathy": (
-        "Fundus Photography",
-        ("No DR", "Mild DR", "Moderate DR", "Severe DR", "Proliferative DR"),
-    ),
+    "Diabetic Retinopathy": ("Fundus Photography", (None, "Mild DR", None, "Proliferative DR"), 0, (1, 4)),
 }
 
 
-def synthetic_png(rgb: Sequence[int], seed: int, index: int) -> bytes:
-    """A 56x56 PNG dominated by ``rgb``: noise, a few small patches of other colours, and a unique pixel."""
+def synthetic_png(rgb: Sequence[int], seed: int, index: int, patches: tuple[int, int] = (1, 4)) -> bytes:
+    """A 56x56 PNG dominated by ``rgb``: noise, ``patches`` (low, high exclusive) small patches of other
+    colours, and a unique pixel."""
     import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng([seed, index])
     pixels = np.array(rgb, dtype=np.int16) + rng.integers(-20, 21, size=(SIZE, SIZE, 3))
-    for _ in range(int(rng.integers(1, 4))):  # patches cover at most 3 * 12 * 12 / 56^2 = 14 %
+    for _ in range(int(rng.integers(*patches))):  # 3 patches cover at most 3 * 12 * 12 / 56^2 = 14 %
         y, x = rng.integers(0, SIZE - 12, size=2)
         pixels[y : y + 12, x : x + 12] = PALETTE[int(rng.integers(len(PALETTE)))][1]
     pixels[0, 0] = (index >> 16 & 255, index >> 8 & 255, index & 255)  # no two images are identical
@@ -86,12 +98,30 @@ def _write_png(folder: Path, png: bytes) -> str:
     return name
 
 
-def _options(rng: random.Random, answers: Sequence[str], correct: int, count: int) -> list[str]:
-    """``count`` option texts in random order: the correct one and distractors."""
-    others = rng.sample([a for i, a in enumerate(answers) if i != correct], count - 1)
-    texts = [answers[correct], *others]
-    rng.shuffle(texts)
-    return texts
+def reasoning(label: int, style: str) -> str:
+    """The explanation of an item whose image is ``PALETTE[label]``'s colour, in ``style`` (module doc);
+    ``full`` rules out the next two findings of the panel."""
+    colour, finding = PALETTE[label][0], PALETTE[label][2].lower()
+    text = FEATURE.format(colour=colour)
+    if style in ("full", "short"):
+        text += KNOWLEDGE.format(finding=finding)
+    text += "."
+    if style == "full":
+        panel = label // 4 * 4
+        for step in (1, 2):
+            other = PALETTE[panel + (label - panel + step) % 4]
+            text += ELIMINATION.format(colour=other[0], finding=other[2].lower())
+    return text
+
+
+def corpus() -> list[str]:
+    """Every synthetic text template filled in (the tiny model's tokenizer learns them as short tokens)."""
+    texts = [
+        f"<think>{reasoning(label, style)}</think><answer>{letter}) {PALETTE[label][2]}</answer>"
+        for label, letter in enumerate("ABCDABCD")
+        for style, _ in REASONING_STYLES
+    ]
+    return texts + [text for _, options, _, _ in OMNIMEDVQA_SUBSETS.values() for text in options if text]
 
 
 def _panel_options(answers: Sequence[str], correct: int) -> list[str]:
@@ -127,7 +157,8 @@ def write_synthetic_pathmmu(root: Path, items: int, seed: int = 0) -> Path:
             previous = (img, label)
             texts = _panel_options(answers, label)
             options = [f"{string.ascii_uppercase[i]}) {text}" for i, text in enumerate(texts)]
-            colour = PALETTE[label][0]
+            styles, weights = zip(*REASONING_STYLES, strict=True)
+            style = rng.choices(styles, weights)[0]
             item: dict[str, Any] = {
                 "No": n,
                 "img": img,
@@ -136,7 +167,7 @@ def write_synthetic_pathmmu(root: Path, items: int, seed: int = 0) -> Path:
                 ),
                 "options": options,
                 "answer": options[texts.index(answers[label])],
-                "explanation": EXPLANATION.format(colour=colour, tissue=answers[label].lower()),
+                "explanation": reasoning(label, style),
             }
             if n % 50 == 49:  # some items lack an explanation, as in PathMMU
                 del item["explanation"]
@@ -150,26 +181,30 @@ def write_synthetic_pathmmu(root: Path, items: int, seed: int = 0) -> Path:
 
 def write_synthetic_omnimedvqa(root: Path, items_per_subset: int, seed: int = 0) -> Path:
     """OmniMedVQA-schema dataset under ``root``: ``QA_information/Open-access/<Subset>.json`` for the four
-    OOD subsets and their images under ``Images/<Subset>/``; items with 2, 3 or 4 options."""
+    OOD subsets (``OMNIMEDVQA_SUBSETS``) and their images under ``Images/<Subset>/``; 2 to 4 options (the
+    trailing ones dropped at times, never the answer, so letters keep their in-domain meaning)."""
     root = Path(root)
     rng = random.Random(seed)
-    for number, (subset, (modality, answers)) in enumerate(OMNIMEDVQA_SUBSETS.items()):
+    for number, (subset, (modality, options, panel, patches)) in enumerate(OMNIMEDVQA_SUBSETS.items()):
+        texts = [text or PALETTE[panel + i][2] for i, text in enumerate(options)]
         rows = []
         for n in range(items_per_subset):
-            label = rng.randrange(len(answers))
-            png = synthetic_png(PALETTE[label][1], seed, (number + 1) << 20 | n)
+            position = rng.randrange(len(texts))
+            png = synthetic_png(PALETTE[panel + position][1], seed, (number + 1) << 20 | n, patches)
             img = _write_png(root / "Images" / subset, png)
-            texts = _options(rng, answers, label, min(len(answers), rng.choice((3, 4))))
             row = {
                 "question_id": f"{slugify(subset)}_{n:05d}",
                 "question_type": "Disease Diagnosis",
                 "question": f"What does this {modality} image (case {n}) most likely show?",
-                "gt_answer": answers[label],
+                "gt_answer": texts[position],
                 "image_path": f"Images/{subset}/{img}",
                 "dataset": subset,
                 "modality_type": modality,
             }
-            row.update({f"option_{string.ascii_uppercase[i]}": text for i, text in enumerate(texts)})
+            shown = texts[
+                : max(rng.choice((2, 3, 4, 4)), position + 1)
+            ]  # C/D absent at times, as in OmniMedVQA
+            row.update({f"option_{string.ascii_uppercase[i]}": text for i, text in enumerate(shown)})
             rows.append(row)
         path = root / "QA_information" / "Open-access" / f"{subset}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

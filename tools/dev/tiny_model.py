@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 
 from tools.common.prompt import ANSWER_INSTRUCTION
-from tools.dev.synth import EXPLANATION, OMNIMEDVQA_SUBSETS, ORGANS, PALETTE, QUESTIONS, STAINS
+from tools.dev.synth import ORGANS, QUESTIONS, STAINS
+from tools.dev.synth import corpus as synthetic_corpus
 
 # Qwen2.5-VL's special tokens, in the order (and relative ids) of the real tokenizer.
 SPECIAL_TOKENS = [
@@ -78,10 +79,7 @@ def _corpus() -> str:
         for question in QUESTIONS
         for n, (stain, organ) in enumerate(zip(STAINS * 2, ORGANS, strict=False))
     ]
-    for letter, (colour, _, tissue) in zip("ABCDABCD", PALETTE, strict=True):
-        explanation = EXPLANATION.format(colour=colour, tissue=tissue.lower())
-        synthetic.append(f"<think>{explanation}</think><answer>{letter}) {tissue}</answer>")
-    synthetic += [answer for _, answers in OMNIMEDVQA_SUBSETS.values() for answer in answers]
+    synthetic += synthetic_corpus()
     return _CORPUS + "\n".join(synthetic)
 
 

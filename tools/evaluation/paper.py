@@ -35,11 +35,15 @@ API_LABELS = {"gemini-1.5-pro": "Gemini-1.5-Pro", "gpt-4o": "GPT-4o"}
 
 
 def model_label(size: str, stage: str) -> str:
-    """Display name of one of our runs: ``Qwen2.5-VL-7B``, ``β-7B``, ``PathVLM-R1`` (r1 at 7B), ``GPT-4o``."""
-    from tools.train.registry import stages
+    """Display name of one of our runs: ``Qwen2.5-VL-7B``, ``β-7B``, ``PathVLM-R1`` (r1 at 7B), ``GPT-4o``,
+    ``tiny (stands in for β-7B)``."""
+    from tools.train.registry import stages, stands_in_for
 
     if size == API_SIZE:
         return API_LABELS.get(stage, stage)
+    stand_in = stands_in_for(size)
+    if stand_in:
+        return f"{size} (stands in for {model_label(stand_in, stage)})"
     if stage == BASE_STAGE:
         return f"Qwen2.5-VL-{size.upper()}"
     info = stages().get(stage)

@@ -10,8 +10,10 @@ to ``--out``:
   Then exact McNemar tests on shared item ids: R1 vs β, β vs α, β vs γ, ε vs δ, per size and dataset;
   then replicate seeds (mean ± sd, McNemar per matching seed), model selection curves and split units
   (``tools.evaluation.report_runs``; ``--compare-runs DIR`` adds the difference between split units);
-  the judged reasoning table (``tools.evaluation.report_reasoning``); and, where ``pathvlm eval --samples N``
-  folders exist, pass@k per model (``tools.evaluation.report_passk``, also ``passk.csv``);
+  the judged reasoning table (``tools.evaluation.report_reasoning``); pass@k per model where
+  ``pathvlm eval --samples N`` folders exist (``tools.evaluation.report_passk``, also ``passk.csv``); per size
+  with GRPO logs, what each stage did, with ``learning_<size>.png`` (``tools.evaluation.report_learning``).
+  Stand-in sizes (``tiny``) get no paper number or Δ;
 - ``table1_in_domain.csv``, ``table2_output_tokens.csv``, ``table3_ood.csv``, ``comparisons.csv``;
 - ``accuracy.png`` (accuracy per model with CIs and paper markers), ``output_tokens.png``;
 - W&B (unless ``--no-wandb``): per evaluated size-stage a run in project ``pathvlm-r1``, group = the
@@ -335,6 +337,7 @@ def write_report(
 ) -> tuple[dict[str, list[dict[str, Any]]], list[Path]]:
     """Write report.md, the CSVs and the plots; return the tables (comparisons included) and plot paths."""
     from tools.evaluation import report_runs
+    from tools.evaluation.report_learning import sections as learning_sections
     from tools.evaluation.report_passk import sections as passk_sections
     from tools.evaluation.report_reasoning import sections as reasoning_sections
 
@@ -376,7 +379,8 @@ def write_report(
     sections = [
         "# PathVLM-R1: our runs next to the paper",
         "Accuracy is strict (option letter and text, the paper's metric), in %; intervals are 95 % bootstrap "
-        "CIs over items; Δ is ours minus the paper's number; `missing` marks rows we have not evaluated.",
+        "CIs over items; Δ is ours minus the paper's number; `missing` marks rows we have not evaluated. "
+        "A model that only stands in for one of the paper's (`tiny (stands in for …)`) gets no Δ.",
         "## Table 1: in-domain accuracy (PathMMU test)",
         table_markdown(tables["table1_in_domain"]),
         "## Table 2: average output tokens (PathMMU test)",
@@ -393,6 +397,7 @@ def write_report(
         *report_runs.markdown(tables["replicates"], tables["seed_comparisons"], tables["selection"], units),
         *reasoning_sections(results, out),
         *passk_sections(runs, out),
+        *learning_sections(results, runs, out),
         "## Plots",
         *(f"![{path.stem}]({path.name})" for path in plots),
     ]

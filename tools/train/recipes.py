@@ -123,7 +123,7 @@ def compose(
         OmegaConf.create({"stage": stage, "size": size, "profile": profile, "budget": budget}),
         stage_cfg,
         *_overlay(registry.recipe_file("budgets", budget), stage, engine),
-        *_overlay(registry.recipe_file("sizes", size), stage, engine),
+        *_overlay(registry.recipe_file("sizes", size), stage, engine, registry.SIZE_KEYS),
         *_overlay(registry.recipe_file("profiles", profile), stage, engine, registry.PROFILE_KEYS),
     ]
     try:

@@ -6,7 +6,8 @@
   ``label`` (the report's name for it, e.g. ``β``), optionally ``label_by_size`` (a size's own name, e.g.
   ``PathVLM-R1`` for r1 at 7b) and ``paper_steps`` (the training steps the paper gives, null where it
   gives none).
-- A **size** is ``sizes/<name>.yaml``, a **budget** ``budgets/<name>.yaml``.
+- A **size** is ``sizes/<name>.yaml`` (``stands_in_for: 7b``: a stand-in model whose report rows are never
+  compared with the paper, e.g. ``tiny``), a **budget** ``budgets/<name>.yaml``.
 - A **profile** is ``profiles/<name>.yaml`` declaring ``profile: <name>``, ``gpus_per_node``, ``grpo_engine``
   (the engine that trains the ``easyr1:`` section there: ``easyr1`` or ``trl``), ``eval_backend`` (``vllm`` or
   ``hf``, for model selection and ``make eval``), optionally ``torch_threads`` (OMP_NUM_THREADS of the engine
@@ -33,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from tools.common.paths import recipes_dir
 
 ABOUT = "about"
+SIZE_KEYS = ("stands_in_for",)
 PROFILE_KEYS = ("grpo_engine", "eval_backend", "torch_threads", "base_model_build", "slurm")
 GRPO_ENGINES = ("easyr1", "trl")
 EVAL_BACKENDS = ("vllm", "hf")
@@ -109,6 +111,13 @@ def recipe_file(kind: str, name: str) -> Path:
 
 def sizes() -> list[str]:
     return _names("sizes")
+
+
+def stands_in_for(size: str) -> str | None:
+    """The paper size a stand-in size (``stands_in_for`` in its file, e.g. ``tiny``) stands in for; None for
+    a paper size. A stand-in's report rows are never compared with the paper's numbers."""
+    path = recipe_file("sizes", size)
+    return load_yaml(path).get("stands_in_for") if path.is_file() else None
 
 
 def budgets() -> list[str]:
