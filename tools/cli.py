@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = [
     "tools.models",
     "tools.judge_eval",
     "tools.recipes",
+    "tools.profile_args",
     "tools.runner",
     "tools.smoke",
 ]

@@ -8,7 +8,9 @@
    ``recipes/sizes/<size>.yaml``, then ``recipes/profiles/<profile>.yaml`` (so the cpu profile keeps its
    own short budget). An overlay may hold top-level keys, ``defaults`` (other overlays of its folder), a
    ``llamafactory:`` and an ``easyr1:`` section (only the one of the stage's engine is applied) and
-   ``stages: {<stage>: {...}}`` for settings of one stage only;
+   ``stages: {<stage>: {...}}`` for settings of one stage only, and a profile ``budgets: {<budget>: {...}}``
+   for settings of one budget only (how a GPU count that the budget's batches do not divide keeps them valid);
+   the profile's ``slurm:`` block (job resources, ``tools/profile_args.py``) is not part of the recipe;
 3. dotlist ``overrides`` such as ``easyr1.trainer.max_steps=10``.
 
 ``validate(cfg)`` checks the composed config against the engine's own schema: LLaMA-Factory 0.9.5's
@@ -63,7 +65,7 @@ STAGES: dict[str, StageInfo] = {
     "epsilon": StageInfo("easyr1", None, None, "control: GRPO from the base model, format + accuracy"),
 }
 SIZES = ("7b", "3b")
-PROFILES = ("h20x4", "cpu")
+PROFILES = ("h20x4", "cpu", "a100x8", "h100x8", "lean")
 BUDGETS = ("paper", "fast")
 DEFAULT_BUDGET = "paper"
 ENGINES = ("llamafactory", "easyr1")
@@ -81,6 +83,8 @@ TOP_LEVEL_KEYS = (
     "loss_guard_steps",
     "selection_max_new_tokens",
 )
+# Declared by every profile (issue 13 makes them required and the code read them): GRPO engine, eval backend.
+PROFILE_CHOICES = {"grpo_engine": ("easyr1", "trl"), "eval_backend": ("vllm", "hf")}
 
 # Keys that depend on the machine running validation, not on the recipe: LLaMA-Factory/transformers refuse
 # bf16 on a CPU and turn DeepSpeed on process-wide when they parse it, so they are checked on their own.
@@ -132,16 +136,24 @@ def _load_with_defaults(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
     return OmegaConf.merge(*bases, cfg) if bases else cfg
 
 
-def _overlay(path: Path, stage: str, engine: str) -> list[DictConfig]:
-    """The parts of a budget/size/profile overlay that apply to ``stage`` (run by ``engine``), in order."""
+def _overlay(path: Path, stage: str, engine: str, budget: str | None = None) -> list[DictConfig]:
+    """The parts of a budget/size/profile overlay that apply to ``stage`` (run by ``engine``), in order;
+    with ``budget`` (profiles only) also its ``budgets.<budget>`` part, and without its ``slurm`` block."""
     cfg = _load_with_defaults(path)
     per_stage = cfg.pop("stages", None) or {}
-    unknown = sorted(set(per_stage) - set(STAGES))
-    if unknown:
-        raise RecipeError(
-            str(path), [f"stages.{name}: unknown stage (expected one of {list(STAGES)})" for name in unknown]
-        )
+    per_budget = (cfg.pop("budgets", None) or {}) if budget is not None else {}
+    if budget is not None:
+        cfg.pop("slurm", None)
+    problems = [
+        f"{key}.{name}: unknown {key[:-1]} (expected one of {list(known)})"
+        for key, part, known in (("stages", per_stage, STAGES), ("budgets", per_budget, BUDGETS))
+        for name in sorted(set(part) - set(known))
+    ]
+    if problems:
+        raise RecipeError(str(path), problems)
     parts = [cfg, per_stage.get(stage) or OmegaConf.create({})]
+    if budget is not None:
+        parts.insert(1, per_budget.get(budget) or OmegaConf.create({}))
     other = [e for e in ENGINES if e != engine]
     for part in parts:
         for name in other:
@@ -173,7 +185,7 @@ def compose(
         _load_with_defaults(stage_file(stage)),
         *_overlay(RECIPES_DIR / "budgets" / f"{budget}.yaml", stage, engine),
         *_overlay(RECIPES_DIR / "sizes" / f"{size}.yaml", stage, engine),
-        *_overlay(RECIPES_DIR / "profiles" / f"{profile}.yaml", stage, engine),
+        *_overlay(RECIPES_DIR / "profiles" / f"{profile}.yaml", stage, engine, budget),
     ]
     try:
         if overrides:
@@ -252,7 +264,7 @@ def validate(cfg: DictConfig) -> None:
 def _check_top_level(container: dict[str, Any]) -> list[str]:
     problems = []
     stage, engine = container.get("stage"), container.get("engine")
-    allowed = set(TOP_LEVEL_KEYS) | ({engine} if engine in ENGINES else set())
+    allowed = set(TOP_LEVEL_KEYS) | set(PROFILE_CHOICES) | ({engine} if engine in ENGINES else set())
     problems += [
         f"{key}: unknown top-level key (expected {sorted(allowed)})"
         for key in container
@@ -269,6 +281,9 @@ def _check_top_level(container: dict[str, Any]) -> list[str]:
             problems.append(f"engine: {engine!r}, stage {stage} runs on {info.engine!r}")
         if container.get("parent", info.parent) != info.parent:
             problems.append(f"parent: {container.get('parent')!r}, stage {stage} starts from {info.parent!r}")
+    for key, choices in PROFILE_CHOICES.items():
+        if key in container and container[key] not in choices:
+            problems.append(f"{key}: {container[key]!r}, expected one of {list(choices)}")
     for key in ("experiment", "base_model"):
         if key in container and not (isinstance(container[key], str) and container[key]):
             problems.append(f"{key}: expected a non-empty string")
