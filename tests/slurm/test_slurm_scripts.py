@@ -156,7 +156,8 @@ def test_grpo_two_nodes_starts_ray_and_sets_nnodes(tmp_path: Path) -> None:
         env = _stub_env(tmp_path, RAY_PORT=str(port), RAY_OBJECT_STORE_BYTES="80000000")
         out, calls = _run("grpo.sbatch", env, "beta")
     head = f"ray start --head --node-ip-address=127.0.0.1 --port={port} --num-cpus=8 --num-gpus=4 "
-    head += "--include-dashboard=false --ray-client-server-port=10043 --temp-dir=/tmp/ray-42 "  # stub python: grpc
+    # the stub python "imports" grpc, so Ray Client gets this job's port
+    head += "--include-dashboard=false --ray-client-server-port=10043 --temp-dir=/tmp/ray-42 "
     head += (
         "--dashboard-agent-listen-port=52407 --dashboard-agent-grpc-port=53407 --metrics-export-port=54407 "
     )

@@ -42,7 +42,8 @@ import torch.distributed as dist
 dist.init_process_group("gloo")
 value = torch.tensor([float(dist.get_rank() + 1)])
 dist.all_reduce(value)
-print(f"allreduce: rank {dist.get_rank()} of {dist.get_world_size()} on {socket.gethostname()}: {value.item():.0f}")
+rank, world, host = dist.get_rank(), dist.get_world_size(), socket.gethostname()
+print(f"allreduce: rank {rank} of {world} on {host}: {value.item():.0f}")
 dist.destroy_process_group()
 """
 
@@ -147,7 +148,8 @@ def test_sft_gives_torchrun_one_rendezvous_and_allreduce_succeeds(slurm2, tmp_pa
     assert record["JobState"] == "COMPLETED", log
     port = int(job) % 10000 + 29500
     for rank, node in enumerate(("node1", "node2")):
-        line = f"node {node}: NNODES=2 NODE_RANK={rank} MASTER_ADDR=127.0.0.1 MASTER_PORT={port} NPROC_PER_NODE=1"
+        line = f"node {node}: NNODES=2 NODE_RANK={rank} MASTER_ADDR=127.0.0.1 MASTER_PORT={port} "
+        line += "NPROC_PER_NODE=1"
         assert line in log, log
     results = sorted(re.findall(r"allreduce: rank (\d) of 2 on (node\d): (\d+)", log))
     assert results == [("0", "node1", "3"), ("1", "node2", "3")], log  # 1 + 2 summed across the nodes
