@@ -142,14 +142,14 @@ def test_readme_budget_table_matches_the_budgets() -> None:
 
 
 def test_readme_settings_table_matches_the_recipes() -> None:
-    """Each row `| KEY | h20x4 | cpu | why |` states composed values (alpha for SFT keys, beta for GRPO)."""
+    """Each row `| KEY | h20x4 | cpu | a100x8 | h100x8 | lean | why |` states composed values (alpha for SFT keys, beta for GRPO)."""
     rows = [
         cells
         for line in README.read_text().splitlines()
         if (cells := _cells(line)) and cells[0].startswith("`")
     ]
     assert len(rows) >= 20
-    for key, *values in (row[:3] for row in rows):
+    for key, *values in (row[: 1 + len(PROFILES)] for row in rows):
         path = key.strip("`").split(".")
         stage = "alpha" if path[0] == "llamafactory" else "beta"
         for profile, documented in zip(PROFILES, values, strict=True):
