@@ -142,7 +142,8 @@ def test_readme_budget_table_matches_the_budgets() -> None:
 
 
 def test_readme_settings_table_matches_the_recipes() -> None:
-    """Each row `| KEY | h20x4 | cpu | a100x8 | h100x8 | lean | why |` states composed values (alpha for SFT keys, beta for GRPO)."""
+    """Each row `| KEY | h20x4 | cpu | a100x8 | h100x8 | lean | why |` states composed values (alpha for SFT
+    keys, beta for GRPO)."""
     rows = [
         cells
         for line in README.read_text().splitlines()

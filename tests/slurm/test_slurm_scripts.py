@@ -6,11 +6,13 @@ were called (this machine has one node), so the commands and variables each node
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -149,15 +151,24 @@ def _run(script: str, env: dict[str, str], *args: str) -> tuple[str, list[str]]:
 
 
 def test_grpo_two_nodes_starts_ray_and_sets_nnodes(tmp_path: Path) -> None:
-    with socket.socket() as gcs:  # stands in for the head's GCS port, which the script waits for
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Unix socket paths
+    sockets = temp / "session_latest" / "sockets"
+    sockets.mkdir(parents=True)
+    with contextlib.ExitStack() as stack:  # stand-ins for the head's GCS port and raylet sockets it waits for
+        gcs = stack.enter_context(socket.socket())
         gcs.bind(("127.0.0.1", 0))
         gcs.listen()
         port = gcs.getsockname()[1]
-        env = _stub_env(tmp_path, RAY_PORT=str(port), RAY_OBJECT_STORE_BYTES="80000000")
+        for name in ("raylet", "plasma_store"):
+            stack.enter_context(socket.socket(socket.AF_UNIX)).bind(str(sockets / name))
+        env = _stub_env(
+            tmp_path, RAY_PORT=str(port), RAY_OBJECT_STORE_BYTES="80000000", RAY_TEMP_DIR=str(temp)
+        )
         out, calls = _run("grpo.sbatch", env, "beta")
+    shutil.rmtree(temp)
     head = f"ray start --head --node-ip-address=127.0.0.1 --port={port} --num-cpus=8 --num-gpus=4 "
     # the stub python "imports" grpc, so Ray Client gets this job's port
-    head += "--include-dashboard=false --ray-client-server-port=10043 --temp-dir=/tmp/ray-42 "
+    head += f"--include-dashboard=false --ray-client-server-port=10043 --temp-dir={temp} "
     head += (
         "--dashboard-agent-listen-port=52407 --dashboard-agent-grpc-port=53407 --metrics-export-port=54407 "
     )
