@@ -103,7 +103,7 @@ STAGE_CMD = $(strip $(PATHVLM) run $@ --size $(SIZE) --profile $(PROFILE) --budg
 STAGE_RUN = $(if $(strip $(SEEDS)),for seed in $(SEEDS); do $(STAGE_CMD) --seed $$seed || exit $$?; done,$(STAGE_CMD))
 
 .PHONY: alpha beta r1 gamma delta epsilon
-alpha: | $(VENV)/.installed ## stage α: SFT of the base model (LLaMA-Factory); SIZE=7b|3b PROFILE=h20x4|cpu BUDGET=paper|fast SEEDS=...
+alpha: | $(VENV)/.installed ## stage α: SFT of the base model (LLaMA-Factory); SIZE=7b|3b PROFILE=h20x4|a100x8|h100x8|lean|cpu BUDGET=paper|fast SEEDS=...
 	$(STAGE_RUN)
 
 beta: alpha ## stage β: GRPO from α, format + accuracy reward (EasyR1; TRL in PROFILE=cpu)

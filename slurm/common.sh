@@ -21,8 +21,28 @@ PV_T0=$SECONDS
 pv_log() { printf '[pathvlm-slurm %s] %s\n' "$(date '+%F %T %Z')" "$*"; }
 pv_die() { pv_log "ERROR: $*"; exit 1; }
 
-# The comment block at the top of the calling script, up to its first #SBATCH line.
-pv_usage() { sed -n '2,/^#SBATCH/{/^#SBATCH/d;/^#!/d;s/^# \{0,1\}//;p}' "$0"; }
+# The comment block at the top of the calling script, up to its first #SBATCH line, then the resources
+# PROFILE asks for (when an environment can read it).
+pv_usage() {
+    sed -n '2,/^#SBATCH/{/^#SBATCH/d;/^#!/d;s/^# \{0,1\}//;p}' "$0"
+    local python
+    python=$(pv_python 2>/dev/null) || return 0
+    echo
+    echo "Resources of this PROFILE (slurm/submit.sh and slurm/pipeline.sh pass them; an sbatch option wins):"
+    (cd "$REPO" && "$python" -m tools.train.profile_args --profile "${PROFILE:-h20x4}" --format describe) | sed 's/^/  /'
+}
+
+# The Python of the environment the job would use ($VENV, else .venv-gpu, else .venv).
+pv_python() {
+    local venv
+    local -a venvs=("$REPO/.venv-gpu" "$REPO/.venv")
+    if [[ -n "${VENV:-}" ]]; then venvs=("$VENV"); fi
+    for venv in "${venvs[@]}"; do
+        [[ "$venv" = /* ]] || venv="$REPO/$venv"
+        if [[ -x "$venv/bin/python" ]]; then echo "$venv/bin/python"; return 0; fi
+    done
+    return 1
+}
 
 pv_on_usr1() {
     PV_REQUEUE=1
@@ -84,6 +104,7 @@ pv_setup() {
         "on ${SLURM_JOB_NODELIST:-$(hostname -s)} gpus ${CUDA_VISIBLE_DEVICES:-none}"
     pv_log "repo ${REPO} commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
         "venv ${VIRTUAL_ENV} size ${SIZE} profile ${PROFILE} budget ${BUDGET} seed ${SEED:-recipe} runs ${RUNS}"
+    pv_profile_resources
     pv_log "secrets: OPENAI_API_KEY $([[ -n "${OPENAI_API_KEY:-}" ]] && echo set || echo unset)," \
         "WANDB_API_KEY $([[ -n "${WANDB_API_KEY:-}" ]] && echo set || echo unset)"
 }
@@ -147,12 +168,35 @@ pv_run_stage() {
     pv_log "stage ${stage}: config ${dir}/config.yaml, model ${dir}/model"
 }
 
+# The resources PROFILE declares (recipes/profiles/PROFILE.yaml: gpus_per_node, slurm:) into PV_PROFILE_GPUS;
+# inside a job, a GPU profile's job without GPUs (plain sbatch, no --gres) stops here with the command to use.
+pv_profile_resources() {
+    local text
+    local -a opts
+    text=$(python -m tools.train.profile_args --profile "$PROFILE" --format lines) ||
+        pv_die "cannot read the resources of profile ${PROFILE} (recipes/profiles/${PROFILE}.yaml)"
+    mapfile -t opts <<<"$text"
+    # shellcheck disable=SC2034  # read by grpo.sbatch and judge.sbatch
+    PV_PROFILE_GPUS=${opts[0]#--gres=gpu:}
+    pv_log "profile ${PROFILE} asks for ${opts[*]}; the job has ${SLURM_GPUS_ON_NODE:-0} GPUs," \
+        "${SLURM_CPUS_PER_TASK:-?} CPUs, ${SLURM_MEM_PER_NODE:-?} MB per node"
+    if [[ -n "${SLURM_JOB_ID:-}" ]]; then
+        python -m tools.train.profile_args --profile "$PROFILE" --check || pv_die "job resources do not fit profile ${PROFILE}"
+    fi
+}
+
 PV_LAUNCH=()
 
 # Hostnames of the allocation, first one first.
 pv_nodes() { scontrol show hostnames "${SLURM_JOB_NODELIST:?not inside a Slurm job}"; }
 
-pv_gpus_per_node() { echo "${SLURM_GPUS_ON_NODE:-4}"; }
+# GPUs per node of this job (what --gres gave it; 0 without).
+pv_gpus_per_node() { echo "${SLURM_GPUS_ON_NODE:-0}"; }
+
+# The address Slurm reaches a node at (its NodeAddr), e.g. for torchrun's MASTER_ADDR or the Ray head.
+pv_node_addr() {
+    scontrol show node "$1" | tr ' ' '\n' | sed -n 's/^NodeAddr=//p' | head -n 1
+}
 
 # A port derived from the job id, so two jobs on one node do not collide.
 pv_port() { echo $(($1 + ${SLURM_JOB_ID:-0} % 10000)); }

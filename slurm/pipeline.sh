@@ -11,6 +11,8 @@
 # fails with a clear error) and grades with it; judge-stop cancels the judge job once r1 has ended.
 # PATHVLM_JUDGE_SBATCH_ARGS (split on spaces) go to the judge job only, e.g. "--gres=gpu:2 --nodelist=n7".
 # SBATCH_OPTIONs after "--" go to every sbatch call (e.g. --partition=gpu --account=lab --time=1-00:00:00).
+# The training and judge jobs get PROFILE's GPUs, CPUs and memory first (`pathvlm profile-args`, as
+# slurm/submit.sh), so SBATCH_OPTIONs such as --gres=gpu:2 still win.
 #
 # SEEDS="42 43 44" submits one such chain per training seed (replicates in runs/<size>/<stage>-seedN); eval waits
 # for all of them. Environment: SIZE, PROFILE, BUDGET, RUNS, VENV, PATHVLM_RUN_ARGS, ... reach the jobs unchanged (see the
@@ -36,8 +38,14 @@ while (($#)); do
 done
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO=$(pwd)
 mkdir -p logs
 SIZE=${SIZE:-7b}
+# shellcheck source=slurm/common.sh
+source slurm/common.sh
+PYTHON=$(pv_python) || { echo "pipeline.sh: no environment with Python (set VENV, or run make setup)" >&2; exit 1; }
+mapfile -t PROFILE_OPTS < <("$PYTHON" -m tools.train.profile_args --profile "${PROFILE:-h20x4}" --format lines)
+((${#PROFILE_OPTS[@]})) || { echo "pipeline.sh: cannot read profile ${PROFILE:-h20x4}" >&2; exit 1; }
 
 # submit NAME SCRIPT PARENT_IDS [SCRIPT_ARG...]: submit, record JOB[NAME], print "NAME ID" at once
 # (so a failed submission still shows what is already queued). PARENT_IDS: "" or "id[:id...]".
@@ -48,6 +56,7 @@ submit() {
     local name=$1 script=$2 parents=$3
     shift 3
     local -a opts=(--parsable --job-name="pathvlm-${SIZE}-${name}" --kill-on-invalid-dep=yes)
+    if [[ "$script" != eval.sbatch ]]; then opts+=("${PROFILE_OPTS[@]}"); fi  # eval: one GPU (eval.sbatch)
     if [[ -n "$parents" ]]; then opts+=(--dependency="afterok:${parents}"); fi
     JOB[$name]=$(sbatch "${opts[@]}" "${SBATCH_ARGS[@]}" "${JOB_OPTS[@]}" "slurm/${script}" "$@" | cut -d';' -f1)
     JOB_OPTS=()

@@ -7,12 +7,12 @@ import json
 import urllib.request
 
 import pytest
-from tools.dev.judge_server import JudgeServer, fake_scores
 
 from rewards.judge import JudgeItem
 from rewards.judge.images import load_image
 from rewards.judge.prompt import JudgePrompt
 from tools.dev.judge_rubric import Reference, grade, image_colour, reference
+from tools.dev.judge_server import JudgeServer, fake_scores
 from tools.dev.synth import PALETTE, reasoning, synthetic_png
 
 OPTIONS = ("A) Haemorrhage", "B) Adipose tissue", "C) Basaloid tumour nests", "D) Lymphoid infiltrate")

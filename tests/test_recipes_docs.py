@@ -146,17 +146,18 @@ def test_readme_budget_table_matches_the_budgets() -> None:
 
 
 def test_readme_settings_table_matches_the_recipes() -> None:
-    """Each row `| KEY | h20x4 | cpu | why |` states composed values (alpha for SFT keys, beta for GRPO)."""
-    rows = [
-        cells
-        for line in README.read_text().splitlines()
-        if (cells := _cells(line)) and cells[0].startswith("`")
-    ]
+    """Each row `| KEY | h20x4 | cpu | a100x8 | h100x8 | lean | why |` states composed values (alpha for SFT
+    keys, beta for GRPO)."""
+    lines = README.read_text().splitlines()
+    header = next(_cells(line) for line in lines if line.startswith("| key | h20x4 |"))
+    columns = header[1:-1]  # between `key` and `why`
+    assert sorted(columns) == sorted(PROFILES)  # a column per profile file
+    rows = [cells for line in lines if (cells := _cells(line)) and cells[0].startswith("`")]
     assert len(rows) >= 20
-    for key, *values in (row[:3] for row in rows):  # the table's columns: h20x4, cpu
+    for key, *values in (row[: 1 + len(columns)] for row in rows):
         path = key.strip("`").split(".")
         stage = "alpha" if path[0] == "llamafactory" else "beta"
-        for profile, documented in zip(("h20x4", "cpu"), values, strict=True):
+        for profile, documented in zip(columns, values, strict=True):
             node = to_container(compose(stage, "7b", profile))
             for part in path:
                 node = node.get(part, "–") if isinstance(node, dict) else "–"

@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = [
     "tools.train.models",
     "tools.evaluation.judge_eval",
     "tools.train.recipes",
+    "tools.train.profile_args",
     "tools.train.runner",
     "tools.dev.smoke",
 ]

@@ -59,18 +59,30 @@ def _real_memory_mb() -> int:
     return max(total - 256, 512)
 
 
-def _write_config(root: Path, node: str) -> Path:
+def _write_config(root: Path, host: str, nodes: list[str], gpus: int = 4) -> Path:
+    """slurm.conf for ``nodes`` (one: this host; several: ``node1``... each with its own slurmd ``Port=``,
+    spool, pid and log through ``%n``), all on 127.0.0.1, each with ``gpus`` dummy GPUs."""
     for sub in ("state", "spool", "log", "dev"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    devices = [root / "dev" / f"nvidia{i}" for i in range(4)]
-    for device in devices:  # slurmd accepts only character devices: stand-ins for /dev/nvidia[0-3]
-        device.symlink_to("/dev/null")
-    (root / "gres.conf").write_text(f"AutoDetect=off\nNodeName={node} Name=gpu File={root}/dev/nvidia[0-3]\n")
+    gres = []
+    for node in nodes:  # slurmd accepts only character devices: stand-ins for /dev/nvidia*
+        (root / "dev" / node).mkdir()
+        for i in range(gpus):
+            (root / "dev" / node / f"nvidia{i}").symlink_to("/dev/null")
+        gres.append(f"NodeName={node} Name=gpu File={root}/dev/{node}/nvidia[0-{gpus - 1}]")
+    (root / "gres.conf").write_text("AutoDetect=off\n" + "\n".join(gres) + "\n")
+    many = len(nodes) > 1
+    node_lines = "\n".join(
+        f"NodeName={node} NodeAddr=127.0.0.1{f' Port={_free_port()}' if many else ''} CPUs=2 "
+        f"RealMemory={_real_memory_mb()} Gres=gpu:{gpus} State=UNKNOWN"
+        for node in nodes
+    )
+    slurmd = "slurmd-%n" if many else "slurmd"
     conf = root / "slurm.conf"
     conf.write_text(
-        f"""# one-node test cluster written by tests/slurm/conftest.py
-ClusterName=pathvlm-test
-SlurmctldHost={node}(127.0.0.1)
+        f"""# {len(nodes)}-node test cluster written by tests/slurm/conftest.py
+ClusterName=pathvlm-test{len(nodes)}
+SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={_free_port()}
 SlurmdPort={_free_port()}
 SlurmUser=root
@@ -79,11 +91,11 @@ AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket={root}/munge.socket,cred_expire=5
 StateSaveLocation={root}/state
-SlurmdSpoolDir={root}/spool
+SlurmdSpoolDir={root}/spool{"/%n" if many else ""}
 SlurmctldPidFile={root}/slurmctld.pid
-SlurmdPidFile={root}/slurmd.pid
+SlurmdPidFile={root}/{slurmd}.pid
 SlurmctldLogFile={root}/log/slurmctld.log
-SlurmdLogFile={root}/log/slurmd.log
+SlurmdLogFile={root}/log/{slurmd}.log
 SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
@@ -103,8 +115,8 @@ KillWait=15
 InactiveLimit=0
 ReturnToService=2
 MpiDefault=none
-NodeName={node} NodeAddr=127.0.0.1 CPUs=2 RealMemory={_real_memory_mb()} Gres=gpu:4 State=UNKNOWN
-PartitionName=test Nodes={node} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+{node_lines}
+PartitionName=test Nodes={",".join(nodes)} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 """
     )
     return conf
@@ -150,8 +162,10 @@ class SlurmCluster:
 
     def diagnostics(self) -> str:
         queue = self.cmd("squeue", "-a", "-o", "%i %j %T %r", check=False).stdout
-        tail = "\n".join((self.root / "log" / "slurmctld.log").read_text().splitlines()[-20:])
-        return f"squeue:\n{queue}\nslurmctld.log (tail):\n{tail}"
+        logs = ""
+        for log in sorted((self.root / "log").glob("slurm*.log")):
+            logs += f"\n{log.name} (tail):\n" + "\n".join(log.read_text().splitlines()[-20:])
+        return f"squeue:\n{queue}{logs}"
 
     def stop(self) -> None:
         """Cancel the cluster's jobs, wait for them to end, then stop the daemons this harness started."""
@@ -179,15 +193,28 @@ def _start(cluster: SlurmCluster, name: str, args: list[str]) -> None:
     )
 
 
-def start_cluster(root: Path) -> SlurmCluster:
+def uts_namespaces_refused() -> str | None:
+    """Why this machine cannot run a slurmd in its own UTS namespace (``unshare --uts``), or None."""
+    if not shutil.which("unshare"):
+        return "unshare (util-linux) is not installed"
+    result = subprocess.run(["unshare", "--uts", "true"], capture_output=True, text=True)
+    if result.returncode:
+        return f"unshare --uts is refused here: {result.stderr.strip() or result.returncode}"
+    return None
+
+
+def start_cluster(root: Path, nodes: int = 1, gpus: int = 4) -> SlurmCluster:
+    """One node: this host. Several: ``node1``..``nodeN``, each slurmd in its own UTS namespace (its own
+    hostname) on 127.0.0.1 with its own port, spool, pid file and log."""
     _ensure_installed()
-    node = socket.gethostname().split(".")[0]
-    conf = _write_config(root, node)
+    host = socket.gethostname().split(".")[0]
+    names = [host] if nodes == 1 else [f"node{i}" for i in range(1, nodes + 1)]
+    conf = _write_config(root, host, names, gpus)
     key = root / "munge.key"
     key.write_bytes(os.urandom(1024))
     key.chmod(0o400)
     env = {**os.environ, "SLURM_CONF": str(conf)}
-    cluster = SlurmCluster(root=root, conf=conf, node=node, env=env)
+    cluster = SlurmCluster(root=root, conf=conf, node=names[0], env=env)
     try:
         _start(cluster, "munged", [
             "munged", "--foreground", "--force", f"--socket={root}/munge.socket", f"--key-file={key}",
@@ -197,13 +224,17 @@ def start_cluster(root: Path) -> SlurmCluster:
         _start(cluster, "slurmctld", ["slurmctld", "-D", "-c", "-i", "-f", str(conf)])
         ping = lambda: cluster.cmd("scontrol", "ping", check=False).returncode == 0  # noqa: E731
         cluster.wait_for(ping, 60, "slurmctld")
-        _start(cluster, "slurmd", ["slurmd", "-D", "-f", str(conf), "-N", node])
+        for name in names:
+            slurmd = ["slurmd", "-D", "-f", str(conf), "-N", name]
+            if nodes > 1:  # its own hostname: `hostname` in a job step says which node it runs on
+                slurmd = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', name, *slurmd]
+            _start(cluster, f"slurmd-{name}", slurmd)
 
-        def node_ready() -> bool:
+        def nodes_ready() -> bool:
             out = cluster.cmd("sinfo", "-h", "-N", "-o", "%t", check=False).stdout.split()
-            return out == ["idle"]
+            return out == ["idle"] * nodes
 
-        cluster.wait_for(node_ready, 60, f"node {node} to become idle")
+        cluster.wait_for(nodes_ready, 60, f"nodes {names} to become idle")
     except BaseException:
         cluster.stop()
         raise
@@ -214,6 +245,20 @@ def start_cluster(root: Path) -> SlurmCluster:
 def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
     """The running one-node cluster (stopped, with its jobs cancelled, at the end of the session)."""
     cluster = start_cluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def slurm2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    """A running two-node cluster, node1 and node2 (2 dummy GPUs each), both on 127.0.0.1; skipped with the
+    reason where the machine forbids UTS namespaces."""
+    reason = uts_namespaces_refused()
+    if reason:
+        pytest.skip(f"two-node SLURM tests need a UTS namespace per slurmd: {reason}")
+    cluster = start_cluster(tmp_path_factory.mktemp("slurm2"), nodes=2, gpus=2)
     try:
         yield cluster
     finally:

@@ -41,12 +41,14 @@ def test_usr1_before_time_limit_checkpoints_and_requeues(slurm, repo_root, tmp_p
     (venv / "bin" / "activate").write_text(f'export VIRTUAL_ENV={venv} PATH="{venv}/bin:$PATH"\n')
     (venv / "bin" / "pathvlm").write_text(STUB_RUNNER)
     (venv / "bin" / "pathvlm").chmod(0o755)
+    _real_python(venv)
     (tmp_path / "logs").mkdir()
     secret = "sk-usr1-test-secret-0123456789"
     env = {"VENV": str(venv), "RUNS": str(tmp_path / "runs"), "SIZE": "3b", "OPENAI_API_KEY": secret}
     job = slurm.sbatch(
-        "--cpus-per-task=1", "--mem=1G", str(repo_root / "slurm" / "sft.sbatch"), env=env, cwd=tmp_path
-    )
+        "--gres=gpu:4", "--cpus-per-task=1", "--mem=1G", str(repo_root / "slurm" / "sft.sbatch"), env=env,
+        cwd=tmp_path,
+    )  # fmt: skip
     step = tmp_path / "runs" / "3b" / "alpha" / "step"
     slurm.wait_for(lambda: step.is_file() and int(step.read_text() or 0) >= 3, 120, "the stub's 3rd step")
     slurm.cmd("scancel", "--batch", "--signal=USR1", job)
@@ -76,13 +78,19 @@ def _read(path: Path) -> str:
     return path.read_text() if path.is_file() else f"(no log {path})"
 
 
+def _real_python(venv: Path) -> None:
+    """``python`` in a stand-in environment: the test environment's (the jobs read the profile with it)."""
+    (venv / "bin" / "python").write_text(f'#!/bin/bash\nexec {sys.executable} "$@"\n')
+    (venv / "bin" / "python").chmod(0o755)
+
+
 def _stub_venv(tmp_path, real_bin):
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "activate").write_text(f'export VIRTUAL_ENV={venv} PATH="{venv}/bin:$PATH"\n')
     (venv / "bin" / "pathvlm").write_text(STUB_PATHVLM)
     (venv / "bin" / "pathvlm").chmod(0o755)
-    (venv / "bin" / "python").symlink_to(real_bin / "python")
+    _real_python(venv)
     return venv
 
 
@@ -141,6 +149,7 @@ def test_r1_without_its_judge_fails_clearly(slurm, repo_root, tmp_path):
         "VENV": str(_stub_venv(tmp_path, Path(sys.executable).parent)),
         "RUNS": str(tmp_path / "runs"),
         "SIZE": "3b",
+        "PROFILE": "cpu",
         "PATHVLM_JUDGE_DIR": str(tmp_path / "runs" / "3b" / "judge"),
         "PATHVLM_JUDGE_WAIT_S": "4",
     }

@@ -6,17 +6,20 @@ were called (this machine has one node), so the commands and variables each node
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SLURM = REPO / "slurm"
-SCRIPTS = sorted(SLURM.glob("*.sbatch")) + [SLURM / "pipeline.sh", SLURM / "common.sh"]
+SCRIPTS = sorted(SLURM.glob("*.sbatch")) + [SLURM / "pipeline.sh", SLURM / "submit.sh", SLURM / "common.sh"]
 SECRET = "sk-slurm-test-secret-0123456789"
 
 
@@ -49,13 +52,38 @@ def test_help(script: Path) -> None:
 
 
 def test_sbatch_defaults() -> None:
-    """Every job script asks for GPUs, logs to logs/<name>-<id>.out, requeues, is warned before its limit."""
-    directives = ("--gres=gpu:", "--output=logs/%x-%j.out", "--requeue", "--signal=B:USR1@", "--time=")
+    """Every job script logs to logs/<name>-<id>.out, requeues, is warned before its limit; the training and
+    judge scripts leave GPUs, CPUs and memory to the profile (no number in slurm/ assumes 4 GPUs)."""
+    directives = ("--output=logs/%x-%j.out", "--requeue", "--signal=B:USR1@", "--time=")
     for script in SLURM.glob("*.sbatch"):
         text = script.read_text()
         for directive in directives:
             assert f"#SBATCH {directive}" in text, f"{script.name}: no #SBATCH {directive}"
         assert "set -x" not in text
+        resources = ("--gres=", "--cpus-per-task=", "--mem=")
+        if script.name != "eval.sbatch":  # evaluation: one GPU, one vLLM engine, whatever the profile
+            assert not [d for d in resources if f"#SBATCH {d}" in text], script.name
+    for script in SCRIPTS:
+        code = [line for line in script.read_text().splitlines() if not line.lstrip().startswith("#")]
+        assert not [line for line in code if "gpu:4" in line or "GPUS_ON_NODE:-4" in line], script.name
+
+
+@pytest.mark.parametrize("profile", ["cpu", "h20x4", "a100x8", "h100x8", "lean"])
+def test_help_shows_the_profiles_resources(profile: str) -> None:
+    from tools.train.profile_args import resources
+
+    res = resources(profile)
+    assert res.sbatch_options()[0] == f"--gres=gpu:{res.gpus_per_node}"
+    for script in ("sft.sbatch", "grpo.sbatch", "judge.sbatch"):
+        env = {**os.environ, "PROFILE": profile}
+        result = subprocess.run(
+            ["bash", str(SLURM / script), "--help"], env=env, capture_output=True, text=True
+        )
+        line = (
+            f"profile {profile}: {res.gpus_per_node} GPUs per node, {res.cpus_per_task} CPUs, "
+            f"{res.mem} memory ({' '.join(res.sbatch_options())})"
+        )
+        assert line in result.stdout, result.stdout + result.stderr
 
 
 STUB = r"""#!/bin/bash
@@ -68,12 +96,21 @@ STUBS = {
     + 'MASTER_PORT=${MASTER_PORT:-} FORCE_TORCHRUN=${FORCE_TORCHRUN:-} RAY_ADDRESS=${RAY_ADDRESS:-}"'
     + ' >> "$STUB_LOG"\n',
     "ray": STUB,
-    "python": STUB + "echo 2\n",  # the Ray wait loop's node count
-    "scontrol": STUB + "printf 'node1\\nnode2\\n'\n",  # show hostnames
+    # the profile's resources are read for real; the Ray check waits (10 s at most) for the worker to start
+    "python": '#!/bin/bash\n[[ "$1 $2" == "-m tools.train.profile_args" ]] && exec "$REAL_PYTHON" "$@"\n'
+    + STUB.split("\n", 1)[1]
+    + 'if [[ "$2" == tools.train.ray_check ]]; then\n'
+    + '    for _ in {1..100}; do grep -q "^ray start --address" "$STUB_LOG" && break; sleep 0.1; done\nfi\n',
+    # show node NAME: its NodeAddr (127.0.0.<number in NAME>); show hostnames: node1, node2
+    "scontrol": STUB
+    + '[[ "$1 $2" == "show node" ]] && echo "NodeName=$3 NodeAddr=127.0.0.${3//[!0-9]/} State=IDLE" '
+    + "&& exit 0\nprintf 'node1\\nnode2\\n'\n",
     # srun runs its command once per node with SLURM_NODEID set, as Slurm would
     "srun": STUB
     + 'n=1; while [[ "$1" == -* ]]; do [[ "$1" == --nodes=* ]] && n=${1#--nodes=}; shift; done\n'
-    + 'for ((i = 0; i < n; i++)); do SLURM_NODEID=$i "$@"; done\n',
+    + "for ((i = 0; i < n; i++)); do\n"
+    + '    SLURM_NODEID=$i SLURM_PROCID=$i SLURMD_NODENAME=node$((i + 2)) "$@"\n'
+    + "done\n",
 }
 
 
@@ -89,6 +126,7 @@ def _stub_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
         "STUB_LOG": str(tmp_path / "calls.log"),
+        "REAL_PYTHON": sys.executable,
         "VENV": str(venv),
         "RUNS": str(tmp_path / "runs"),
         "SIZE": "3b",
@@ -113,29 +151,47 @@ def _run(script: str, env: dict[str, str], *args: str) -> tuple[str, list[str]]:
 
 
 def test_grpo_two_nodes_starts_ray_and_sets_nnodes(tmp_path: Path) -> None:
-    out, calls = _run("grpo.sbatch", _stub_env(tmp_path, RAY_HEAD_IP="10.0.0.1"), "beta")
-    port = 6379 + 42
-    head = f"ray start --head --node-ip-address=10.0.0.1 --port={port} --num-cpus=8 --num-gpus=4 "
-    own = (  # this job's temp dir and ports: other jobs' Ray clusters on the node stay apart
-        "--temp-dir=/tmp/ray-42 --dashboard-agent-listen-port=52407 --dashboard-agent-grpc-port=53407 "
-        "--metrics-export-port=54407"
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Unix socket paths
+    sockets = temp / "session_latest" / "sockets"
+    sockets.mkdir(parents=True)
+    with contextlib.ExitStack() as stack:  # stand-ins for the head's GCS port and raylet sockets it waits for
+        gcs = stack.enter_context(socket.socket())
+        gcs.bind(("127.0.0.1", 0))
+        gcs.listen()
+        port = gcs.getsockname()[1]
+        for name in ("raylet", "plasma_store"):
+            stack.enter_context(socket.socket(socket.AF_UNIX)).bind(str(sockets / name))
+        env = _stub_env(
+            tmp_path, RAY_PORT=str(port), RAY_OBJECT_STORE_BYTES="80000000", RAY_TEMP_DIR=str(temp)
+        )
+        out, calls = _run("grpo.sbatch", env, "beta")
+    shutil.rmtree(temp)
+    head = f"ray start --head --node-ip-address=127.0.0.1 --port={port} --num-cpus=8 --num-gpus=4 "
+    # the stub python "imports" grpc, so Ray Client gets this job's port
+    head += f"--include-dashboard=false --ray-client-server-port=10043 --temp-dir={temp} "
+    head += (
+        "--dashboard-agent-listen-port=52407 --dashboard-agent-grpc-port=53407 --metrics-export-port=54407 "
     )
-    head += f"--include-dashboard=false --ray-client-server-port=10043 {own} --disable-usage-stats"
+    head += "--object-store-memory=80000000 --disable-usage-stats --block"
     assert head in calls, calls
     worker = next(c for c in calls if c.startswith("srun "))
     assert "--overlap --nodes=1 --ntasks=1 --ntasks-per-node=1 --exclude=node1" in worker
-    worker_ray = (
-        f"ray start --address=10.0.0.1:{port} --num-cpus=8 --num-gpus=4 {own} --disable-usage-stats --block"
+    worker_ray = (  # node2's own address; its ports offset by its rank (1): nodes sharing a host stay apart
+        f"ray start --address=127.0.0.1:{port} --node-ip-address=127.0.0.2 --num-cpus=8 --num-gpus=4 "
+        "--dashboard-agent-listen-port=52408 --dashboard-agent-grpc-port=53408 --metrics-export-port=54408 "
+        "--object-store-memory=80000000 --disable-usage-stats --block"
     )
     assert worker_ray in calls
+    check = "python -m tools.train.ray_check --nodes 2 --gpus 4 --cpus 8 --wait 300"
     run = next(c for c in calls if c.startswith("pathvlm "))
+    assert calls.index(check) < calls.index(run)  # Ray is checked before the engine starts
     assert run == (
         f"pathvlm run beta --size 3b --profile h20x4 --budget paper --runs {tmp_path / 'runs'} "
         "--set easyr1.trainer.nnodes=2 --set easyr1.trainer.n_gpus_per_node=4"
     )
-    assert f"RAY_ADDRESS=10.0.0.1:{port}" in calls[calls.index(run) + 1]
-    assert calls.index("ray stop --force") > calls.index(run)
+    assert f"RAY_ADDRESS=127.0.0.1:{port}" in calls[calls.index(run) + 1]
     assert f"resolved config {tmp_path / 'runs'}/3b/beta/config.yaml" in out
+    assert "Ray: stopped" in out
 
 
 def test_sft_two_nodes_runs_torchrun_variables_per_node(tmp_path: Path) -> None:
@@ -152,7 +208,8 @@ def test_sft_two_nodes_runs_torchrun_variables_per_node(tmp_path: Path) -> None:
     envs = [c for c in calls if c.startswith("env ")]
     port = 29500 + 42
     assert envs == [
-        f"env NODE_RANK={rank} NNODES=2 MASTER_ADDR=node1 MASTER_PORT={port} FORCE_TORCHRUN=1 RAY_ADDRESS="
+        f"env NODE_RANK={rank} NNODES=2 MASTER_ADDR=127.0.0.1 MASTER_PORT={port} FORCE_TORCHRUN=1 "
+        "RAY_ADDRESS="
         for rank in (0, 1)
     ]
 

@@ -9,7 +9,8 @@ Which stages, sizes, budgets and profiles exist is what ``recipes/`` holds (``to
    ``recipes/sizes/<size>.yaml``, then ``recipes/profiles/<profile>.yaml`` (so the cpu profile keeps its
    own short budget). An overlay may hold top-level keys, ``defaults`` (other overlays of its folder), a
    ``llamafactory:`` and an ``easyr1:`` section (only the one of the stage's engine is applied) and
-   ``stages: {<stage>: {...}}`` for settings of one stage only;
+   ``stages: {<stage>: {...}}`` for settings of one stage only, and a profile ``budgets: {<budget>: {...}}``
+   for settings of one budget only (how a GPU count that the budget's batches do not divide keeps them valid);
 3. dotlist ``overrides`` such as ``easyr1.trainer.max_steps=10``.
 
 ``vars:`` holds values several sections interpolate (``${vars.max_pixels}``: the one image pixel limit of
@@ -77,20 +78,30 @@ def stage_file(stage: str) -> Path:
     return registry.recipe_file("stages", stage)
 
 
-def _overlay(path: Path, stage: str, engine: str, own_keys: tuple[str, ...] = ()) -> list[DictConfig]:
+def _overlay(
+    path: Path, stage: str, engine: str, own_keys: tuple[str, ...] = (), budget: str | None = None
+) -> list[DictConfig]:
     """The parts of a budget/size/profile overlay that apply to ``stage`` (run by ``engine``), in order,
-    without the overlay's ``own_keys`` (what the registry reads, not the engines)."""
+    without the overlay's ``own_keys`` (what the registry reads, not the engines); with ``budget`` (profiles
+    only) also its ``budgets.<budget>`` part."""
     from tools.train.engines import SECTIONS
 
     cfg = registry.load_with_defaults(path)
     per_stage = cfg.pop("stages", None) or {}
-    known = list(registry.stages())
-    unknown = sorted(set(per_stage) - set(known))
-    if unknown:
-        raise RecipeError(
-            str(path), [f"stages.{name}: unknown stage (expected one of {known})" for name in unknown]
+    per_budget = (cfg.pop("budgets", None) or {}) if budget is not None else {}
+    problems = [
+        f"{key}.{name}: unknown {key[:-1]} (expected one of {known})"
+        for key, part, known in (
+            ("stages", per_stage, list(registry.stages())),
+            ("budgets", per_budget, registry.budgets()),
         )
+        for name in sorted(set(part) - set(known))
+    ]
+    if problems:
+        raise RecipeError(str(path), problems)
     parts = [cfg, per_stage.get(stage) or OmegaConf.create({})]
+    if budget is not None:
+        parts.insert(1, per_budget.get(budget) or OmegaConf.create({}))
     for part in parts:
         for name in (*own_keys, *(s for s in SECTIONS if s != engine)):
             part.pop(name, None)
@@ -124,7 +135,7 @@ def compose(
         stage_cfg,
         *_overlay(registry.recipe_file("budgets", budget), stage, engine),
         *_overlay(registry.recipe_file("sizes", size), stage, engine, registry.SIZE_KEYS),
-        *_overlay(registry.recipe_file("profiles", profile), stage, engine, registry.PROFILE_KEYS),
+        *_overlay(registry.recipe_file("profiles", profile), stage, engine, registry.PROFILE_KEYS, budget),
     ]
     try:
         if overrides:

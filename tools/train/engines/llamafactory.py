@@ -14,7 +14,9 @@ resumes by itself: LLaMA-Factory continues from the last ``checkpoint-N`` in ``o
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -118,5 +120,35 @@ def checkpoints(cfg: dict[str, Any], stage_dir: Path) -> list[tuple[int, Path]]:
 
 
 def export(cfg: dict[str, Any], stage_dir: Path, model_dir: Path | None = None) -> None:
-    """LLaMA-Factory's final output (or checkpoint ``model_dir``) as is, with the config made flat."""
-    export_trainer_output(Path(cfg["llamafactory"]["output_dir"]), stage_dir, model_dir)
+    """LLaMA-Factory's final output (or checkpoint ``model_dir``) with the config made flat; a LoRA run's
+    adapter is first merged into its base model (``llamafactory-cli export``), so the next stage and the
+    evaluation load a full model."""
+    output_dir = Path(cfg["llamafactory"]["output_dir"])
+    if cfg["llamafactory"].get("finetuning_type") != "lora":
+        export_trainer_output(output_dir, stage_dir, model_dir)
+        return
+    merged = stage_dir / "merged.tmp"
+    merge_lora(cfg["llamafactory"], model_dir or output_dir, merged)
+    try:
+        export_trainer_output(output_dir, stage_dir, merged)
+    finally:
+        shutil.rmtree(merged, ignore_errors=True)
+
+
+def merge_lora(args: dict[str, Any], adapter: Path, export_dir: Path) -> None:
+    """``llamafactory-cli export``: the base model ``args["model_name_or_path"]`` with ``adapter`` merged,
+    saved (model, tokenizer, processor) to ``export_dir``."""
+    import yaml
+
+    shutil.rmtree(export_dir, ignore_errors=True)
+    export_dir.mkdir(parents=True)
+    keys = ("model_name_or_path", "template", "trust_remote_code", "image_max_pixels", "image_min_pixels")
+    config = {key: args[key] for key in keys if key in args}
+    config |= {"adapter_name_or_path": str(adapter), "finetuning_type": "lora", "export_dir": str(export_dir)}
+    file = export_dir.with_name(export_dir.name + ".yaml")
+    file.write_text(yaml.safe_dump(config))
+    cli = Path(sys.executable).with_name("llamafactory-cli")
+    try:
+        subprocess.run([str(cli), "export", str(file)], check=True)
+    finally:
+        file.unlink(missing_ok=True)

@@ -1,0 +1,33 @@
+#!/bin/bash
+# Usage: slurm/submit.sh [SBATCH_OPTION...] SCRIPT [SCRIPT_ARG...]
+#
+# sbatch SCRIPT with the GPUs per node, CPUs and memory of PROFILE (recipes/profiles/PROFILE.yaml:
+# gpus_per_node and its slurm: block, printed by `pathvlm profile-args`), e.g.
+#   --gres=gpu:8 --cpus-per-task=64 --mem=512G for PROFILE=a100x8. The SBATCH_OPTIONs you give come after
+# them, so they win (sbatch keeps the last of a repeated option). Prints sbatch's output (the job id).
+# Environment: PROFILE [h20x4], VENV [.venv-gpu, else .venv: the Python that reads the profile]; SIZE,
+# BUDGET, RUNS, ... reach the job unchanged (see SCRIPT --help).
+# Examples:
+#   mkdir -p logs && slurm/submit.sh slurm/sft.sbatch
+#   PROFILE=a100x8 slurm/submit.sh --nodes=2 --partition=gpu slurm/grpo.sbatch beta
+#   PROFILE=lean slurm/submit.sh --gres=gpu:1 slurm/sft.sbatch   # one GPU instead of the profile's two
+set -euo pipefail
+
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
+
+OPTS=()
+while (($#)) && [[ "$1" == -* ]]; do
+    if [[ "$1" == -h || "$1" == --help ]]; then usage; exit 0; fi
+    OPTS+=("$1")
+    shift
+done
+(($#)) || { echo "submit.sh: no SCRIPT (see --help)" >&2; exit 2; }
+SCRIPT=$1
+shift
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=slurm/common.sh
+source "$REPO/slurm/common.sh"
+PYTHON=$(pv_python) || { echo "submit.sh: no environment with Python (set VENV, or run make setup)" >&2; exit 1; }
+mapfile -t PROFILE_OPTS < <(cd "$REPO" && "$PYTHON" -m tools.train.profile_args --profile "${PROFILE:-h20x4}" --format lines)
+((${#PROFILE_OPTS[@]})) || { echo "submit.sh: cannot read profile ${PROFILE:-h20x4}" >&2; exit 1; }
+exec sbatch "${PROFILE_OPTS[@]}" "${OPTS[@]}" "$SCRIPT" "$@"

@@ -1,0 +1,164 @@
+"""The job resources a hardware profile asks for: ``pathvlm profile-args --profile P``.
+
+Every ``recipes/profiles/<name>.yaml`` declares ``gpus_per_node`` and a ``slurm:`` block (``cpus_per_task``,
+``mem``). ``#SBATCH`` lines are static, so the sbatch scripts name no GPUs, CPUs or memory;
+``slurm/submit.sh`` and ``slurm/pipeline.sh`` put these options before the user's own (a later sbatch
+option wins), and the jobs check what they got (``--check``). The ``slurm:`` block is not part of a
+stage's recipe (its hash ignores it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from dataclasses import dataclass
+
+from omegaconf import OmegaConf
+
+SLURM_KEYS = ("cpus_per_task", "mem")
+_MEM = re.compile(r"^[1-9][0-9]*[KMGT]?$")
+_MEM_UNITS = {"K": 2**-10, "M": 1, "G": 2**10, "T": 2**20, "": 1}  # in MB, as sbatch reads --mem
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one node of a job of this profile needs."""
+
+    profile: str
+    gpus_per_node: int
+    cpus_per_task: int
+    mem: str
+
+    def sbatch_options(self) -> list[str]:
+        return [
+            f"--gres=gpu:{self.gpus_per_node}",
+            f"--cpus-per-task={self.cpus_per_task}",
+            f"--mem={self.mem}",
+        ]
+
+    def mem_mb(self) -> int:
+        return int(int(self.mem.rstrip("KMGT")) * _MEM_UNITS[self.mem[-1] if self.mem[-1] in "KMGT" else ""])
+
+
+def resources(profile: str) -> Resources:
+    """The resources declared by ``recipes/profiles/<profile>.yaml`` (its ``defaults`` merged in)."""
+    from tools.train import registry
+    from tools.train.recipes import RecipeError
+
+    path = registry.recipe_file("profiles", profile)
+    cfg = OmegaConf.to_container(registry.load_with_defaults(path), resolve=False)
+    slurm, gpus, problems = cfg.get("slurm"), cfg.get("gpus_per_node"), []
+    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 0:
+        problems.append(f"gpus_per_node: {gpus!r}, expected an integer >= 0")
+    if not isinstance(slurm, dict):
+        raise RecipeError(
+            str(path), [*problems, f"slurm: {slurm!r}, expected a mapping with {list(SLURM_KEYS)}"]
+        )
+    problems += [
+        f"slurm.{key}: unknown key (expected {list(SLURM_KEYS)})" for key in slurm if key not in SLURM_KEYS
+    ]
+    problems += [f"slurm.{key}: missing" for key in SLURM_KEYS if key not in slurm]
+    cpus, mem = slurm.get("cpus_per_task"), slurm.get("mem")
+    if "cpus_per_task" in slurm and (not isinstance(cpus, int) or isinstance(cpus, bool) or cpus < 1):
+        problems.append(f"slurm.cpus_per_task: {cpus!r}, expected an integer >= 1")
+    if "mem" in slurm and not (isinstance(mem, str) and _MEM.match(mem)):
+        problems.append(f"slurm.mem: {mem!r}, expected sbatch's --mem form such as 256G or 4096M")
+    if problems:
+        raise RecipeError(str(path), problems)
+    return Resources(profile, gpus, cpus, mem)
+
+
+def check_job(res: Resources, env: dict[str, str]) -> list[str]:
+    """Problems of this SLURM job's allocation (from ``env``) for the profile; notes go to stderr.
+
+    A job without GPUs for a GPU profile is refused (plain ``sbatch`` without ``--gres``); any GPU count the
+    user asked for is kept (the runner refits SFT's accumulation, EasyR1 follows the job's GPUs)."""
+    gpus = int(env.get("SLURM_GPUS_ON_NODE") or 0)
+    options = " ".join(res.sbatch_options())
+    if res.gpus_per_node and not gpus:
+        return [
+            f"this job has no GPUs; profile {res.profile} needs {res.gpus_per_node} per node: submit with "
+            f"slurm/submit.sh SCRIPT (or sbatch {options} SCRIPT)"
+        ]
+    got = {
+        "GPUs per node": (gpus, res.gpus_per_node),
+        "CPUs per task": (int(env.get("SLURM_CPUS_PER_TASK") or 0), res.cpus_per_task),
+        "memory per node (MB)": (int(env.get("SLURM_MEM_PER_NODE") or 0), res.mem_mb()),
+    }
+    for what, (have, want) in got.items():
+        if have and have != want:
+            print(
+                f"note: the job's {what} {have} differ from profile {res.profile}'s {want} (kept)",
+                file=sys.stderr,
+            )
+    return []
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "profile-args",
+        help="print the sbatch options (GPUs, CPUs, memory) a hardware profile asks for",
+        description="Print the sbatch options of recipes/profiles/PROFILE.yaml (gpus_per_node and its slurm: "
+        "block): --gres=gpu:N --cpus-per-task=C --mem=M. slurm/submit.sh and slurm/pipeline.sh put them "
+        "before your own sbatch options, which win.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=_main)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile",
+        default=os.environ.get("PROFILE") or "h20x4",
+        help="profile (default: $PROFILE, else h20x4)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("sbatch", "lines", "describe"),
+        default="sbatch",
+        help="sbatch: the options on one line; lines: one option per line (for bash mapfile); describe: a "
+        "sentence for --help",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="inside a job: fail when it has no GPUs but the profile needs some",
+    )
+
+
+def _main(args: argparse.Namespace) -> int:
+    from tools.train.recipes import RecipeError
+
+    try:
+        res = resources(args.profile)
+    except RecipeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        problems = check_job(res, dict(os.environ))
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1 if problems else 0
+    if args.format == "describe":
+        options = " ".join(res.sbatch_options())
+        print(
+            f"profile {res.profile}: {res.gpus_per_node} GPUs per node, {res.cpus_per_task} CPUs, "
+            f"{res.mem} memory ({options})"
+        )
+    else:
+        print(("\n" if args.format == "lines" else " ").join(res.sbatch_options()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.train.profile_args", description=__doc__.splitlines()[0]
+    )
+    add_arguments(parser)
+    return _main(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
