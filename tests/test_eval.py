@@ -339,6 +339,8 @@ def test_eval_all_covers_finished_stages_and_base(tiny_model: Path, tmp_path: Pa
         "eval-all",
         "--size",
         "7b",
+        "--profile",
+        "cpu",  # its eval_backend: hf
         "--runs",
         str(runs),
         "--data-root",
