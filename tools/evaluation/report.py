@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tools.evaluation.markdown import markdown_table
 from tools.evaluation.paper import (
     API_SIZE,
     COMPARISONS,
@@ -242,7 +243,7 @@ def table_markdown(rows: Sequence[dict[str, Any]], with_dataset: bool = False) -
         + (["Dataset"] if with_dataset else [])
         + ["n", "Ours (95% CI)", "Paper", "Δ (ours − paper)"]
     )
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    body: list[list[str]] = []
     for row in rows:
         ours = (
             MISSING
@@ -258,8 +259,8 @@ def table_markdown(rows: Sequence[dict[str, Any]], with_dataset: bool = False) -
             row["paper"] or "—",
             _num(row["diff"], sign=True),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return markdown_table(header, body)
 
 
 def comparisons_markdown(rows: Sequence[dict[str, Any]]) -> str:
@@ -275,7 +276,7 @@ def comparisons_markdown(rows: Sequence[dict[str, Any]]) -> str:
         "B only",
         "p (exact McNemar)",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    body: list[list[str]] = []
     for row in rows:
         if row["n"] == MISSING:
             cells = [row["size"], row["dataset"], row["a"], row["b"], MISSING, "", "", "", "", ""]
@@ -292,8 +293,8 @@ def comparisons_markdown(rows: Sequence[dict[str, Any]]) -> str:
                 str(row["only_b"]),
                 f"{row['p_value']:.4g}",
             ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return markdown_table(header, body)
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.evaluation.markdown import markdown_table
 from tools.evaluation.paper import model_label
 
 IN_DOMAIN = "test"
@@ -133,7 +134,7 @@ def markdown(size: str, rows: Sequence[dict[str, Any]], plot: Path | None) -> li
         *(f"reward/{r} (first → last ¼)" for r in REWARDS),
         "vs previous stage (exact McNemar)",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    body: list[list[str]] = []
     for row in rows:
         low, high = row["accuracy_ci"]
         test = row.get("mcnemar")
@@ -145,8 +146,8 @@ def markdown(size: str, rows: Sequence[dict[str, Any]], plot: Path | None) -> li
         process = f"{row['process']:.3f}" if "process" in row else ""
         cells = [row["model"], str(row["n"]), f"{row['accuracy']:.3f} ({low:.3f}–{high:.3f})", process]
         cells += [_quarters(row.get(f"reward_{name}")) for name in REWARDS] + [versus]
-        lines.append("| " + " | ".join(cells) + " |")
-    out = [f"## Learning: what each stage did ({size})", "\n".join(lines)]
+        body.append(cells)
+    out = [f"## Learning: what each stage did ({size})", markdown_table(header, body)]
     if plot is not None:
         out.append(f"![{plot.stem}]({plot.name})")
     return out

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.evaluation.markdown import markdown_table
 from tools.evaluation.paper import model_label
 from tools.evaluation.passk import KS, estimate
 
@@ -80,7 +81,7 @@ def markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
     if not rows:
         return []
     header = ["Model", "Dataset", "n", "samples", "T", *(f"pass@{k} % (95% CI)" for k in KS)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    body: list[list[str]] = []
     for row in rows:
         cells = [row["model"], row["dataset"], str(row["n"]), str(row["samples"]), f"{row['temperature']:g}"]
         for k in KS:
@@ -89,13 +90,13 @@ def markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
                 continue
             low, high = row[f"pass@{k}_ci_low"], row[f"pass@{k}_ci_high"]
             cells.append(f"{row[f'pass@{k}']:.2f} ({low:.2f}–{high:.2f})")
-        lines.append("| " + " | ".join(cells) + " |")
+        body.append(cells)
     return [
         "## pass@k (sampled answers)",
         "Unbiased estimator of Chen et al. (2021), 1 − C(n−c, k)/C(n, k) per item with c correct of n "
         f"samples, averaged over items; `{TOO_FEW}`: fewer samples than k. Made by "
         "`pathvlm eval --samples 8 --temperature 1`.",
-        "\n".join(lines),
+        markdown_table(header, body),
     ]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.evaluation.markdown import markdown_table
 from tools.evaluation.paper import TABLE2, model_label
 
 IN_DOMAIN = "test"
@@ -131,7 +132,7 @@ def _f(value: Any, digits: int = 3) -> str:
 
 def markdown(rows: Sequence[dict[str, Any]], tests: Sequence[dict[str, Any]]) -> list[str]:
     header = ["Model", "n", "Process (95% CI)", "Integrity", "Knowledge", "Output tokens", "Paper tokens"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    body: list[list[str]] = []
     for row in rows:
         process = (
             f"{_f(row['process'])} ({_f(row['process_ci_low'])}–{_f(row['process_ci_high'])})"
@@ -147,13 +148,13 @@ def markdown(rows: Sequence[dict[str, Any]], tests: Sequence[dict[str, Any]]) ->
             _f(row["avg_output_tokens"], 2),
             row["paper_output_tokens"] or "—",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        body.append(cells)
     test_header = ["Size", "A", "B", "n shared", "pairs differing", "mean A − B", "W", "p (Wilcoxon)"]
-    test_lines = ["| " + " | ".join(test_header) + " |", "|" + "---|" * len(test_header)]
+    test_body: list[list[str]] = []
     for test in tests:
         cells = [test["size"], test["a"], test["b"], str(test["n"]), str(test["nonzero"])]
         cells += [_f(test["mean_diff"]), _f(test["statistic"], 1), f"{test['p_value']:.4g}"]
-        test_lines.append("| " + " | ".join(cells) + " |")
+        test_body.append(cells)
     judges = sorted({row["judge"] for row in rows if row.get("judge")})
     return [
         "## Reasoning quality (judged)",
@@ -161,9 +162,9 @@ def markdown(rows: Sequence[dict[str, Any]], tests: Sequence[dict[str, Any]]) ->
         + (", ".join(judges) or "none yet")
         + "); format failures score 0, as in training; process = mean of integrity and knowledge. "
         "Output tokens are Table 2's.",
-        "\n".join(lines),
+        markdown_table(header, body),
         "Paired Wilcoxon signed-rank tests on per-item process scores (ties dropped):",
-        "\n".join(test_lines) if tests else "(no judged pair yet)",
+        markdown_table(test_header, test_body) if tests else "(no judged pair yet)",
     ]
 
 

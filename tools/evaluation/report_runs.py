@@ -20,6 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from tools.evaluation.markdown import markdown_table
 from tools.evaluation.paper import COMPARISONS, model_label
 from tools.train.replicates import parse_run_stage
 
@@ -166,12 +167,6 @@ def split_unit_rows(
     return rows
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    """A markdown table: the header, its rule, one line per row."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join([*lines, *("| " + " | ".join(map(str, row)) + " |" for row in rows)])
-
-
 def markdown(
     replicates: list[dict[str, Any]],
     per_seed: list[dict[str, Any]],
@@ -186,7 +181,7 @@ def markdown(
             [r["model"], r["dataset"], r["seeds"], f"{r['mean']:.2f} ± {r['sd']:.2f}", r["per_seed"]]
             for r in replicates
         ]
-        sections.append(_table(header, rows))
+        sections.append(markdown_table(header, rows))
         if per_seed:
             header = [
                 "Size",
@@ -201,7 +196,7 @@ def markdown(
             ]
             keys = ("size", "dataset", "seed", "a", "b", "n", "only_a", "only_b")
             rows = [[*(r[k] for k in keys), f"{r['p_value']:.4g}"] for r in per_seed]
-            sections += ["McNemar per matching seed:", _table(header, rows)]
+            sections += ["McNemar per matching seed:", markdown_table(header, rows)]
     else:
         sections.append("No stage was trained with more than one seed (`pathvlm run --seed N`).")
     sections.append("## Model selection on the validation split")
@@ -223,7 +218,7 @@ def markdown(
             ]
             for r in selections
         ]
-        sections.append(_table(header, rows))
+        sections.append(markdown_table(header, rows))
     else:
         sections.append(
             "No run selected a checkpoint (no validation split in its data): each exports its last step."
@@ -242,5 +237,5 @@ def markdown(
             ]
             for r in units
         ]
-        sections.append(_table([*header, "Δ (95% CI)"], rows))
+        sections.append(markdown_table([*header, "Δ (95% CI)"], rows))
     return sections
