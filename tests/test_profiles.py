@@ -152,3 +152,18 @@ def test_eight_gpu_paper_budget_is_refused_by_the_batch_rules_without_the_profil
     """Why a100x8 needs its budgets.paper part: h20x4's paper batches on 8 GPUs break EasyR1's rules."""
     with pytest.raises(RecipeError, match="rollout_batch_size 4 is not divisible by the 8 GPUs"):
         validate(compose("beta", size, "h20x4", ["easyr1.trainer.n_gpus_per_node=8"]))
+
+
+@pytest.mark.parametrize(("profile", "field", "value"), [
+    ("cpu", "eval_backend", "hf"), ("h20x4", "eval_backend", "vllm"), ("cpu", "grpo_engine", "trl"),
+    ("a100x8", "gpus_per_node", "8"),
+])  # fmt: skip
+def test_scripts_read_one_profile_declaration(
+    profile: str, field: str, value: str, capsys: pytest.CaptureFixture
+) -> None:
+    from tools.train.profile_args import main
+
+    assert main(["--profile", profile, "--field", field]) == 0
+    assert capsys.readouterr().out == f"{value}\n"
+    assert main(["--profile", "nope", "--field", field]) == 2
+    assert "nope.yaml" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from omegaconf import OmegaConf
 
 SLURM_KEYS = ("cpus_per_task", "mem")
+FIELDS = ("gpus_per_node", "grpo_engine", "eval_backend")  # --field: what scripts read of a profile
 _MEM = re.compile(r"^[1-9][0-9]*[KMGT]?$")
 _MEM_UNITS = {"K": 2**-10, "M": 1, "G": 2**10, "T": 2**20, "": 1}  # in MB, as sbatch reads --mem
 
@@ -122,6 +123,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "sentence for --help",
     )
     parser.add_argument(
+        "--field",
+        choices=FIELDS,
+        help="print this one declaration of the profile instead (e.g. eval_backend for slurm/eval.sbatch)",
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
         help="inside a job: fail when it has no GPUs but the profile needs some",
@@ -136,6 +142,15 @@ def _main(args: argparse.Namespace) -> int:
     except RecipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.field:
+        from tools.train.registry import RegistryError, profile
+
+        try:
+            print(getattr(profile(args.profile), args.field))
+        except RegistryError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.check:
         problems = check_job(res, dict(os.environ))
         for problem in problems:
