@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from omegaconf import OmegaConf
 
 from tools.cli import main as cli_main
 from tools.train.selection import best_step
@@ -102,7 +103,9 @@ def test_alpha_exports_the_best_validation_checkpoint_not_the_last(
     assert cli_main(command) == 0, capsys.readouterr().out[-3000:]
     first = tmp_path / "runs" / "7b" / "alpha"
     steps = [point["step"] for point in json.loads((first / "selection.json").read_text())["curve"]]
-    assert steps == [40, 80, 120, 160, 200]  # every periodic checkpoint kept and evaluated, and the final one
+    sft = OmegaConf.load(first / "config.yaml").llamafactory  # the cpu profile's epochs and batch
+    last = 200 // sft.per_device_train_batch_size * int(sft.num_train_epochs)
+    assert steps == sorted({*range(40, last + 1, 40), last})  # every periodic checkpoint and the final one
     rows = [json.loads(line) for line in (data / "eval" / "validation.jsonl").read_text().splitlines()]
     rows, won = gold_against_the_last(rows, {step: _outputs(first, step) for step in steps})
     assert won > 0, "premise: no earlier checkpoint gave a valid answer the last one does not give"
@@ -120,10 +123,10 @@ def test_alpha_exports_the_best_validation_checkpoint_not_the_last(
     record = json.loads((stage / "selection.json").read_text())
     assert [point["step"] for point in record["curve"]] == steps
     accuracies = {point["step"]: point["accuracy"] for point in record["curve"]}
-    assert accuracies[200] == 0.0 and sum(accuracies.values()) * len(rows) >= won  # as built above
+    assert accuracies[last] == 0.0 and sum(accuracies.values()) * len(rows) >= won  # as built above
     best = record["best_step"]
     assert best == min(steps, key=lambda s: (-accuracies[s], s))  # the highest, ties to the earliest
-    assert best != record["last_step"] == 200 and accuracies[best] > accuracies[200]
+    assert best != record["last_step"] == last and accuracies[best] > accuracies[last]
     assert record["data"] == str((data / "eval" / "validation.jsonl").resolve())
     assert not (stage / "eval").exists()  # the test split is never read for selection
     exported = load_file(stage / "model" / "model.safetensors")
