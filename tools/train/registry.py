@@ -117,7 +117,7 @@ def stands_in_for(size: str) -> str | None:
     """The paper size a stand-in size (``stands_in_for`` in its file, e.g. ``tiny``) stands in for; None for
     a paper size. A stand-in's report rows are never compared with the paper's numbers."""
     path = recipe_file("sizes", size)
-    return load_yaml(path).get("stands_in_for") if path.is_file() else None
+    return load_with_defaults(path).get("stands_in_for") if path.is_file() else None
 
 
 def budgets() -> list[str]:
