@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import functools
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -87,16 +86,14 @@ def test_cpu_and_gpu_share_the_library_pins() -> None:
 def gpu_dry_run() -> tuple[subprocess.Popen, Path]:
     """`pip install --dry-run` of the gpu extra, started once; returns the process and its report path.
 
-    It downloads gigabytes of wheels for minutes, so conftest.py starts it when the test below is collected,
-    at the lowest CPU priority: it runs beside the other tests and takes the cores they leave idle."""
+    It downloads gigabytes of wheels for minutes, so conftest.py starts it when the test below is collected
+    and it runs beside the other tests (not niced: on a busy machine a niced pip starved for 25 minutes)."""
     folder = Path(tempfile.mkdtemp(prefix="gpu-dry-run-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     command = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"]
     command += ["--disable-pip-version-check", "--report", str(folder / "report.json"), f"{REPO}[gpu]"]
     with (folder / "pip.log").open("w") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=functools.partial(os.nice, 19)
-        )
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     atexit.register(process.kill)  # a session that ends before the test leaves no pip behind
     return process, folder
 
