@@ -62,8 +62,18 @@ models: ## login node: download SIZE's base model (+ a self-hosted judge) into $
 	HF_HUB_OFFLINE=0 $(or $(wildcard $(GPU_VENV)/bin/pathvlm),$(PATHVLM)) models --size $(SIZE)
 
 # ---------------------------------------------------------------- quality
+# Without PYTEST_ARGS (as CI runs it), the BESIDE tests run in a second pytest beside the rest, their report after
+# the other's: two groups of comparable time, each training with one torch thread, share the 2 cores (the test
+# cluster runs one job at a time).
+BESIDE := tests/slurm tests/test_runner_training.py
 test: setup ## set up, then run every test (slow and SLURM tests included; PYTEST_ARGS="-m 'not slow'" for the fast ones)
-	@rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
+	@if [ -z "$(strip $(PYTEST_ARGS))" ]; then \
+	  log=$$(mktemp); $(VENV)/bin/pytest $(BESIDE) >$$log 2>&1 & beside=$$!; \
+	  rc=0; $(VENV)/bin/pytest $(addprefix --ignore=,$(BESIDE)) || rc=$$?; src=0; wait $$beside || src=$$?; \
+	  echo "==== $(BESIDE) (ran beside the tests above) ===="; cat $$log; rm -f $$log; \
+	  if [ $$rc -ne 0 ]; then exit $$rc; fi; exit $$src; \
+	fi; \
+	rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests for PYTEST_ARGS='$(PYTEST_ARGS)'"; rc=0; fi; exit $$rc
 
 lint: setup ## ruff check and format check

@@ -16,6 +16,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _starts_early(item: pytest.Item) -> bool:
+    return hasattr(getattr(item, "function", None), "start_early")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that wait on background work run last: the work has the whole session to finish."""
+    items.sort(key=_starts_early)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start what selected tests wait for in the background (``test.start_early``), beside the other tests."""
+    for item in [] if session.config.option.collectonly else session.items:
+        if _starts_early(item):
+            item.function.start_early()
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

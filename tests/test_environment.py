@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -78,31 +82,34 @@ def test_cpu_and_gpu_share_the_library_pins() -> None:
         assert cpu[name] == gpu[name], name
 
 
+@functools.cache
+def gpu_dry_run() -> tuple[subprocess.Popen, Path]:
+    """`pip install --dry-run` of the gpu extra, started once; returns the process and its report path.
+
+    It downloads gigabytes of wheels for minutes, so conftest.py starts it when the test below is collected
+    and it runs beside the other tests (not niced: on a busy machine a niced pip starved for 25 minutes)."""
+    folder = Path(tempfile.mkdtemp(prefix="gpu-dry-run-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    command = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"]
+    command += ["--disable-pip-version-check", "--report", str(folder / "report.json"), f"{REPO}[gpu]"]
+    with (folder / "pip.log").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    atexit.register(process.kill)  # a session that ends before the test leaves no pip behind
+    return process, folder
+
+
 @pytest.mark.network
 @pytest.mark.slow
-def test_gpu_pins_resolve_together(tmp_path: Path) -> None:
+def test_gpu_pins_resolve_together() -> None:
     """The cluster environment resolves as pinned (flash-attn builds from source: not part of the dry run)."""
-    report = tmp_path / "report.json"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--dry-run",
-            "--ignore-installed",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--report",
-            str(report),
-            f"{REPO}[gpu]",
-        ],
-        check=True,
-        timeout=1500,
-    )
+    process, folder = gpu_dry_run()
+    assert process.wait(timeout=1500) == 0, (folder / "pip.log").read_text()[-3000:]
     resolved = {
         _canonical(item["metadata"]["name"]): item["metadata"]["version"]
-        for item in json.loads(report.read_text())["install"]
+        for item in json.loads((folder / "report.json").read_text())["install"]
     }
     for name, pinned in _pins("gpu").items():
         assert resolved[_canonical(name.split("[")[0])] == pinned, name
+
+
+test_gpu_pins_resolve_together.start_early = gpu_dry_run  # type: ignore[attr-defined]

@@ -222,7 +222,8 @@ def test_sigusr1_checkpoints_llamafactory_at_the_step_it_reached_then_resumes(wo
     from tools.train.engines import TRAIN_LOG
 
     runs = workdir / "usr1-sft-runs"
-    sft = [*SFT[:-1], "llamafactory.save_steps=1000", "llamafactory.num_train_epochs=150"]  # 300 steps
+    # 60 steps: the stop lands at step 2-3, however fast the tiny model trains (20 steps a second unloaded)
+    sft = [*SFT[:-1], "llamafactory.save_steps=1000", "llamafactory.num_train_epochs=30"]
     args = ["run", "alpha", "--size", "7b", "--profile", "cpu", "--runs", str(runs), "--set", *sft]
     stage = runs / "7b" / "alpha"
     runner = subprocess.Popen([sys.executable, "-m", "tools.cli", *args], stdout=subprocess.DEVNULL)
@@ -235,7 +236,7 @@ def test_sigusr1_checkpoints_llamafactory_at_the_step_it_reached_then_resumes(wo
     states = list((stage / "checkpoints").glob("checkpoint-*/trainer_state.json"))
     assert len(states) == 1, "exactly the checkpoint of the stop request"
     step = json.loads(states[0].read_text())["global_step"]
-    assert states[0].parent.name == f"checkpoint-{step}" and 2 <= step < 300
+    assert states[0].parent.name == f"checkpoint-{step}" and 2 <= step < 60
     log = (stage / TRAIN_LOG).read_text()
     assert f"stopped by signal {int(signal.SIGUSR1)} after step {step}" in log
     assert not (stage / "DONE").exists() and not (stage / "checkpoints" / "config.json").exists()

@@ -99,13 +99,15 @@ def test_alpha_exports_the_best_validation_checkpoint_not_the_last(
     does not, so its best checkpoint is not the last, and exporting the last would fail here."""
     from safetensors.torch import load_file
 
-    command = ["run", "alpha", "--profile", "cpu", "--set", "llamafactory.save_steps=40"]
+    # a checkpoint every 120 steps and the final one (cpu profile: 250 steps): each costs two evaluations
+    command = ["run", "alpha", "--profile", "cpu", "--set", "llamafactory.save_steps=120"]
     assert cli_main(command) == 0, capsys.readouterr().out[-3000:]
     first = tmp_path / "runs" / "7b" / "alpha"
     steps = [point["step"] for point in json.loads((first / "selection.json").read_text())["curve"]]
     sft = OmegaConf.load(first / "config.yaml").llamafactory  # the cpu profile's epochs and batch
     last = 200 // sft.per_device_train_batch_size * int(sft.num_train_epochs)
-    assert steps == sorted({*range(40, last + 1, 40), last})  # every periodic checkpoint and the final one
+    periodic = range(sft.save_steps, last + 1, sft.save_steps)
+    assert steps == sorted({*periodic, last})  # every periodic checkpoint and the final one
     rows = [json.loads(line) for line in (data / "eval" / "validation.jsonl").read_text().splitlines()]
     rows, won = gold_against_the_last(rows, {step: _outputs(first, step) for step in steps})
     assert won > 0, "premise: no earlier checkpoint gave a valid answer the last one does not give"
