@@ -6,7 +6,8 @@ OOD subsets → the judge's rubric on their test outputs (``judge-eval``) → th
 model (``eval --backend openai``) → report. Every step is the same ``pathvlm`` command a cluster user runs;
 the only differences are the tiny offline model, the synthetic data, the judge endpoint and ``--profile cpu``.
 A finished step is skipped on the next run (stages by their DONE marker, evaluations by their summary, data
-by its manifest).
+by its manifest). Once a stage has trained, the finished stages are evaluated in the background (one core)
+while the next stage trains (the other); the evaluation step then only adds what is left.
 Outputs live under ``--dir`` (default ``smoke/``): ``source/``, ``data/``, ``runs/``, ``reports/``,
 ``summary.json``.
 """
@@ -20,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,44 @@ def judge_server(env: dict[str, str]) -> Iterator[None]:
         server.wait(timeout=10)
 
 
+@contextmanager
+def early_evaluation(root: Path, env: dict[str, str]) -> Iterator[Callable[..., None]]:
+    """``evaluate(step, after)`` runs the evaluation step (``eval-all``: every finished stage not yet
+    evaluated) in the background, once the one before it has finished, its output in
+    ``logs/evaluate-after-<after>.log``; ``evaluate(None)`` only waits. A failure stops the smoke, naming its
+    log; none is left running past the block."""
+    running: list[tuple[subprocess.Popen, Path]] = []
+
+    def wait() -> None:
+        while running:
+            process, log = running.pop()
+            if process.wait() != 0:
+                raise RuntimeError(f"the background evaluation failed (exit {process.returncode}): see {log}")
+
+    def evaluate(step: Step | None, after: str = "") -> None:
+        wait()
+        if step is None:
+            return
+        log = root / "logs" / f"evaluate-after-{after}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        print(
+            f"[smoke] evaluating the finished stages in the background: pathvlm {' '.join(step.args)} "
+            f"(log: {log})",
+            flush=True,
+        )
+        with log.open("w") as out:
+            command = [sys.executable, "-m", "tools.cli", *step.args]
+            running.append((subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT), log))
+
+    try:
+        yield evaluate
+        wait()
+    finally:
+        for process, _ in running:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 def learning_figures(root: Path) -> dict[str, Any]:
     """The figures that show each stage's job (``tools.evaluation.report_learning``'s table, as JSON): per
     stage the strict test accuracy with its CI, the judged process score, the reward trends during beta and
@@ -184,19 +223,25 @@ def run(root: Path, items: int, ood_items: int, seed: int, sizes: str) -> dict[s
     }
     timings: dict[str, float] = {}
     started = time.monotonic()
-    with judge_server(env):
+    with judge_server(env), early_evaluation(root, env) as evaluate_early:
         steps = plan(root, items, ood_items, seed, sizes, int(env["PATHVLM_JUDGE_PORT"]))
+        evaluation = next(step for step in steps if step.name == "evaluate")
         for number, step in enumerate(steps, 1):
             header = f"[smoke] step {number}/{len(steps)}: {step.name}"
+            t0 = time.monotonic()
+            if step is evaluation:
+                evaluate_early(None)  # wait for the one in flight: its time counts here
             if step.done is not None and step.done.exists():
                 print(f"{header}: already done, skipped", flush=True)
                 timings[step.name] = 0.0
-                continue
-            print(f"{header}: pathvlm {' '.join(step.args)}", flush=True)
-            t0 = time.monotonic()
-            subprocess.run([sys.executable, "-m", "tools.cli", *step.args], env=env, check=True)
-            timings[step.name] = round(time.monotonic() - t0, 1)
-            print(f"{header}: done in {timings[step.name]:.0f} s", flush=True)
+            else:
+                print(f"{header}: pathvlm {' '.join(step.args)}", flush=True)
+                subprocess.run([sys.executable, "-m", "tools.cli", *step.args], env=env, check=True)
+                timings[step.name] = round(time.monotonic() - t0, 1)
+                print(f"{header}: done in {timings[step.name]:.0f} s", flush=True)
+            # the next stage trains on one core while the finished ones are evaluated on the other
+            if step.name in STAGES[:-1]:
+                evaluate_early(evaluation, step.name)
     total = round(time.monotonic() - started, 1)
     result = {
         "timings_s": timings,
