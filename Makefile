@@ -65,7 +65,7 @@ models: ## login node: download SIZE's base model (+ a self-hosted judge) into $
 # Without PYTEST_ARGS (as CI runs it), the BESIDE tests run in a second pytest beside the rest, their report after
 # the other's: two groups of comparable time, each training with one torch thread, share the 2 cores (the test
 # cluster runs one job at a time).
-BESIDE := tests/slurm tests/test_runner_training.py
+BESIDE := tests/slurm tests/test_runner_training.py tests/test_learning.py
 test: setup ## set up, then run every test (slow and SLURM tests included; PYTEST_ARGS="-m 'not slow'" for the fast ones)
 	@if [ -z "$(strip $(PYTEST_ARGS))" ]; then \
 	  log=$$(mktemp); $(VENV)/bin/pytest $(BESIDE) >$$log 2>&1 & beside=$$!; \
