@@ -240,8 +240,10 @@ def run(root: Path, items: int, ood_items: int, seed: int, sizes: str) -> dict[s
                 timings[step.name] = round(time.monotonic() - t0, 1)
                 print(f"{header}: done in {timings[step.name]:.0f} s", flush=True)
             # the next stage trains on one core while the finished ones are evaluated on the other
-            if step.name in STAGES[:-1]:
-                evaluate_early(evaluation, step.name)
+            following = steps[number] if number < len(steps) else None
+            if step.name in STAGES and following is not None and following.name in STAGES:
+                if following.done is not None and not following.done.exists():
+                    evaluate_early(evaluation, step.name)
     total = round(time.monotonic() - started, 1)
     result = {
         "timings_s": timings,
