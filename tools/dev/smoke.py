@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,8 @@ SIZE = "tiny"  # recipes/sizes/tiny.yaml: the tiny offline model, runs under run
 STAGES = ("alpha", "beta", "r1")
 CHANCE = 0.25  # four options per synthetic item
 API_MODEL = "fake-vlm"  # the fake server answering as an API model: runs/api/fake-vlm
+ITEMS = 400  # synthetic PathMMU items (--items)
+SPLIT_SIZES = (200, 100)  # sft, rl items; the test split is the rest (--sizes)
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def judge_server(env: dict[str, str]) -> Iterator[None]:
     port = _free_port()
     env["PATHVLM_JUDGE_PORT"] = str(port)
     server = subprocess.Popen(
-        [sys.executable, "-m", "tools.cli", "judge-server", "--port", str(port)],
+        pathvlm_command(["judge-server", "--port", str(port)]),
         env=env,
         stdout=subprocess.DEVNULL,
     )
@@ -142,40 +144,47 @@ def judge_server(env: dict[str, str]) -> Iterator[None]:
         server.wait(timeout=10)
 
 
-@contextmanager
-def early_evaluation(root: Path, env: dict[str, str]) -> Iterator[Callable[..., None]]:
-    """``evaluate(step, after)`` runs the evaluation step (``eval-all``: every finished stage not yet
-    evaluated) in the background, once the one before it has finished, its output in
-    ``logs/evaluate-after-<after>.log``; ``evaluate(None)`` only waits. A failure stops the smoke, naming its
-    log; none is left running past the block."""
-    running: list[tuple[subprocess.Popen, Path]] = []
+def pathvlm_command(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "tools.cli", *args]
 
-    def wait() -> None:
-        while running:
-            process, log = running.pop()
-            if process.wait() != 0:
-                raise RuntimeError(f"the background evaluation failed (exit {process.returncode}): see {log}")
 
-    def evaluate(step: Step | None, after: str = "") -> None:
-        wait()
-        if step is None:
-            return
-        log = root / "logs" / f"evaluate-after-{after}.log"
+class BackgroundEvaluation:
+    """The evaluation step (``eval-all``: every finished stage not yet evaluated) run in the background, one
+    at a time, its output in ``logs/evaluate-after-<stage>.log``; a failure stops the smoke, naming its log.
+    As a context manager it leaves none running."""
+
+    def __init__(self, step: Step, root: Path, env: dict[str, str]) -> None:
+        self.step, self.root, self.env = step, root, env
+        self.running: tuple[subprocess.Popen, Path] | None = None
+
+    def start(self, after: str) -> None:
+        self.wait()
+        log = self.root / "logs" / f"evaluate-after-{after}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         print(
-            f"[smoke] evaluating the finished stages in the background: pathvlm {' '.join(step.args)} "
+            f"[smoke] evaluating the finished stages in the background: pathvlm {' '.join(self.step.args)} "
             f"(log: {log})",
             flush=True,
         )
         with log.open("w") as out:
-            command = [sys.executable, "-m", "tools.cli", *step.args]
-            running.append((subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT), log))
+            process = subprocess.Popen(
+                pathvlm_command(self.step.args), env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        self.running = (process, log)
 
-    try:
-        yield evaluate
-        wait()
-    finally:
-        for process, _ in running:
+    def wait(self) -> None:
+        if self.running is None:
+            return
+        (process, log), self.running = self.running, None
+        if process.wait() != 0:
+            raise RuntimeError(f"the background evaluation failed (exit {process.returncode}): see {log}")
+
+    def __enter__(self) -> BackgroundEvaluation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.running is not None:
+            process, _ = self.running
             process.terminate()
             process.wait(timeout=30)
 
@@ -223,27 +232,28 @@ def run(root: Path, items: int, ood_items: int, seed: int, sizes: str) -> dict[s
     }
     timings: dict[str, float] = {}
     started = time.monotonic()
-    with judge_server(env), early_evaluation(root, env) as evaluate_early:
+    with judge_server(env):
         steps = plan(root, items, ood_items, seed, sizes, int(env["PATHVLM_JUDGE_PORT"]))
         evaluation = next(step for step in steps if step.name == "evaluate")
-        for number, step in enumerate(steps, 1):
-            header = f"[smoke] step {number}/{len(steps)}: {step.name}"
-            t0 = time.monotonic()
-            if step is evaluation:
-                evaluate_early(None)  # wait for the one in flight: its time counts here
-            if step.done is not None and step.done.exists():
-                print(f"{header}: already done, skipped", flush=True)
-                timings[step.name] = 0.0
-            else:
-                print(f"{header}: pathvlm {' '.join(step.args)}", flush=True)
-                subprocess.run([sys.executable, "-m", "tools.cli", *step.args], env=env, check=True)
-                timings[step.name] = round(time.monotonic() - t0, 1)
-                print(f"{header}: done in {timings[step.name]:.0f} s", flush=True)
-            # the next stage trains on one core while the finished ones are evaluated on the other
-            following = steps[number] if number < len(steps) else None
-            if step.name in STAGES and following is not None and following.name in STAGES:
-                if following.done is not None and not following.done.exists():
-                    evaluate_early(evaluation, step.name)
+        with BackgroundEvaluation(evaluation, root, env) as background:
+            for number, step in enumerate(steps, 1):
+                header = f"[smoke] step {number}/{len(steps)}: {step.name}"
+                t0 = time.monotonic()
+                if step is evaluation:
+                    background.wait()  # the one in flight: its time counts here
+                if step.done is not None and step.done.exists():
+                    print(f"{header}: already done, skipped", flush=True)
+                    timings[step.name] = 0.0
+                else:
+                    print(f"{header}: pathvlm {' '.join(step.args)}", flush=True)
+                    subprocess.run(pathvlm_command(step.args), env=env, check=True)
+                    timings[step.name] = round(time.monotonic() - t0, 1)
+                    print(f"{header}: done in {timings[step.name]:.0f} s", flush=True)
+                # the next stage (the plan's next step) trains on one core, the finished ones are evaluated
+                # on the other
+                following = steps[number].done if step.name in STAGES[:-1] else None
+                if following is not None and not following.exists():
+                    background.start(after=step.name)
     total = round(time.monotonic() - started, 1)
     result = {
         "timings_s": timings,
@@ -295,9 +305,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--dir", type=Path, default=Path("smoke"), help="output directory (default: smoke)")
-    parser.add_argument("--items", type=int, default=400, help="synthetic PathMMU items (default: 400)")
+    sizes = ",".join(map(str, SPLIT_SIZES))
     parser.add_argument(
-        "--sizes", default="200,100", help="sft,rl split sizes; test is the rest (default: 200,100)"
+        "--items", type=int, default=ITEMS, help=f"synthetic PathMMU items (default: {ITEMS})"
+    )
+    parser.add_argument(
+        "--sizes", default=sizes, help=f"sft,rl split sizes; test is the rest (default: {sizes})"
     )
     parser.add_argument(
         "--ood-items", type=int, default=12, help="synthetic items per OOD subset (default: 12)"
