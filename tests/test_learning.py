@@ -1,11 +1,12 @@
 """Each GRPO reward teaches what it measures (issue 16, point 3).
 
-For format, accuracy and process: a short GRPO run of the tiny model, from the smoke's alpha, trained on that
-reward alone raises the reward's own per-step metric; the same run with that reward replaced by a constant
-(its weight set to 0: GRPO's group-relative advantage ignores a constant, so 0 stands for any constant) does
-not. The rewards' own functions are what TRL logs per step (``reward/<name>`` in ``metrics.jsonl``) whatever
-their weight, so both runs measure the same thing. An always-0 accuracy reward, a format check that no
-longer matches, or a judge score that no longer reaches the trainer each fails one of these tests.
+For format, accuracy and process: a short GRPO run of the tiny model, from a cpu-profile alpha, trained
+on that reward alone raises the reward's own per-step metric; the same run with that reward replaced by a
+constant (its weight set to 0: GRPO's group-relative advantage ignores a constant, so 0 stands for any
+constant) does not. The rewards' own functions are what TRL logs per step (``reward/<name>`` in
+``metrics.jsonl``) whatever their weight, so both runs measure the same thing. An always-0 accuracy reward, a
+format check that no longer matches, or a judge score that no longer reaches the trainer each fails one of
+these tests.
 
 Both runs of a pair start from the same model with the same seed (their first steps sample the same
 completions), see the same prompts in the same order and run side by side, one process per core. The trained
@@ -42,7 +43,7 @@ CASES = {
     "process": ("r1", 0.08),
 }
 CONTROL_MAX_RISE = 0.05  # the constant-reward run does not rise (measured: -0.05 to -0.09)
-# The paper's temperature (1.0) and a larger step than the cpu profile's (0.7, 3e-4): at 0.7 the smoke's alpha
+# The paper's temperature (1.0) and a larger step than the cpu profile's (0.7, 3e-4): at 0.7 this alpha
 # already samples 0.94 well-formed answers, and these runs are short.
 GRPO = [
     f"easyr1.trainer.max_steps={STEPS}",
@@ -55,12 +56,15 @@ KWARGS = "easyr1.worker.reward.reward_function_kwargs"
 
 @pytest.fixture(scope="module")
 def alpha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
-    """The smoke's data (seed 0) and alpha, trained once; yields (root, environment)."""
+    """Synthetic data of the smoke's size (data seed 0, the converter's default split seed) and the cpu
+    profile's alpha on it, trained once; yields (root, environment)."""
     from tools.data.pathmmu import convert_pathmmu
+    from tools.dev.smoke import ITEMS, SPLIT_SIZES
     from tools.dev.synth import write_synthetic_pathmmu
 
     root = tmp_path_factory.mktemp("learning")
-    convert_pathmmu(write_synthetic_pathmmu(root / "src", 400), root / "data" / "pathmmu", sizes=(200, 100))
+    source = write_synthetic_pathmmu(root / "src", ITEMS)
+    convert_pathmmu(source, root / "data" / "pathmmu", sizes=SPLIT_SIZES)
     env = {
         **os.environ,
         "PATHVLM_DATA": str(root / "data"),
@@ -84,18 +88,18 @@ def pathvlm(args: list[str], env: dict[str, str]) -> None:
 
 def start(runs: Path, stage: str, weights: dict[str, float], env: dict[str, str]) -> subprocess.Popen:
     sets = [*GRPO, *(f"{KWARGS}.{name}={value}" for name, value in weights.items())]
-    log = (runs / f"{stage}.log").open("w")
-    return subprocess.Popen(
-        [sys.executable, "-m", "tools.cli", "run", stage, "--size", "tiny", "--profile", "cpu"]
-        + ["--runs", str(runs), "--set", *sets],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with (runs / f"{stage}.log").open("w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tools.cli", "run", stage, "--size", "tiny", "--profile", "cpu"]
+            + ["--runs", str(runs), "--set", *sets],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
-def rise(runs: Path, stage: str, reward: str) -> tuple[float, float]:
+def window_means(runs: Path, stage: str, reward: str) -> tuple[float, float]:
     """The reward's mean over the first and over the last WINDOW steps of the run."""
     lines = (runs / "tiny" / stage / "metrics.jsonl").read_text().splitlines()
     values = [row[f"reward/{reward}"] for row in map(json.loads, lines) if f"reward/{reward}" in row]
@@ -128,8 +132,8 @@ def test_a_reward_raises_its_own_metric_and_a_constant_in_its_place_does_not(
             processes[name] = start(runs[name], stage, run_weights, run_env)
         for name, process in processes.items():
             assert process.wait(timeout=600) == 0, (runs[name] / f"{stage}.log").read_text()[-3000:]
-    trained_first, trained_last = rise(runs["trained"], stage, reward)
-    constant_first, constant_last = rise(runs["constant"], stage, reward)
+    trained_first, trained_last = window_means(runs["trained"], stage, reward)
+    constant_first, constant_last = window_means(runs["constant"], stage, reward)
     figures = {
         "reward": reward,
         "trained": (trained_first, trained_last),
