@@ -6,8 +6,8 @@ OOD subsets → the judge's rubric on their test outputs (``judge-eval``) → th
 model (``eval --backend openai``) → report. Every step is the same ``pathvlm`` command a cluster user runs;
 the only differences are the tiny offline model, the synthetic data, the judge endpoint and ``--profile cpu``.
 A finished step is skipped on the next run (stages by their DONE marker, evaluations by their summary, data
-by its manifest). Once a stage has trained, the finished stages are evaluated in the background (one core)
-while the next stage trains (the other); the evaluation step then only adds what is left.
+by its manifest). While a stage trains (one core), the base model and the finished stages are evaluated in the
+background (the other); the evaluation step then only adds what is left.
 Outputs live under ``--dir`` (default ``smoke/``): ``source/``, ``data/``, ``runs/``, ``reports/``,
 ``summary.json``.
 """
@@ -87,7 +87,7 @@ def plan(root: Path, items: int, ood_items: int, seed: int, sizes: str, port: in
     steps.append(
         Step(
             "evaluate",
-            ["eval-all", "--size", SIZE, "--runs", str(runs), "--data-root", str(data)]
+            ["eval-all", "--size", SIZE, "--profile", "cpu", "--runs", str(runs), "--data-root", str(data)]
             + ["--backend", "hf", "--max-new-tokens", "64", "--batch-size", "32"],
             None,
         )
@@ -149,17 +149,17 @@ def pathvlm_command(args: list[str]) -> list[str]:
 
 
 class BackgroundEvaluation:
-    """The evaluation step (``eval-all``: every finished stage not yet evaluated) run in the background, one
-    at a time, its output in ``logs/evaluate-after-<stage>.log``; a failure stops the smoke, naming its log.
-    As a context manager it leaves none running."""
+    """The evaluation step (``eval-all``: the base model and every finished stage not yet evaluated) run in
+    the background while a stage trains, one at a time, its output in ``logs/evaluate-during-<stage>.log``;
+    a failure stops the smoke, naming its log. As a context manager it leaves none running."""
 
     def __init__(self, step: Step, root: Path, env: dict[str, str]) -> None:
         self.step, self.root, self.env = step, root, env
         self.running: tuple[subprocess.Popen, Path] | None = None
 
-    def start(self, after: str) -> None:
+    def start(self, during: str) -> None:
         self.wait()
-        log = self.root / "logs" / f"evaluate-after-{after}.log"
+        log = self.root / "logs" / f"evaluate-during-{during}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         print(
             f"[smoke] evaluating the finished stages in the background: pathvlm {' '.join(self.step.args)} "
@@ -249,11 +249,11 @@ def run(root: Path, items: int, ood_items: int, seed: int, sizes: str) -> dict[s
                     subprocess.run(pathvlm_command(step.args), env=env, check=True)
                     timings[step.name] = round(time.monotonic() - t0, 1)
                     print(f"{header}: done in {timings[step.name]:.0f} s", flush=True)
-                # the next stage (the plan's next step) trains on one core, the finished ones are evaluated
-                # on the other
-                following = steps[number].done if step.name in STAGES[:-1] else None
-                if following is not None and not following.exists():
-                    background.start(after=step.name)
+                # the next stage trains on one core while the finished ones (and the base model) are
+                # evaluated on the other
+                following = steps[number] if number < len(steps) else None
+                if following is not None and following.name in STAGES and not following.done.exists():
+                    background.start(during=following.name)
     total = round(time.monotonic() - started, 1)
     result = {
         "timings_s": timings,

@@ -407,6 +407,8 @@ def write_report(
 
 
 def run_report(args: argparse.Namespace) -> int:
+    if not args.no_wandb:
+        import tools.common.wandb_first  # noqa: F401  (before scipy and matplotlib)
     results = collect(args.runs)
     if not results:
         print(f"{args.runs}: no evaluations found (run `pathvlm eval` first); writing an empty report")

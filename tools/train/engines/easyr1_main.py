@@ -58,6 +58,9 @@ def main() -> None:
     if "-h" in sys.argv[1:] or "--help" in sys.argv[1:]:
         print(__doc__)
         return
+    import tools.common.wandb_first  # noqa: F401  (before EasyR1 imports torch)
+
+    # isort: split
     import ray
 
     ray.init = with_run_env(ray.init, dict(os.environ))

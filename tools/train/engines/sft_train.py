@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+import tools.common.wandb_first  # noqa: F401  (before LLaMA-Factory imports torch)
+
 STAGE_CONFIG = "config.yaml"  # the runner's resolved stage config, beside the engine's file
 
 

@@ -215,10 +215,11 @@ def vision_token_ids(config: Any) -> list[int]:
 
 
 def train(cfg: dict[str, Any]) -> int:
-    import wandb  # first: imported after transformers (as TRL does), it takes ~6 s longer to load
+    import tools.common.wandb_first  # noqa: F401  (before torch and TRL)
 
     # isort: split
     import torch
+    import wandb
     from datasets import Dataset
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from trl import GRPOConfig, GRPOTrainer
