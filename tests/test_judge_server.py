@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -143,6 +144,18 @@ def test_hostile_reply_faults(fault: str, check) -> None:
     with JudgeServer() as server:
         status, reply = post(server.url, chat(f"{STEPS} [[fault:{fault}]]"))
     assert status == 200 and check(reply["choices"][0]["message"]["content"]), fault
+
+
+def test_reads_large_image_requests_with_its_own_settings(caplog: pytest.LogCaptureFixture) -> None:
+    """A 3 MB image data URL is read, not refused at aiohttp's 1 MB default (413), and the server's settings
+    take effect instead of a per-connection "Failed to create request handler" fallback."""
+    body = chat(STEPS)
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 3_000_000}}
+    body["messages"][0]["content"].append(image)
+    with caplog.at_level(logging.WARNING), JudgeServer() as server:
+        status, reply = post(server.url, body)
+    assert status == 200 and reply["choices"][0]["message"]["content"]
+    assert "Failed to create request handler" not in caplog.text
 
 
 def test_drip_sends_a_valid_body_one_byte_at_a_time() -> None:

@@ -267,10 +267,19 @@ def _is_eval(request: dict[str, Any]) -> bool:
     return EVAL_MARKER in text and not OUTPUT_RE.search(text)
 
 
+MAX_REQUEST_BYTES = 64 * 1024**2  # judge requests carry images as data URLs (aiohttp's default: 1 MB)
+
+
+def _request(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
+    """aiohttp's request object with our body limit (the low-level server's ``request_factory``)."""
+    loop = asyncio.get_running_loop()
+    return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=MAX_REQUEST_BYTES)
+
+
 async def start_site(judge: FakeJudge, host: str, port: int) -> tuple[web.ServerRunner, int]:
     """Start serving ``judge`` on host:port (0: a free port); returns the runner and the bound port."""
     # aiohttp's low-level server: one handler for every path, no router or middlewares (a third less CPU).
-    server = web.Server(judge.handle, access_log=None, client_max_size=64 * 1024**2)
+    server = web.Server(judge.handle, request_factory=_request, access_log=None)
     runner = web.ServerRunner(server, shutdown_timeout=0.5)
     await runner.setup()
     await web.TCPSite(runner, host, port, backlog=1024).start()
