@@ -310,3 +310,10 @@ def test_run_help_lists_the_options() -> None:
     ).stdout
     for option in ("--size", "--profile", "--runs", "--dry-run", "--force", "--set"):
         assert option in out
+
+
+def test_the_sft_engine_imports_wandb_before_torch() -> None:
+    """``tools.common.wandb_first``: LLaMA-Factory's imports take 55 s instead of 20 s otherwise."""
+    code = "import sys, tools.train.engines.sft_train; print('wandb' in sys.modules, 'torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["True", "False"]

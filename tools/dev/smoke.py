@@ -162,7 +162,7 @@ class BackgroundEvaluation:
         log = self.root / "logs" / f"evaluate-during-{during}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         print(
-            f"[smoke] evaluating the finished stages in the background: pathvlm {' '.join(self.step.args)} "
+            f"[smoke] evaluating in the background while {during} trains: pathvlm {' '.join(self.step.args)} "
             f"(log: {log})",
             flush=True,
         )
