@@ -23,10 +23,19 @@ OOD_SUBSETS = {
 
 @dataclass(frozen=True)
 class PaperRow:
-    label: str
+    """One row: a model of ours (``size``/``stage``; its display name from the recipes, read when first
+    shown, so importing this module reads no recipe) or another model (``name``)."""
+
     size: str | None
     stage: str | None
     value: str
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.name is not None:
+            return self.name
+        return model_label(self.size or "", self.stage or "")  # ours: both are set
 
 
 # Models behind an API: ``<runs>/api/<stage>/`` (``pathvlm eval --backend openai``), by display name.
@@ -70,7 +79,7 @@ def size_order() -> tuple[str, ...]:
 
 
 def _ours(size: str, stage: str, value: str) -> PaperRow:
-    return PaperRow(model_label(size, stage), size, stage, value)
+    return PaperRow(size, stage, value)
 
 
 # Table 1: in-domain accuracy (%) on the 1,385 PathMMU test items.
@@ -78,8 +87,8 @@ TABLE1 = (
     _ours("3b", "base", "44.48"),
     _ours("7b", "base", "51.55"),
     _ours("32b", "base", "54.20"),  # make baselines SIZE=32b
-    PaperRow("HuatuoGPT-Vision-7B", None, None, "53.00"),
-    PaperRow("Gemini-1.5-Pro", API_SIZE, "gemini-1.5-pro", "58.40"),
+    PaperRow(None, None, "53.00", name="HuatuoGPT-Vision-7B"),
+    _ours(API_SIZE, "gemini-1.5-pro", "58.40"),
     _ours("7b", "alpha", "57.59"),
     _ours("7b", "beta", "63.89"),
     _ours("7b", "gamma", "59.92"),
@@ -113,7 +122,7 @@ _TABLE3_VALUES = {  # one value per model above, in that order
 }
 TABLE3: dict[str, tuple[PaperRow, ...]] = {
     subset: tuple(
-        _ours(size, stage, value) if stage else PaperRow(size, None, None, value)
+        _ours(size, stage, value) if stage else PaperRow(None, None, value, name=size)
         for (size, stage), value in zip(_TABLE3_MODELS, values, strict=True)
     )
     for subset, values in _TABLE3_VALUES.items()
