@@ -11,6 +11,7 @@ import pytest
 from test_report import rows_of, write_eval
 
 from tools.cli import main
+from tools.evaluation import authors2026
 from tools.evaluation.stats import cluster_bootstrap_ci, paired_cluster_bootstrap
 
 # Their numbers as issue 28 lists them from final_unified_results_tables_20260814.json (typed in again,
@@ -70,7 +71,9 @@ def runs(tmp_path: Path) -> Path:
         write_eval(runs, "7b", stage, "validation", correct[:10], images=IMAGES[:10])
         trained(runs, "7b", stage, authors)
     for subset in OOD:
-        write_eval(runs, "7b", "r1", subset, [True, False, True, True], images=[f"{subset}{i}" for i in range(4)])
+        write_eval(
+            runs, "7b", "r1", subset, [True, False, True, True], images=[f"{subset}{i}" for i in range(4)]
+        )
     write_eval(runs, "7b", "alpha", "test", BETA[:20])  # paper-style: would pair with β-7B there
     trained(runs, "7b", "alpha", paper)
     write_eval(runs, "3b", "r1", "test", [True, False])
@@ -92,7 +95,9 @@ def test_authors_split_runs_stand_beside_the_authors_numbers(runs: Path, tmp_pat
     assert beta["authors_note"] == "theirs, image-cluster: 60.49–66.47"  # their .md: [60.49%, 66.47%]
     order = sorted(range(30), key=lambda i: f"q{i}")
     low, high = cluster_bootstrap_ci([float(BETA[i]) for i in order], [IMAGES[i] for i in order])
-    assert (float(beta["cluster_ci_low"]), float(beta["cluster_ci_high"])) == pytest.approx((low * 100, high * 100))
+    assert (float(beta["cluster_ci_low"]), float(beta["cluster_ci_high"])) == pytest.approx(
+        (low * 100, high * 100)
+    )
     base = next(r for r in pathmmu if r["dataset"] == "pathmmu_test" and r["stage"] == "base")
     assert base["ours"] != "" and base["authors_2026"] == "48.65"  # untrained: split from its eval data
 
@@ -109,7 +114,9 @@ def test_authors_split_runs_stand_beside_the_authors_numbers(runs: Path, tmp_pat
     assert "| Authors 2026 | Δ (ours − authors) |" in markdown
     assert "final_unified_results_tables_20260814.json" in markdown
     # Their paired test of the same pair (Stage 3 − rule-RL n8) beside ours.
-    paired = paired_cluster_bootstrap([R1[i] for i in order], [BETA[i] for i in order], [IMAGES[i] for i in order])
+    paired = paired_cluster_bootstrap(
+        [R1[i] for i in order], [BETA[i] for i in order], [IMAGES[i] for i in order]
+    )
     row = re.search(r"\| 7b \| test \| PathVLM-R1 \| β-7B \| 30 \|[^\n]*", markdown).group(0)
     assert f"{paired.diff * 100:+.2f} ({paired.low * 100:.2f}–{paired.high * 100:.2f})" in row
     assert f"| {paired.p_value:.4g} |" in row
@@ -125,7 +132,10 @@ def test_no_comparison_across_splits(runs: Path, tmp_path: Path) -> None:
         assert table1[model]["ours"] == "", model
     comparisons = rows_of(out / "comparisons.csv")
     beta_alpha = [r for r in comparisons if (r["size"], r["a"], r["b"]) == ("7b", "β-7B", "α-7B")]
-    assert {(r["split"], r["n"]) for r in beta_alpha} == {("paper-style", "missing"), ("authors-v2", "missing")}
+    assert {(r["split"], r["n"]) for r in beta_alpha} == {
+        ("paper-style", "missing"),
+        ("authors-v2", "missing"),
+    }
     assert {r["split"] for r in comparisons} == {"paper-style", "authors-v2"}
     pathmmu = rows_of(out / "authors2026_pathmmu.csv")
     assert not [r for r in pathmmu if r["stage"] == "alpha" and r["ours"]]
@@ -139,7 +149,9 @@ def test_paper_split_runs_keep_the_paper(tmp_path: Path) -> None:
     main(["report", "--runs", str(runs), "--out", str(out), "--no-wandb"])
     markdown = (out / "report.md").read_text()
     assert "Authors 2026" not in markdown and not (out / "authors2026_pathmmu.csv").exists()
-    assert "## Table 1: in-domain accuracy (PathMMU test; paper-style split; reference: the paper)" in markdown
+    assert (
+        "## Table 1: in-domain accuracy (PathMMU test; paper-style split; reference: the paper)" in markdown
+    )
     beta = next(r for r in rows_of(out / "table1_in_domain.csv") if r["model"] == "β-7B")
     assert (beta["paper"], float(beta["ours"])) == ("63.89", pytest.approx(20 / 30 * 100))
     assert float(beta["cluster_ci_low"]) < float(beta["ours"]) < float(beta["cluster_ci_high"])
@@ -153,3 +165,19 @@ def test_records_without_images_say_so(tmp_path: Path) -> None:
     beta = next(r for r in rows_of(out / "table1_in_domain.csv") if r["model"] == "β-7B")
     assert beta["cluster_ci_low"] == "n/a (records lack images)"
     assert "| n/a (records lack images) | 63.89 |" in (out / "report.md").read_text()
+
+
+def test_readme_reference_table_is_the_module() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## The authors' 2026 numbers") :]
+    keys = ("pathmmu_val", "pathmmu_test", "pathvqa_fixed_ab", "omnimed_contract_aligned", "omnimed_official")
+    keys += ("mmmu_nonmedical",)
+    rows = {row.model: row for row in authors2026.CORE}
+    seen = 0
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        model = cells[0].split(" (")[0]
+        if model in rows:
+            assert cells[1:] == [authors2026.percent(rows[model].values[k]) or "—" for k in keys], model
+            seen += 1
+    assert seen == len(rows)
