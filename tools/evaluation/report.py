@@ -281,12 +281,17 @@ def _images_by_id(path: Path) -> dict[str, str] | None:
     return {id_: record["image"] for id_, record in records.items()}
 
 
-@functools.cache
 def cluster_ci(items_paths: tuple[Path, ...]) -> tuple[float, float] | None:
     """Image-cluster bootstrap 95 % CI (%) of the strict accuracy over the items of these ``items.jsonl``
-    pooled; None when a record lacks its image."""
+    pooled; None when a record lacks its image. Computed once per file version (tables share rows)."""
+    return _cluster_ci(tuple((path, path.stat().st_mtime_ns, path.stat().st_size) for path in items_paths))
+
+
+@functools.cache
+def _cluster_ci(versions: tuple[tuple[Path, int, int], ...]) -> tuple[float, float] | None:
     from tools.evaluation.stats import cluster_bootstrap_ci
 
+    items_paths = [path for path, _, _ in versions]
     correct: list[float] = []
     images: list[str] = []
     for path in items_paths:
@@ -433,6 +438,16 @@ def table_markdown(
     return markdown_table(header, body)
 
 
+def paired_cluster_cells(row: dict[str, Any]) -> list[str]:
+    """A row's paired image-cluster bootstrap (``_paired_cluster``) as two cells: A − B (95 % CI), p."""
+    diff = "" if row["diff"] is None else f"{_num(row['diff'], sign=True)} "
+    p_value = row["cluster_p"]
+    return [
+        diff + f"({interval_cell(row['cluster_low'], row['cluster_high'])})",
+        f"{p_value:.4g}" if isinstance(p_value, float) else str(p_value),
+    ]
+
+
 def comparisons_markdown(rows: Sequence[dict[str, Any]], extra: tuple[str, str] | None = None) -> str:
     """The comparisons table; ``extra``: a further column (the rows' key, its name)."""
     header = [
@@ -455,8 +470,6 @@ def comparisons_markdown(rows: Sequence[dict[str, Any]], extra: tuple[str, str] 
         if row["n"] == MISSING:
             cells = [row["size"], row["dataset"], row["a"], row["b"], MISSING] + [""] * (len(header) - 5)
         else:
-            diff = "" if row["diff"] is None else f"{_num(row['diff'], sign=True)} "
-            p_cluster = row["cluster_p"]
             cells = [
                 row["size"],
                 row["dataset"],
@@ -468,8 +481,7 @@ def comparisons_markdown(rows: Sequence[dict[str, Any]], extra: tuple[str, str] 
                 str(row["only_a"]),
                 str(row["only_b"]),
                 f"{row['p_value']:.4g}",
-                diff + f"({interval_cell(row['cluster_low'], row['cluster_high'])})",
-                f"{p_cluster:.4g}" if isinstance(p_cluster, float) else str(p_cluster),
+                *paired_cluster_cells(row),
                 *([row.get(extra[0]) or "—"] if extra else []),
             ]
         body.append(cells)

@@ -55,7 +55,9 @@ def _parts(results: Results, size: str, stage: str, dataset: str) -> list[Result
     return [result] if result is not None else []
 
 
-def _pooled_row(label: str, size: str, stage: str, key: str, parts: list[Result], reference: str | None):
+def _pooled_row(
+    label: str, size: str, stage: str, key: str, parts: list[Result], reference: str | None
+) -> dict[str, Any]:
     """A table row over ``parts`` pooled (one part: its summary's numbers, as the paper's tables)."""
     dataset = authors.METRICS[key][0]
     row = _row(label, size, stage, key, parts[0] if len(parts) == 1 else None, "accuracy", reference)
@@ -93,7 +95,7 @@ def _note(key: str, row: authors.AuthorsRow | None, parts: list[Result]) -> str:
     return "; ".join(notes)
 
 
-def build_table(results: Results, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+def authors_table(results: Results, keys: tuple[str, ...]) -> list[dict[str, Any]]:
     """Per benchmark: their models (ours beside the mapped ones, 7B), then our runs they lack."""
     rows = []
     mapped = {(authors.SIZE, row.stage) for row in authors.ROWS if row.stage}
@@ -139,8 +141,8 @@ def build(results: Results) -> dict[str, list[dict[str, Any]]]:
     """The authors-v2 tables of ``results`` (runs of that split only)."""
     comparisons = build_comparisons(results, authors.SPLIT)
     return {
-        PATHMMU: build_table(results, PATHMMU_KEYS),
-        BENCHMARKS: build_table(results, BENCHMARK_KEYS),
+        PATHMMU: authors_table(results, PATHMMU_KEYS),
+        BENCHMARKS: authors_table(results, BENCHMARK_KEYS),
         COMPARISONS: [row | {REFERENCE[0]: _paired_reference(row)} for row in comparisons],
     }
 
