@@ -14,7 +14,8 @@ to ``--out``:
   (``tools.evaluation.report_authors``). No table or test mixes runs of two splits.
   Then per split exact McNemar tests and paired image-cluster bootstrap tests on shared item ids: R1 vs β,
   β vs α, β vs γ, ε vs δ, per size and dataset;
-  then replicate seeds (mean ± sd, McNemar per matching seed), model selection curves and split units
+  then replicate seeds (mean ± sd, McNemar and paired image-cluster
+  bootstrap per matching seed), model selection curves and split units
   (``tools.evaluation.report_runs``; ``--compare-runs DIR`` adds the difference between split units);
   the judged reasoning table (``tools.evaluation.report_reasoning``); pass@k per model where
   ``pathvlm eval --samples N`` folders exist (``tools.evaluation.report_passk``, also ``passk.csv``); per size

@@ -2,7 +2,8 @@
 
 - **Seeds**: runs of one stage with other training seeds (``<stage>-seedN``, ``tools.train.replicates``) are
   grouped with the recipe-seed run: accuracy mean ± sd across seeds next to each seed's bootstrap CI, and
-  the paper's McNemar pairs per matching seed (both stages trained with that seed).
+  the paper's pairs per matching seed (both stages trained with that seed): exact McNemar and paired
+  image-cluster bootstrap.
 - **Model selection**: each ``<runs>/<size>/<run>/selection.json`` (``tools.train.selection``): the validation
   curve, the exported step and the last one.
 - **Split unit**: each run's ``run.split_unit`` (``image``: image-disjoint, the default; ``question``: the
