@@ -176,6 +176,7 @@ def test_scoring_uses_reward_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert items["q-untagged"]["parsed_letter"] is None and not items["q-untagged"]["format_ok"]
     assert items["q-nothink"]["parsed_letter"] == "C" and not items["q-nothink"]["format_ok"]
     assert items["q-strict"]["prompt_sha256"] != items["q-letter"]["prompt_sha256"]
+    assert {item["image"] for item in items.values()} == {str(image)}  # the report's cluster key
 
     summary = json.loads((tmp_path / "out" / "test" / "summary.json").read_text())
     assert summary["accuracy"] == 0.25

@@ -45,15 +45,26 @@ DESIGN_MD = Path(__file__).resolve().parents[2] / "shared" / "DESIGN.md"
 
 
 def write_eval(
-    runs: Path, size: str, stage: str, dataset: str, correct: list[bool], tokens: int = 50
+    runs: Path,
+    size: str,
+    stage: str,
+    dataset: str,
+    correct: list[bool],
+    tokens: int = 50,
+    *,
+    images: list[str] | None = None,
+    data: Path | None = None,
 ) -> None:
-    """An evaluation directory as `pathvlm eval` leaves it, for items ``q0``, ``q1``, ..."""
+    """An evaluation directory as `pathvlm eval` leaves it, for items ``q0``, ``q1``, ...; ``images``: each
+    item's image (default one per item; ``[]``: records without images, as before they were kept); ``data``:
+    the eval data file the summary names."""
     out = runs / size / stage / "eval" / dataset
     out.mkdir(parents=True, exist_ok=True)
     records = [
         {
             "id": f"q{i}",
             "subset": dataset,
+            **({"image": images[i] if images else f"img{i}.png"} if images != [] else {}),
             "prompt_sha256": "0" * 64,
             "output": "",
             "parsed_letter": "A",
@@ -75,7 +86,8 @@ def write_eval(
         "temperature": 0.0,
     }
     (out / "config.json").write_text(json.dumps(config))
-    (out / "summary.json").write_text(json.dumps(summarize(records, {**config, "dataset": dataset})))
+    meta = {**config, "dataset": dataset, **({"data": str(data)} if data else {})}
+    (out / "summary.json").write_text(json.dumps(summarize(records, meta)))
 
 
 def rows_of(path: Path) -> list[dict[str, str]]:
@@ -153,11 +165,14 @@ def test_ours_next_to_paper_and_missing_rows(runs: Path, tmp_path: Path) -> None
     assert float(table2["β-7B"]["ours"]) == pytest.approx(sum(80 + i % 3 for i in range(20)) / 20)
 
     markdown = (out / "report.md").read_text()
-    assert "| α-7B |  | missing | 57.59 |  |" in markdown
-    assert re.search(r"\| β-7B \| 20 \| 55\.00 \(\d+\.\d\d–\d+\.\d\d\) \| 63\.89 \| -8\.89 \|", markdown)
+    assert "| α-7B |  | missing |  | 57.59 |  |" in markdown
+    ci = r"\d+\.\d\d–\d+\.\d\d"
+    assert re.search(rf"\| β-7B \| 20 \| 55\.00 \({ci}\) \| {ci} \| 63\.89 \| -8\.89 \|", markdown)
     assert "| R1-3B | 2 | 50.00" in markdown
     assert "| PathVLM-R1 | ISIC2020 | 4 | 75.00" in markdown
-    assert "| Gemini-1.5-Pro |  | missing | 58.40 |  |" in markdown
+    assert "| Gemini-1.5-Pro |  | missing |  | 58.40 |  |" in markdown
+    # Table 2 (tokens) has no image-cluster column.
+    assert re.search(r"\| β-7B \| 20 \| 80\.\d\d \(\S+–\S+\) \| 80\.31 \| [+-]\d", markdown)
 
 
 def test_mcnemar_on_shared_items(runs: Path, tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def test_seeds_are_aggregated_and_compared_per_matching_seed(tmp_path: Path) -> 
     assert "| α-7B | test | 42, 43 | 35.00 ± 21.21 | 42: 50.00 (" in report
     # β vs α for the seeds both were trained with (42 and 43; 44 has no α)
     assert "| 7b | test | 42 | β-7B | α-7B | 10 | 1 | 0 |" in report
-    assert "| 7b | test | 43 | β-7B | α-7B | 10 | 8 | 2 | 0.1094 |" in report
+    assert "| 7b | test | 43 | β-7B | α-7B | 10 | 8 | 2 | 0.1094 | +60.00 (" in report  # + image-cluster test
     assert "| 7b | test | 44 |" not in report
     table1 = (tmp_path / "out" / "table1_in_domain.csv").read_text()
     assert "seed43" not in table1  # replicates are summarised, not listed as models of their own

@@ -1,13 +1,27 @@
-"""Bootstrap CIs, the exact McNemar test and Wilcoxon signed-rank against values worked out by hand."""
+"""Bootstrap CIs, the exact McNemar test and Wilcoxon signed-rank against values worked out by hand; the
+image-cluster bootstrap against an enumeration of every cluster draw and a plain reference loop."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 
-from tools.evaluation.stats import bootstrap_ci, mcnemar_exact, wilcoxon_signed_rank
+from tools.evaluation.stats import (
+    bootstrap_ci,
+    cluster_bootstrap_ci,
+    cluster_bootstrap_replicates,
+    mcnemar_exact,
+    paired_cluster_bootstrap,
+    wilcoxon_signed_rank,
+)
+
+# Three images with 1, 2 and 3 questions; A and B answer them as below.
+CLUSTERS = ["x", "y", "y", "z", "z", "z"]
+A = [True, True, False, True, True, False]
+B = [False, True, True, False, True, False]
 
 
 @pytest.mark.parametrize(
@@ -130,3 +144,79 @@ def test_wilcoxon_all_ties_is_no_evidence() -> None:
     assert (result.nonzero, result.p_value) == (0, 1.0)
     with pytest.raises(ValueError, match="differ in length"):
         wilcoxon_signed_rank([1.0], [1.0, 2.0])
+
+
+def _exact(values: list[list[float]]) -> dict[tuple[float, ...], float]:
+    """Every ordered draw of 3 of the 3 clusters (27, equally likely): the distribution of the means."""
+    members = {c: [i for i, k in enumerate(CLUSTERS) if k == c] for c in dict.fromkeys(CLUSTERS)}
+    law: dict[tuple[float, ...], float] = {}
+    for draw in itertools.product(members, repeat=len(members)):
+        items = [i for c in draw for i in members[c]]
+        key = tuple(round(sum(v[i] for i in items) / len(items), 12) for v in values)
+        law[key] = law.get(key, 0.0) + 1 / 27
+    return law
+
+
+def test_cluster_bootstrap_matches_the_enumerated_distribution() -> None:
+    values = [float(x) for x in A]
+    exact = _exact([values])
+    replicates = cluster_bootstrap_replicates([values], CLUSTERS, n_resamples=40_000, seed=3)[:, 0]
+    seen = {(round(float(v), 12),) for v in replicates}
+    assert seen <= set(exact)  # only means a whole-cluster draw can give
+    for (mean,), probability in exact.items():  # 40,000 draws: binomial sd <= 0.0025
+        assert np.mean(np.isclose(replicates, mean)) == pytest.approx(probability, abs=0.012)
+
+
+def test_paired_cluster_bootstrap_matches_the_enumerated_distribution() -> None:
+    a, b = [float(x) for x in A], [float(x) for x in B]
+    exact = _exact([a, b])
+    below = sum(p for (x, y), p in exact.items() if x - y <= 1e-12)
+    above = sum(p for (x, y), p in exact.items() if x - y >= -1e-12)
+    result = paired_cluster_bootstrap(A, B, CLUSTERS, n_resamples=40_000, seed=5)
+    assert result.diff == pytest.approx((4 - 3) / 6)
+    assert (result.n, result.clusters) == (6, 3)
+    assert result.p_value == pytest.approx(min(1.0, 2 * min(below, above)), abs=0.025)
+    diffs = sorted(x - y for (x, y), p in exact.items() for _ in range(round(p * 27)))
+    assert diffs[0] <= result.low <= result.high <= diffs[-1]
+
+
+def _reference_loop(values: list[list[float]], clusters: list[str], n: int, seed: int) -> np.ndarray:
+    """The cluster bootstrap written out plainly: draw C image indices, keep all their questions."""
+    order = list(dict.fromkeys(clusters))
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        drawn = rng.integers(0, len(order), size=len(order))
+        items = [i for c in drawn for i, k in enumerate(clusters) if k == order[c]]
+        out.append([sum(v[i] for i in items) / len(items) for v in values])
+    return np.array(out)
+
+
+def test_cluster_bootstrap_is_the_reference_loop_with_the_same_seed() -> None:
+    rng = np.random.default_rng(0)
+    clusters = [f"img{i}" for i in rng.integers(0, 40, size=90)]
+    a = [float(x) for x in rng.random(90) < 0.6]
+    b = [float(x) for x in rng.random(90) < 0.5]
+    loop = _reference_loop([a, b], clusters, 500, seed=11)
+    replicates = cluster_bootstrap_replicates([a, b], clusters, n_resamples=500, seed=11)
+    np.testing.assert_allclose(replicates, loop, rtol=0, atol=1e-12)
+    low, high = cluster_bootstrap_ci(a, clusters, n_resamples=500, seed=11)
+    assert (low, high) == pytest.approx(tuple(np.percentile(loop[:, 0], [2.5, 97.5])))
+    a_ok, b_ok = [x > 0 for x in a], [x > 0 for x in b]
+    paired = paired_cluster_bootstrap(a_ok, b_ok, clusters, n_resamples=500, seed=11)
+    diffs = loop[:, 0] - loop[:, 1]
+    assert (paired.low, paired.high) == pytest.approx(tuple(np.percentile(diffs, [2.5, 97.5])))
+    assert paired.p_value == pytest.approx(min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))))
+
+
+def test_cluster_bootstrap_edge_cases() -> None:
+    assert all(math.isnan(v) for v in cluster_bootstrap_ci([], []))
+    same = paired_cluster_bootstrap(A, A, CLUSTERS, n_resamples=200)
+    assert (same.diff, same.low, same.high, same.p_value) == (0.0, 0.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="differ in length"):
+        cluster_bootstrap_ci([1.0], ["x", "y"])
+    # One question per image: the cluster interval is an ordinary item bootstrap of the same width.
+    values = [float(i % 3 == 0) for i in range(300)]
+    low, high = cluster_bootstrap_ci(values, [str(i) for i in range(300)])
+    item_low, item_high = bootstrap_ci(values)
+    assert high - low == pytest.approx(item_high - item_low, abs=0.01)

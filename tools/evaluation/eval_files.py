@@ -99,6 +99,8 @@ def validate_record(record: Any, where: str) -> dict[str, Any]:
         if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
             names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise EvalFileError(f"{where}: {key!r} must be {names}, got {value!r}")
+    if not isinstance(record.get("image", ""), str):  # optional: records written before it was kept
+        raise EvalFileError(f"{where}: 'image' must be str, got {record['image']!r}")
     if record["output_tokens"] < 0:
         raise EvalFileError(f"{where}: 'output_tokens' must be >= 0, got {record['output_tokens']}")
     if any(key in record for key in SAMPLE_TYPES):  # a pass@k record: N answers, each scored

@@ -2,10 +2,12 @@
 
 ``pathvlm eval --model M --data F.jsonl [--data G.jsonl ...]`` writes, per data file ``<dataset>.jsonl``:
 
-- ``items.jsonl``: one record per item: ``id, subset, prompt_sha256`` (of the exact chat text the model
-  sees), ``output``, ``parsed_letter``, ``parsed_text`` (``rewards.parse_choice`` on the last
-  ``<answer>``), ``correct`` (strict: letter and text, ``rewards.accuracy_reward``; the paper's metric),
-  ``letter_correct``, ``output_tokens`` and ``format_ok`` (``rewards.format_reward``);
+- ``items.jsonl``: one record per item: ``id, subset, image`` (the data file's image path: questions on
+  one image form a cluster for ``pathvlm report``'s image-cluster bootstrap), ``prompt_sha256`` (of the
+  exact chat text the model sees), ``output``, ``parsed_letter``, ``parsed_text``
+  (``rewards.parse_choice`` on the last ``<answer>``), ``correct`` (strict: letter and text,
+  ``rewards.accuracy_reward``; the paper's metric), ``letter_correct``, ``output_tokens`` and ``format_ok``
+  (``rewards.format_reward``);
 - ``summary.json``: strict and letter accuracy with seeded 95 % bootstrap CIs, average output tokens (with
   CI), format- and parse-failure rates, per-subset accuracy, n, model, backend, data file and its sha256;
 - ``config.json``: the folder's identity (model and its hash, data sha256, decoding settings), written
@@ -255,6 +257,7 @@ def _answer_and_summarize(
                 record = {
                     "id": item["id"],
                     "subset": item["subset"],
+                    "image": item["image"],
                     "prompt_sha256": hashlib.sha256(backend.render(prompt).encode("utf-8")).hexdigest(),
                     "output": samples[0].text,
                     **score(samples[0].text, item["answer"]),

@@ -4,17 +4,26 @@
 (``summary.json`` + ``items.jsonl``, written by ``pathvlm eval``; ``base`` is the untrained model) and writes
 to ``--out``:
 
-- ``report.md``: Table 1 (in-domain accuracy %), Table 2 (average output tokens), Table 3 (OOD accuracy %
-  per OmniMedVQA subset), each row our number with its 95 % bootstrap CI, the paper's number as printed,
-  and the difference; paper rows we have not run say ``missing``; runs the paper lacks are appended.
-  Then exact McNemar tests on shared item ids: R1 vs β, β vs α, β vs γ, ε vs δ, per size and dataset;
-  then replicate seeds (mean ± sd, McNemar per matching seed), model selection curves and split units
+- ``report.md``: each run beside the reference of the split it was trained on (its data manifest's
+  ``split``: ``config.yaml`` ``run.manifest``, else the manifest beside its in-domain eval data). Runs on the
+  paper-style split: Table 1 (in-domain accuracy %), Table 2 (average output tokens), Table 3 (OOD
+  accuracy % per OmniMedVQA subset), each row our number with its 95 % bootstrap CI over items and over
+  images (image-cluster bootstrap, ``tools.evaluation.stats``), the paper's number as printed, and the
+  difference; paper rows we have not run say ``missing``; runs the paper lacks are appended. Runs on the
+  authors' ``authors-v2`` split: the same beside the authors' audited 2026 numbers
+  (``tools.evaluation.report_authors``). No table or test mixes runs of two splits.
+  Then per split exact McNemar tests and paired image-cluster bootstrap tests on shared item ids: R1 vs β,
+  β vs α, β vs γ, ε vs δ, per size and dataset;
+  then replicate seeds (mean ± sd, McNemar and paired image-cluster
+  bootstrap per matching seed), model selection curves and split units
   (``tools.evaluation.report_runs``; ``--compare-runs DIR`` adds the difference between split units);
   the judged reasoning table (``tools.evaluation.report_reasoning``); pass@k per model where
   ``pathvlm eval --samples N`` folders exist (``tools.evaluation.report_passk``, also ``passk.csv``); per size
   with GRPO logs, what each stage did, with ``learning_<size>.png`` (``tools.evaluation.report_learning``).
   Stand-in sizes (``tiny``) get no paper number or Δ;
-- ``table1_in_domain.csv``, ``table2_output_tokens.csv``, ``table3_ood.csv``, ``comparisons.csv``;
+- ``table1_in_domain.csv``, ``table2_output_tokens.csv``, ``table3_ood.csv``, ``comparisons.csv`` (with
+  each row's split); ``authors2026_pathmmu.csv``, ``authors2026_benchmarks.csv`` when runs on
+  ``authors-v2`` exist;
 - ``accuracy.png`` (accuracy per model with CIs and paper markers), ``output_tokens.png``;
 - W&B (unless ``--no-wandb``): per evaluated size-stage a run in project ``pathvlm-r1``, group = the
   run's experiment, name ``<size>-<stage>``, job_type ``eval``, with ``eval/in_domain/accuracy``,
@@ -29,12 +38,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
+import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from tools.evaluation.authors2026 import SPLIT as AUTHORS_SPLIT
 from tools.evaluation.markdown import markdown_table
 from tools.evaluation.paper import (
     API_SIZE,
@@ -50,8 +62,40 @@ from tools.evaluation.paper import (
 )
 
 IN_DOMAIN = "test"
-CSV_COLUMNS = ("model", "size", "stage", "dataset", "n", "ours", "ci_low", "ci_high", "paper", "diff")
+CSV_COLUMNS = (
+    "model",
+    "size",
+    "stage",
+    "dataset",
+    "n",
+    "ours",
+    "ci_low",
+    "ci_high",
+    "cluster_ci_low",
+    "cluster_ci_high",
+    "paper",
+    "diff",
+)
 MISSING = "missing"
+COMPARISON_COLUMNS = (
+    "split",
+    "size",
+    "dataset",
+    "a",
+    "b",
+    "n",
+    "accuracy_a",
+    "accuracy_b",
+    "only_a",
+    "only_b",
+    "p_value",
+    "diff",
+    "cluster_low",
+    "cluster_high",
+    "cluster_p",
+)
+PAPER_SPLIT = "paper-style"  # a data manifest without "split" (or another one): the paper's layout
+NO_IMAGES = "n/a (records lack images)"
 
 
 @dataclass(frozen=True)
@@ -63,9 +107,47 @@ class Result:
     dataset: str
     summary: dict[str, Any]
     items_path: Path
+    split: str = PAPER_SPLIT
 
 
 Results = dict[tuple[str, str, str], Result]
+
+
+def _manifest_split(manifest: Path) -> str | None:
+    """``split`` of a data manifest (``PAPER_SPLIT`` when it records none); None when it cannot be read."""
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    split = recorded.get("split") if isinstance(recorded, dict) else None
+    return AUTHORS_SPLIT if split == AUTHORS_SPLIT else PAPER_SPLIT
+
+
+def model_split(run_dir: Path, in_domain: Result | None) -> str:
+    """The split a model was trained on: the data manifest named by its ``config.yaml`` (``run.manifest``),
+    else (the base model, API models, a manifest not on this machine) the manifest beside its in-domain eval
+    data (``<data>/pathmmu/manifest.json`` for ``<data>/pathmmu/eval/test.jsonl``); the paper-style split
+    when neither can be read."""
+    import yaml
+
+    manifests = []
+    config = run_dir / "config.yaml"
+    if config.is_file():
+        run = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("run") or {}
+        if run.get("manifest"):
+            manifests.append(Path(run["manifest"]))
+    if in_domain is not None and in_domain.summary.get("data"):
+        manifests.append(Path(in_domain.summary["data"]).parent.parent / "manifest.json")
+    splits = (_manifest_split(manifest) for manifest in manifests)
+    return next((split for split in splits if split is not None), PAPER_SPLIT)
+
+
+def by_split(results: Results) -> dict[str, Results]:
+    """``results`` grouped by their split (paper-style first), so that nothing is compared across splits."""
+    groups: dict[str, Results] = {}
+    for key, result in sorted(results.items(), key=lambda kv: kv[1].split != PAPER_SPLIT):
+        groups.setdefault(result.split, {})[key] = result
+    return groups
 
 
 def collect(runs: Path) -> Results:
@@ -93,7 +175,11 @@ def collect(runs: Path) -> Results:
         results[key] = Result(*key, summary=summary, items_path=dataset_dir / "items.jsonl")
     if problems:
         raise SystemExit("evaluation folders that cannot be trusted:\n  " + "\n  ".join(problems))
-    return results
+    splits = {
+        (size, stage): model_split(runs / size / stage, results.get((size, stage, IN_DOMAIN)))
+        for size, stage, _ in results
+    }
+    return {key: replace(result, split=splits[key[:2]]) for key, result in results.items()}
 
 
 def _stage_rank(key: tuple[str, str]) -> tuple[int, int, str]:
@@ -135,6 +221,8 @@ def _row(
             ci_low=low * scale,
             ci_high=high * scale,
         )
+        if metric == "accuracy":
+            row.update(_cluster_cells(cluster_ci((result.items_path,))))
         if paper is not None:
             row["diff"] = row["ours"] - float(paper)
     return row
@@ -184,16 +272,76 @@ def _correct_by_id(path: Path) -> dict[str, bool]:
     return {id_: record["correct"] for id_, record in read_records(path).items()}
 
 
-def build_comparisons(results: Results) -> list[dict[str, Any]]:
-    """Exact McNemar tests of the paper's key pairs on the items both models answered.
+def _images_by_id(path: Path) -> dict[str, str] | None:
+    """Each item's image (``items.jsonl`` ``image``); None when a record lacks it (older records)."""
+    from tools.evaluation.eval_files import read_records
 
-    In-domain pairs are always listed (``missing`` when a side has not been evaluated); OOD pairs only
-    when both sides exist.
+    records = read_records(path)
+    if any("image" not in record for record in records.values()):
+        return None
+    return {id_: record["image"] for id_, record in records.items()}
+
+
+def cluster_ci(items_paths: tuple[Path, ...]) -> tuple[float, float] | None:
+    """Image-cluster bootstrap 95 % CI (%) of the strict accuracy over the items of these ``items.jsonl``
+    pooled; None when a record lacks its image. Computed once per file version (tables share rows)."""
+    return _cluster_ci(tuple((path, path.stat().st_mtime_ns, path.stat().st_size) for path in items_paths))
+
+
+@functools.cache
+def _cluster_ci(versions: tuple[tuple[Path, int, int], ...]) -> tuple[float, float] | None:
+    from tools.evaluation.stats import cluster_bootstrap_ci
+
+    items_paths = [path for path, _, _ in versions]
+    correct: list[float] = []
+    images: list[str] = []
+    for path in items_paths:
+        by_id, image_of = _correct_by_id(path), _images_by_id(path)
+        if image_of is None:
+            return None
+        correct += [float(by_id[i]) for i in sorted(by_id)]
+        images += [image_of[i] for i in sorted(by_id)]
+    low, high = cluster_bootstrap_ci(correct, images)
+    return low * 100, high * 100
+
+
+def _cluster_cells(interval: tuple[float, float] | None) -> dict[str, Any]:
+    if interval is None:
+        return {"cluster_ci_low": NO_IMAGES, "cluster_ci_high": NO_IMAGES}
+    return {"cluster_ci_low": interval[0], "cluster_ci_high": interval[1]}
+
+
+def _paired_cluster(a: Result, b: Result, shared: Sequence[str]) -> dict[str, Any]:
+    """Paired image-cluster bootstrap of accuracy A − B (in points) on the shared items."""
+    from tools.evaluation.stats import paired_cluster_bootstrap
+
+    images = _images_by_id(a.items_path) or _images_by_id(b.items_path)
+    if images is None or not shared:
+        return {"diff": None, "cluster_low": NO_IMAGES, "cluster_high": NO_IMAGES, "cluster_p": NO_IMAGES}
+    correct_a, correct_b = _correct_by_id(a.items_path), _correct_by_id(b.items_path)
+    test = paired_cluster_bootstrap(
+        [correct_a[i] for i in shared], [correct_b[i] for i in shared], [images[i] for i in shared]
+    )
+    return {
+        "diff": test.diff * 100,
+        "cluster_low": test.low * 100,
+        "cluster_high": test.high * 100,
+        "cluster_p": test.p_value,
+    }
+
+
+def build_comparisons(results: Results, split: str = PAPER_SPLIT) -> list[dict[str, Any]]:
+    """Exact McNemar tests and paired image-cluster bootstrap tests of the paper's key pairs on the items
+    both models answered, among ``results`` (runs of one split).
+
+    In-domain pairs are always listed (``missing`` when a side has not been evaluated; on the authors' split
+    only for the sizes run there); OOD pairs only when both sides exist.
     """
     from tools.evaluation.stats import mcnemar_exact
 
     trained = {s for s, stage, _ in results if stage != "base"} - {API_SIZE}
-    sizes = sorted(trained | set(size_order()), key=lambda s: _stage_rank((s, "")))
+    listed = set(size_order()) if split == PAPER_SPLIT else {s for s, _, _ in results} - {API_SIZE}
+    sizes = sorted(trained | listed, key=lambda s: _stage_rank((s, "")))
     datasets = [IN_DOMAIN] + sorted({d for _, _, d in results} - {IN_DOMAIN})
     rows = []
     for size in sizes:
@@ -201,10 +349,13 @@ def build_comparisons(results: Results) -> list[dict[str, Any]]:
             for stage_a, stage_b in COMPARISONS:
                 a, b = results.get((size, stage_a, dataset)), results.get((size, stage_b, dataset))
                 row: dict[str, Any] = {
+                    "split": split,
                     "size": size,
                     "dataset": dataset,
                     "a": model_label(size, stage_a),
                     "b": model_label(size, stage_b),
+                    "stage_a": stage_a,
+                    "stage_b": stage_b,
                 }
                 if a is None or b is None:
                     if dataset == IN_DOMAIN:
@@ -227,6 +378,7 @@ def build_comparisons(results: Results) -> list[dict[str, Any]]:
                         "only_b": test.only_b,
                         "p_value": test.p_value,
                     }
+                    | _paired_cluster(a, b, shared)
                 )
     return rows
 
@@ -237,11 +389,32 @@ def _num(value: float | None, digits: int = 2, sign: bool = False) -> str:
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
-def table_markdown(rows: Sequence[dict[str, Any]], with_dataset: bool = False) -> str:
+def interval_cell(low: Any, high: Any) -> str:
+    """``low–high`` for numbers, the reason for none otherwise (``NO_IMAGES``), empty when absent."""
+    if isinstance(low, float | int) and isinstance(high, float | int):
+        return f"{_num(low)}–{_num(high)}"
+    return "" if low is None else str(low)
+
+
+def table_markdown(
+    rows: Sequence[dict[str, Any]],
+    with_dataset: bool = False,
+    clusters: bool = True,
+    reference: tuple[str, str] = ("paper", "Paper"),
+    datasets: dict[str, str] = OOD_SUBSETS,
+    extra: tuple[str, str] | None = None,
+) -> str:
+    """Rows as markdown; ``reference``: the rows' key of the reference number and its column name;
+    ``clusters``: with the image-cluster CI column (accuracy tables); ``datasets``: display names;
+    ``extra``: a last column (the rows' key, its name)."""
+    key, name = reference
     header = (
         ["Model"]
         + (["Dataset"] if with_dataset else [])
-        + ["n", "Ours (95% CI)", "Paper", "Δ (ours − paper)"]
+        + ["n", "Ours (95% CI)"]
+        + (["Image-cluster 95% CI"] if clusters else [])
+        + [name, f"Δ (ours − {name.split()[0].lower()})"]
+        + ([extra[1]] if extra else [])
     )
     body: list[list[str]] = []
     for row in rows:
@@ -250,20 +423,34 @@ def table_markdown(rows: Sequence[dict[str, Any]], with_dataset: bool = False) -
             if row["ours"] is None
             else f"{_num(row['ours'])} ({_num(row['ci_low'])}–{_num(row['ci_high'])})"
         )
-        dataset = [OOD_SUBSETS.get(row["dataset"], row["dataset"])] if with_dataset else []
+        dataset = [datasets.get(row["dataset"], row["dataset"])] if with_dataset else []
+        cluster = [interval_cell(row.get("cluster_ci_low"), row.get("cluster_ci_high"))] if clusters else []
         cells = [
             row["model"],
             *dataset,
             "" if row["n"] is None else str(row["n"]),
             ours,
-            row["paper"] or "—",
+            *cluster,
+            row[key] or "—",
             _num(row["diff"], sign=True),
+            *([row.get(extra[0]) or ""] if extra else []),
         ]
         body.append(cells)
     return markdown_table(header, body)
 
 
-def comparisons_markdown(rows: Sequence[dict[str, Any]]) -> str:
+def paired_cluster_cells(row: dict[str, Any]) -> list[str]:
+    """A row's paired image-cluster bootstrap (``_paired_cluster``) as two cells: A − B (95 % CI), p."""
+    diff = "" if row["diff"] is None else f"{_num(row['diff'], sign=True)} "
+    p_value = row["cluster_p"]
+    return [
+        diff + f"({interval_cell(row['cluster_low'], row['cluster_high'])})",
+        f"{p_value:.4g}" if isinstance(p_value, float) else str(p_value),
+    ]
+
+
+def comparisons_markdown(rows: Sequence[dict[str, Any]], extra: tuple[str, str] | None = None) -> str:
+    """The comparisons table; ``extra``: a further column (the rows' key, its name)."""
     header = [
         "Size",
         "Dataset",
@@ -275,11 +462,14 @@ def comparisons_markdown(rows: Sequence[dict[str, Any]]) -> str:
         "A only",
         "B only",
         "p (exact McNemar)",
+        "A − B (image-cluster 95% CI)",
+        "p (image-cluster bootstrap)",
+        *([extra[1]] if extra else []),
     ]
     body: list[list[str]] = []
     for row in rows:
         if row["n"] == MISSING:
-            cells = [row["size"], row["dataset"], row["a"], row["b"], MISSING, "", "", "", "", ""]
+            cells = [row["size"], row["dataset"], row["a"], row["b"], MISSING] + [""] * (len(header) - 5)
         else:
             cells = [
                 row["size"],
@@ -292,6 +482,8 @@ def comparisons_markdown(rows: Sequence[dict[str, Any]]) -> str:
                 str(row["only_a"]),
                 str(row["only_b"]),
                 f"{row['p_value']:.4g}",
+                *paired_cluster_cells(row),
+                *([row.get(extra[0]) or "—"] if extra else []),
             ]
         body.append(cells)
     return markdown_table(header, body)
@@ -337,16 +529,21 @@ def write_report(
     results: Results, out: Path, runs: Path | None = None, compare_runs: Path | None = None
 ) -> tuple[dict[str, list[dict[str, Any]]], list[Path]]:
     """Write report.md, the CSVs and the plots; return the tables (comparisons included) and plot paths."""
-    from tools.evaluation import report_runs
+    from tools.evaluation import report_authors, report_runs
     from tools.evaluation.report_learning import sections as learning_sections
     from tools.evaluation.report_passk import sections as passk_sections
     from tools.evaluation.report_reasoning import sections as reasoning_sections
 
     out.mkdir(parents=True, exist_ok=True)
-    tables = build_tables(results)
-    tables["comparisons"] = build_comparisons(results)
+    splits = by_split(results)
+    paper, authors = splits.get(PAPER_SPLIT, {}), splits.get(AUTHORS_SPLIT, {})
+    tables = build_tables(paper)
+    tables["comparisons"] = build_comparisons(paper)
+    tables |= report_authors.build(authors) if authors else {}
     tables["replicates"] = report_runs.replicate_rows(results)
-    tables["seed_comparisons"] = report_runs.seed_comparisons(results)
+    tables["seed_comparisons"] = [
+        row for group in splits.values() for row in report_runs.seed_comparisons(group)
+    ]
     tables["selection"] = report_runs.selection_rows(runs) if runs is not None else []
     units = None
     if compare_runs is not None and runs is not None:
@@ -356,19 +553,12 @@ def write_report(
     run_units = sorted({(s, st, report_runs.split_unit(runs, s, st)) for s, st, _ in results}) if runs else []
     for name in ("table1_in_domain", "table2_output_tokens", "table3_ood"):
         write_csv(out / f"{name}.csv", tables[name], CSV_COLUMNS)
-    comparison_columns = (
-        "size",
-        "dataset",
-        "a",
-        "b",
-        "n",
-        "accuracy_a",
-        "accuracy_b",
-        "only_a",
-        "only_b",
-        "p_value",
+    write_csv(
+        out / "comparisons.csv",
+        tables["comparisons"] + tables.get(report_authors.COMPARISONS, []),
+        COMPARISON_COLUMNS,
     )
-    write_csv(out / "comparisons.csv", tables["comparisons"], comparison_columns)
+    report_authors.write_csvs(tables, out)
     plots = [
         plot_metric(
             tables["table1_in_domain"], out / "accuracy.png", "accuracy (%)", "In-domain accuracy (PathMMU)"
@@ -377,20 +567,28 @@ def write_report(
             tables["table2_output_tokens"], out / "output_tokens.png", "tokens", "Average output tokens"
         ),
     ]
-    sections = [
-        "# PathVLM-R1: our runs next to the paper",
-        "Accuracy is strict (option letter and text, the paper's metric), in %; intervals are 95 % bootstrap "
-        "CIs over items; Δ is ours minus the paper's number; `missing` marks rows we have not evaluated. "
-        "A model that only stands in for one of the paper's (`tiny (stands in for …)`) gets no Δ.",
-        "## Table 1: in-domain accuracy (PathMMU test)",
+    paper_sections = [
+        f"## Table 1: in-domain accuracy (PathMMU test; {PAPER_SPLIT} split; reference: the paper)",
         table_markdown(tables["table1_in_domain"]),
-        "## Table 2: average output tokens (PathMMU test)",
-        table_markdown(tables["table2_output_tokens"]),
-        "## Table 3: out-of-domain accuracy (OmniMedVQA)",
+        f"## Table 2: average output tokens (PathMMU test; {PAPER_SPLIT} split; reference: the paper)",
+        table_markdown(tables["table2_output_tokens"], clusters=False),
+        f"## Table 3: out-of-domain accuracy (OmniMedVQA; {PAPER_SPLIT} split runs; reference: the paper)",
         table_markdown(tables["table3_ood"], with_dataset=True),
-        "## Paired comparisons (exact McNemar test on shared item ids)",
+        f"## Paired comparisons ({PAPER_SPLIT} split; exact McNemar, image-cluster bootstrap; shared items)",
         "`A only` / `B only`: items only A / only B answered correctly.",
         comparisons_markdown(tables["comparisons"]),
+    ]
+    sections = [
+        "# PathVLM-R1: our runs next to the paper" + (" and the authors' 2026 results" if authors else ""),
+        "Accuracy is strict (option letter and text, the paper's metric), in %; intervals are 95 % bootstrap "
+        "CIs over items and, beside them, over images (image-cluster bootstrap: all questions of a drawn "
+        f"image together; {report_authors.METHOD}); Δ is ours minus the reference number; `missing` marks "
+        "rows we have not evaluated. A model that only stands in for one of the paper's (`tiny (stands in "
+        "for …)`) gets no Δ. Each run stands beside the reference of the split it was trained on (its data "
+        f"manifest's `split`): `{AUTHORS_SPLIT}` runs beside the authors' 2026 numbers, the others "
+        f"({PAPER_SPLIT}) beside the paper's; runs of different splits are never compared.",
+        *(paper_sections if paper or not authors else []),
+        *(report_authors.sections(tables) if authors else []),
         "Split unit of each run (`image`: image-disjoint splits; `question`: the paper's question-level "
         "split, images shared across splits): "
         + (", ".join(f"{s}/{st} {u}" for s, st, u in run_units) or "none")

@@ -2,7 +2,8 @@
 
 - **Seeds**: runs of one stage with other training seeds (``<stage>-seedN``, ``tools.train.replicates``) are
   grouped with the recipe-seed run: accuracy mean ± sd across seeds next to each seed's bootstrap CI, and
-  the paper's McNemar pairs per matching seed (both stages trained with that seed).
+  the paper's pairs per matching seed (both stages trained with that seed): exact McNemar and paired
+  image-cluster bootstrap.
 - **Model selection**: each ``<runs>/<size>/<run>/selection.json`` (``tools.train.selection``): the validation
   curve, the exported step and the last one.
 - **Split unit**: each run's ``run.split_unit`` (``image``: image-disjoint, the default; ``question``: the
@@ -68,8 +69,9 @@ def replicate_rows(results: dict[tuple[str, str, str], Any]) -> list[dict[str, A
 
 
 def seed_comparisons(results: dict[tuple[str, str, str], Any]) -> list[dict[str, Any]]:
-    """The paper's McNemar pairs per seed both stages were trained with (where replicates exist)."""
-    from tools.evaluation.report import _correct_by_id
+    """The paper's pairs per seed both stages were trained with (where replicates exist): exact McNemar and
+    paired image-cluster bootstrap."""
+    from tools.evaluation.report import _correct_by_id, _paired_cluster
     from tools.evaluation.stats import mcnemar_exact
 
     by_seed = _by_seed(results)
@@ -96,6 +98,7 @@ def seed_comparisons(results: dict[tuple[str, str, str], Any]) -> list[dict[str,
                         "only_b": test.only_b,
                         "p_value": test.p_value,
                     }
+                    | _paired_cluster(runs_a[seed], runs_b[seed], shared)
                 )
     return rows
 
@@ -174,6 +177,8 @@ def markdown(
     units: list[dict[str, Any]] | None,
 ) -> list[str]:
     """The report.md sections (headings and tables) of this module."""
+    from tools.evaluation.report import paired_cluster_cells
+
     sections = ["## Replicate seeds (strict accuracy %)"]
     if replicates:
         header = ["Model", "Dataset", "Seeds", "Mean ± sd", "Per seed (95% CI)"]
@@ -193,10 +198,14 @@ def markdown(
                 "A only",
                 "B only",
                 "p (exact McNemar)",
+                "A − B (image-cluster 95% CI)",
+                "p (image-cluster bootstrap)",
             ]
             keys = ("size", "dataset", "seed", "a", "b", "n", "only_a", "only_b")
-            rows = [[*(r[k] for k in keys), f"{r['p_value']:.4g}"] for r in per_seed]
-            sections += ["McNemar per matching seed:", markdown_table(header, rows)]
+            rows = [
+                [*(r[k] for k in keys), f"{r['p_value']:.4g}", *paired_cluster_cells(r)] for r in per_seed
+            ]
+            sections += ["Paired tests per matching seed:", markdown_table(header, rows)]
     else:
         sections.append("No stage was trained with more than one seed (`pathvlm run --seed N`).")
     sections.append("## Model selection on the validation split")

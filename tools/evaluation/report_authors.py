@@ -1,0 +1,176 @@
+"""Report sections for runs on the authors' 2026 split (``authors-v2``), beside the authors' audited numbers.
+
+The reference is ``tools.evaluation.authors2026`` (their ``final_unified_results_tables_20260814.json``):
+PathMMU validation (val385) and test (test999) in one table, PathVQA A/B, OmniMedVQA (our four subset
+evaluations pooled, or an ``omnimedvqa`` evaluation of all items, beside both of their scorings) and MMMU
+non-medical in another; their models without a stage of ours are listed as reference-only rows, our runs they
+lack are appended. Every accuracy has its item and image-cluster bootstrap CI; on test999 their own
+image-cluster CIs are shown beside. The paired comparisons (McNemar and paired image-cluster bootstrap) carry
+their paired result where the same pair exists (R1 − β: their Stage 3 − rule-RL n8, +0.40 pp).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tools.evaluation import authors2026 as authors
+from tools.evaluation.paper import OOD_SUBSETS, model_label
+from tools.evaluation.report import (
+    CSV_COLUMNS,
+    Result,
+    Results,
+    _cluster_cells,
+    _correct_by_id,
+    _row,
+    _stage_rank,
+    build_comparisons,
+    cluster_ci,
+    comparisons_markdown,
+    table_markdown,
+    write_csv,
+)
+from tools.evaluation.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_ci
+from tools.train.replicates import parse_run_stage
+
+PATHMMU, BENCHMARKS, COMPARISONS = "authors2026_pathmmu", "authors2026_benchmarks", "authors2026_comparisons"
+REFERENCE = ("authors_2026", "Authors 2026")
+PATHMMU_KEYS = ("pathmmu_val", "pathmmu_test")
+BENCHMARK_KEYS = ("pathvqa_fixed_ab", "omnimed_contract_aligned", "omnimed_official", "mmmu_nonmedical")
+COLUMNS = (*CSV_COLUMNS[:-2], "eval_dataset", REFERENCE[0], "diff", "authors_note")  # dataset: their key
+METHOD = (
+    f"seed {BOOTSTRAP_SEED}, {BOOTSTRAP_RESAMPLES:,} replicates, percentile intervals; paired tests draw the "
+    "same images for both models, p = 2·min(P(Δ* ≤ 0), P(Δ* ≥ 0)): the authors' method, "
+    f"{authors.STATISTICS_SOURCE}"
+)
+
+
+def _parts(results: Results, size: str, stage: str, dataset: str) -> list[Result]:
+    """The evaluations behind one number: ``omnimedvqa`` is one evaluation of all items, else the four
+    subsets pooled (all four, or none)."""
+    if dataset == authors.OMNIMEDVQA and (size, stage, dataset) not in results:
+        parts = [results.get((size, stage, subset)) for subset in OOD_SUBSETS]
+        return [p for p in parts if p is not None] if all(parts) else []
+    result = results.get((size, stage, dataset))
+    return [result] if result is not None else []
+
+
+def _pooled_row(
+    label: str, size: str, stage: str, key: str, parts: list[Result], reference: str | None
+) -> dict[str, Any]:
+    """A table row over ``parts`` pooled (one part: its summary's numbers, as the paper's tables)."""
+    dataset = authors.METRICS[key][0]
+    row = _row(label, size, stage, key, parts[0] if len(parts) == 1 else None, "accuracy", reference)
+    if len(parts) > 1:
+        correct = [float(c) for p in parts for c in _correct_by_id(p.items_path).values()]
+        low, high = bootstrap_ci(correct)
+        row.update(
+            n=len(correct), ours=sum(correct) / len(correct) * 100, ci_low=low * 100, ci_high=high * 100
+        )
+        row.update(_cluster_cells(cluster_ci(tuple(p.items_path for p in parts))))
+        if reference is not None:
+            row["diff"] = row["ours"] - float(reference)
+    row[REFERENCE[0]] = row.pop("paper")
+    return row | {"eval_dataset": dataset}
+
+
+def _note(key: str, row: authors.AuthorsRow | None, parts: list[Result]) -> str:
+    """Their image-cluster CI on test999; the parse and cap rates beside PathVQA (theirs and ours)."""
+    if key == "pathmmu_test" and row is not None and row.model in authors.CLUSTER_CI_TEST:
+        low, high = authors.CLUSTER_CI_TEST[row.model][2]
+        return f"theirs, image-cluster: {low * 100:.2f}–{high * 100:.2f}"
+    if key != "pathvqa_fixed_ab":
+        return ""
+    notes = []
+    if row is not None:
+        rates = [authors.percent(row.values[r]) or "—" for r in authors.RATES]
+        notes.append(f"theirs: parse {rates[0]}, cap {rates[1]}")
+    if len(parts) == 1:
+        summary = parts[0].summary
+        cap = summary.get("cap_rate")
+        notes.append(
+            f"ours: parse {(1 - summary['parse_failure_rate']) * 100:.2f}"
+            + ("" if cap is None else f", cap {cap * 100:.2f}")
+        )
+    return "; ".join(notes)
+
+
+def authors_table(results: Results, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Per benchmark: their models (ours beside the mapped ones, 7B), then our runs they lack."""
+    rows = []
+    mapped = {(authors.SIZE, row.stage) for row in authors.ROWS if row.stage}
+    for key in keys:
+        dataset = authors.METRICS[key][0]
+        for theirs in authors.ROWS:
+            reference = authors.percent(theirs.values[key])
+            parts = _parts(results, authors.SIZE, theirs.stage, dataset) if theirs.stage else []
+            if reference is None and not parts:
+                continue
+            label = theirs.model
+            if theirs.stage:
+                label = f"{model_label(authors.SIZE, theirs.stage)} (theirs: {theirs.model})"
+            size = authors.SIZE if theirs.stage else ""
+            row = _pooled_row(label, size, theirs.stage or "", key, parts, reference)
+            rows.append(row | {"authors_note": _note(key, theirs, parts)})
+        models = {
+            (size, stage)
+            for size, stage, _ in results
+            if parse_run_stage(stage)[1] is None and _parts(results, size, stage, dataset)
+        }
+        for size, stage in sorted(models - mapped, key=_stage_rank):
+            parts = _parts(results, size, stage, dataset)
+            row = _pooled_row(model_label(size, stage), size, stage, key, parts, None)
+            rows.append(row | {"authors_note": _note(key, None, parts)})
+    return rows
+
+
+def _paired_reference(row: dict[str, Any]) -> str | None:
+    """Their paired test999 result for the same pair of models (7B, test), as printed in the report."""
+    if row["size"] != authors.SIZE or row["dataset"] != "test":
+        return None
+    a, b = authors.model_of(row["stage_a"]), authors.model_of(row["stage_b"])
+    for (first, second), sign in (((a, b), 1), ((b, a), -1)):
+        if (first, second) in authors.PAIRED_TEST:
+            diff, (low, high), p = authors.PAIRED_TEST[(first, second)]
+            low, high = sorted((sign * low, sign * high))
+            return f"{sign * diff * 100:+.2f} ({low * 100:+.2f}–{high * 100:+.2f}), p {p:.3f}"
+    return None
+
+
+def build(results: Results) -> dict[str, list[dict[str, Any]]]:
+    """The authors-v2 tables of ``results`` (runs of that split only)."""
+    comparisons = build_comparisons(results, authors.SPLIT)
+    return {
+        PATHMMU: authors_table(results, PATHMMU_KEYS),
+        BENCHMARKS: authors_table(results, BENCHMARK_KEYS),
+        COMPARISONS: [row | {REFERENCE[0]: _paired_reference(row)} for row in comparisons],
+    }
+
+
+def write_csvs(tables: dict[str, list[dict[str, Any]]], out: Path) -> None:
+    """``authors2026_pathmmu.csv`` and ``authors2026_benchmarks.csv`` where the tables exist."""
+    for name in (PATHMMU, BENCHMARKS):
+        if name in tables:
+            write_csv(out / f"{name}.csv", tables[name], COLUMNS)
+
+
+def sections(tables: dict[str, list[dict[str, Any]]]) -> list[str]:
+    names = {key: label for key, (_, label) in authors.METRICS.items()}
+    note = ("authors_note", "Note")
+    return [
+        f"## PathMMU accuracy ({authors.SPLIT} split; reference: the authors' 2026 results)",
+        f"Reference: `{authors.SOURCE}` (single training seed); their models without a stage of ours are "
+        "reference-only rows. Our 7B stages stand beside theirs as `tools/evaluation/authors2026.py` says.",
+        table_markdown(tables[PATHMMU], with_dataset=True, reference=REFERENCE, datasets=names, extra=note),
+        f"## Other benchmarks ({authors.SPLIT} runs; reference: the authors' 2026 results)",
+        "OmniMedVQA: our strict accuracy over all items of the four subsets, beside both of their scorings.",
+        table_markdown(
+            tables[BENCHMARKS], with_dataset=True, reference=REFERENCE, datasets=names, extra=note
+        ),
+        f"## Paired comparisons ({authors.SPLIT} split; exact McNemar and image-cluster bootstrap on shared "
+        "item ids)",
+        "`A only` / `B only`: items only A / only B answered correctly. Authors 2026: their paired "
+        f"image-cluster bootstrap on test999 ({authors.STATISTICS['replicates']:,} replicates, seed "
+        f"{authors.STATISTICS['seed']}), where they tested the same pair.",
+        comparisons_markdown(tables[COMPARISONS], extra=(REFERENCE[0], "Authors 2026 (A − B, 95% CI, p)")),
+    ]
