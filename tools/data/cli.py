@@ -11,7 +11,8 @@ from tools.common.paths import data_root
 OUTPUT_LAYOUT = """\
 output (--out, default $PATHVLM_DATA/pathmmu, PATHVLM_DATA defaulting to data/generated):
   manifest.json                     seed, split_unit, source_sha256, counts, stats, files {path: sha256},
-                                    splits {sft,rl,[validation,]test: [{id, image, ...}]}
+                                    splits {sft,rl,[validation,]test: [{id, image, ...}]}; --split
+                                    authors-v2 adds split, split_keys {path, sha256}, audit, key_stats
   llamafactory/dataset_info.json    sharegpt entries pathmmu_<split> for every split
   llamafactory/<split>.json         messages + images (absolute paths), one file per split
   easyr1/{rl,[validation,]test}.jsonl
@@ -96,7 +97,24 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
         "question: the paper's question-level split, items sharing an image may land in different splits",
     )
     p.add_argument(
-        "--skip-invalid", action="store_true", help="write bad items to rejects.jsonl instead of failing"
+        "--split",
+        choices=pathmmu.SPLIT_KINDS,
+        default="seeded",
+        help="seeded (default): our split from --seed/--sizes/--val/--split-unit; authors-v2: the authors' "
+        "audited 2026 split (sft 3000 / rl 1000 / validation 385 / test 999, github:Freddie1946/myr1 "
+        "data/pathmmu_image_disjoint_v2), found item by item from --split-keys",
+    )
+    p.add_argument(
+        "--split-keys",
+        type=Path,
+        default=None,
+        help="with --split authors-v2: the membership key file (default: data/splits/authors-v2.json)",
+    )
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="write bad items to rejects.jsonl instead of failing (authors-v2: leave out keys not found "
+        "or found twice, reported)",
     )
     p.set_defaults(func=_pathmmu)
 
@@ -155,7 +173,8 @@ def _fail(exc: Exception) -> int:
 def _pathmmu(args: argparse.Namespace) -> int:
     from tools.data.pathmmu import convert_pathmmu
 
-    options = ("seed", "sizes", "subsets", "target_style", "skip_invalid", "val", "split_unit")
+    options = ("seed", "sizes", "subsets", "target_style", "skip_invalid", "val", "split_unit", "split")
+    options += ("split_keys",)
     return _convert(convert_pathmmu, args, "pathmmu", options)
 
 
