@@ -44,7 +44,7 @@ def item_key(image: str, question: str, options: Sequence[str]) -> str:
 
 
 def problem_key(image: str, problem: str) -> str:
-    """``item_key`` of an authors' split row (``problem`` = question + ``"\\nOptions:\\n"`` + option lines)."""
+    """``item_key`` of an authors' split row (``problem``: question, ``"\\nOptions:\\n"``, option lines)."""
     question, mark, options = problem.partition(OPTIONS_MARK)
     if not mark:
         raise ValueError(f"problem {problem[:60]!r}... has no {OPTIONS_MARK!r} line")
@@ -55,8 +55,9 @@ def load_keys(path: Path) -> tuple[dict[str, list[str]], str]:
     """The key file's ``{split: [key, ...]}`` and the file's sha256."""
     if not path.is_file():
         raise DataError(
-            f"{path} not found: derive the authors' membership keys with `python tools/dev/authors_split_keys.py "
-            "<myr1>/data/pathmmu_image_disjoint_v2 --out data/splits/authors-v2.json` (see data/README.md)"
+            f"{path} not found: derive the authors' membership keys with `python -m "
+            "tools.dev.authors_split_keys <myr1>/data/pathmmu_image_disjoint_v2 --out "
+            "data/splits/authors-v2.json` (see data/README.md)"
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -1,6 +1,7 @@
 """Derive data/splits/authors-v2.json, the membership keys of the authors' split, from their split files.
 
-    python -m tools.dev.authors_split_keys <myr1>/data/pathmmu_image_disjoint_v2 --out data/splits/authors-v2.json
+    python -m tools.dev.authors_split_keys <myr1>/data/pathmmu_image_disjoint_v2 \
+        --out data/splits/authors-v2.json
 
 Reads, per split, the first of ``SPLIT_FILES`` present in the folder (a JSON list of ``{image, problem,
 solution}``), checks its size against the folder's ``manifest.json`` (``primary_splits.<split>.qa_count``)
