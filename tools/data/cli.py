@@ -48,7 +48,7 @@ def _grpo_data() -> dict[str, int]:
 
 def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """Add ``pathvlm data``; returns its subcommands, to which the CLI adds ``synth`` (``tools.dev``)."""
-    from tools.data import omnimedvqa, pathmmu
+    from tools.data import benchmarks, omnimedvqa, pathmmu
 
     parser = subparsers.add_parser(
         "data",
@@ -139,6 +139,27 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     )
     p.set_defaults(func=_omnimedvqa)
 
+    for name, what in (
+        ("pathvqa", "PathVQA test (HF parquet) -> closed-ended yes/no as A/B (eval/pathvqa_closed.jsonl)"),
+        ("mmmu", "MMMU dev (HF parquet) -> non-medical multiple choice (eval/mmmu_nonmedical_dev.jsonl)"),
+    ):
+        p = commands.add_parser(
+            name,
+            help=what,
+            description=benchmarks.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument(
+            "--root", type=Path, required=True, help="folder holding the Hugging Face parquet files"
+        )
+        p.add_argument(
+            "--out", type=Path, default=None, help=f"output folder (default: $PATHVLM_DATA/{name})"
+        )
+        p.add_argument(
+            "--skip-invalid", action="store_true", help="write bad items to rejects.jsonl instead of failing"
+        )
+        p.set_defaults(func=_benchmark, benchmark=name)
+
     p = commands.add_parser(
         "check",
         help="re-verify a converted output folder (counts, disjointness, files present)",
@@ -182,6 +203,13 @@ def _omnimedvqa(args: argparse.Namespace) -> int:
     from tools.data.omnimedvqa import convert_omnimedvqa
 
     return _convert(convert_omnimedvqa, args, "omnimedvqa", ("subsets", "skip_invalid"))
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from tools.data import benchmarks
+
+    convert = {"pathvqa": benchmarks.convert_pathvqa, "mmmu": benchmarks.convert_mmmu}[args.benchmark]
+    return _convert(convert, args, args.benchmark, ("skip_invalid",))
 
 
 def _convert(convert, args: argparse.Namespace, name: str, options: tuple[str, ...]) -> int:
