@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,9 @@ FILES = {
 
 
 def _authors_folder(pathmmu: Path, folder: Path) -> dict[str, list[tuple[str, str]]]:
-    """Split files over the synthetic copy, image-disjoint, in a shuffled order, one test item dropped (as
-    the authors removed one); returns each split's (image, question) in file order."""
+    """Split files over the synthetic copy, image-disjoint, in a shuffled order, one single-question test
+    image left out (as the authors removed one, named in their manifest's ``removal``); returns each split's
+    (image, question) in file order."""
     data = json.loads((pathmmu / "data.json").read_text())
     rows = {}
     for subset in ("PubMed", "EduContent"):
@@ -42,7 +44,9 @@ def _authors_folder(pathmmu: Path, folder: Path) -> dict[str, list[tuple[str, st
     splits: dict[str, list[tuple[str, str]]] = {name: [] for name in FILES}
     for img, question in sorted(rows, key=lambda key: key[1][::-1]):
         splits[owner[img]].append((img, question))
-    splits["test"].pop(0)
+    shared = Counter(img for img, _ in splits["test"])
+    removed = next(member for member in splits["test"] if shared[member[0]] == 1)
+    splits["test"].remove(removed)
     for name, members in splits.items():
         listed = [
             {
@@ -56,7 +60,8 @@ def _authors_folder(pathmmu: Path, folder: Path) -> dict[str, list[tuple[str, st
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(listed, indent=2))
     primary = {name: {"qa_count": len(members)} for name, members in splits.items()}
-    (folder / "manifest.json").write_text(json.dumps({"primary_splits": primary}))
+    manifest = {"primary_splits": primary, "removal": {"opaque_image_basename": removed[0]}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
     return splits
 
 
@@ -89,12 +94,25 @@ def test_authors_split_reproduces_membership_and_order(
         assert _members(manifest, name) == members, name
     assert manifest["split"] == "authors-v2"
     assert manifest["split_keys"]["sha256"] == hashlib.sha256(keys.read_bytes()).hexdigest()
-    assert manifest["key_stats"] == {"missing_keys": 0, "ambiguous_keys": 0, "unused_items": 1}
+    assert manifest["key_stats"] == {"problems": 0, "left_out": 0, "excluded_items": 1}
     assert set(manifest["audit"]["exact_content_overlap_counts"].values()) == {0}
     assert len(manifest["audit"]["basename_overlap_counts"]) == 6
     assert (out / "eval" / "validation.jsonl").is_file()  # the selection's validation set
     assert check_output(out) == []
     assert "no overlap" in capsys.readouterr().err
+
+
+def test_image_keys_alone_rebuild_the_split(authors: tuple[Path, Path, dict], tmp_path: Path) -> None:
+    """The shipped form: image prefixes of rl/validation/test, sft the rest, the removed image excluded."""
+    pathmmu, keys, expected = authors
+    key_file = json.loads(keys.read_text())
+    del key_file["items"], key_file["images"]["sft"]
+    (tmp_path / "images.json").write_text(json.dumps(key_file))
+    manifest = convert_pathmmu(
+        pathmmu, tmp_path / "out", split="authors-v2", split_keys=tmp_path / "images.json"
+    )
+    for name, members in expected.items():
+        assert sorted(_members(manifest, name)) == sorted(members), name
 
 
 def test_authors_split_reports_missing_and_ambiguous_keys(
@@ -104,12 +122,17 @@ def test_authors_split_reports_missing_and_ambiguous_keys(
     copy = tmp_path / "copy"
     shutil.copytree(pathmmu / "images", copy / "images")
     data = json.loads((pathmmu / "data.json").read_text())
-    items = data["PubMed"]["val"] + data["PubMed"]["test"] + data["EduContent"]["val"]
-    img, question = expected["rl"][0]
     gone = (expected["test"][2], expected["sft"][1])
     for split in data.values():
         for name, listed in split.items():
             split[name] = [raw for raw in listed if (raw["img"], raw["question"]) not in gone]
+    img, question = expected["rl"][0]
+    items = (
+        data["PubMed"]["val"]
+        + data["PubMed"]["test"]
+        + data["EduContent"]["val"]
+        + data["EduContent"]["test"]
+    )
     twin = next(raw for raw in items if (raw["img"], raw["question"]) == (img, question))
     (copy / "images" / "twin").mkdir()
     shutil.copy(copy / "images" / img, copy / "images" / "twin" / img)
@@ -120,9 +143,11 @@ def test_authors_split_reports_missing_and_ambiguous_keys(
     message = str(error.value)
     assert "2 key(s) not found in your PathMMU copy, e.g. sft item 2" in message
     assert "1 key(s) found more than once, e.g. rl item 1" in message and "EduContent/val/999" in message
+    assert f"1 listed image(s) found more than once, e.g. rl image {img[:12]}" in message
+    assert "split sizes differ: sft" in message
     assert not (tmp_path / "out").exists()
     manifest = convert_pathmmu(copy, tmp_path / "out", split="authors-v2", split_keys=keys, skip_invalid=True)
-    assert manifest["key_stats"]["missing_keys"] == 2 and manifest["key_stats"]["ambiguous_keys"] == 1
+    assert manifest["key_stats"]["left_out"] == 2  # both items of the duplicated key
     assert manifest["counts"]["rl"] == len(expected["rl"]) - 1
 
 
@@ -136,7 +161,5 @@ def test_key_derivation_checks_sizes_and_uniqueness(authors: tuple[Path, Path, d
     with pytest.raises(SystemExit, match=r"items, its manifest.json says"):
         derive(folder)
     (folder / "manifest.json").unlink()
-    with pytest.raises(
-        SystemExit, match=r"1 duplicate key\(s\), e.g. rl item \d+ repeats the key of rl item 1"
-    ):
+    with pytest.raises(SystemExit, match=r"1 duplicate key\(s\), e.g. rl item key \d+ repeats rl item key 1"):
         derive(folder)

@@ -2,14 +2,23 @@
 
 The authors' ``data/pathmmu_image_disjoint_v2/`` (github:Freddie1946/myr1, frozen 2026-07-19) lists every item
 of sft 3,000 / rl 1,000 / validation 385 / test 999 as ``{image, problem, solution}`` (``problem``: the
-question, ``"\\nOptions:\\n"``, one ``X) text`` per line). PathMMU is CC-BY-ND, so the repository ships only a
-membership key per item (``data/splits/authors-v2.json``, derived by ``tools/dev/authors_split_keys.py``):
+question, ``"\\nOptions:\\n"``, one ``X) text`` per line). Their split is image-disjoint (every question on an
+image is in that image's split) and covers all 5,385 PubMed + EduContent items but one test item (removed: its
+image is a byte copy of an RL image). PathMMU is CC-BY-ND, so the repository ships only membership keys
+(``data/splits/authors-v2.json``, derived by ``tools/dev/authors_split_keys.py``):
 
-    key = sha256(json.dumps([image basename, normalised question, [normalised "X) option", ...]]))[:16]
+- ``images``: per split, the first ``PREFIX_HEX`` characters of each image file name (PathMMU names images by
+  a 64-hex content hash); a split without a list (sft) is every other item; ``excluded_images``: the removed
+  one;
+- ``counts``: the items per split, checked after the assignment;
+- ``items`` (optional, when derived from the full split files): per split, one key per item,
+  ``sha256(json.dumps([image basename, normalised question, [normalised "X) option", ...]]))[:16]``, checked
+  one by one (a key found nowhere or more than once is reported) and giving the authors' item order.
 
-``select_splits`` finds each key among the user's items; a key found nowhere or more than once is an error
-(``--skip-invalid``: reported and left out). ``audit`` counts the pairwise overlaps by image basename and by
-sha256 of the image bytes, as the authors' ``validation_report.json`` does (all zero on a faithful copy).
+A listed image found nowhere or matching several files, a count that differs, or an item key missing or found
+twice is an error naming how many and examples (``--skip-invalid``: reported, and the items are left out).
+``audit`` counts the pairwise overlaps by image basename and by sha256 of the image bytes, as the authors'
+``validation_report.json`` does (all zero on a faithful copy).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +40,7 @@ KEYS_FILE = REPO_ROOT / "data" / "splits" / "authors-v2.json"
 SPLITS = ("sft", "rl", "validation", "test")
 OPTIONS_MARK = "\nOptions:\n"
 KEY_HEX = 16
+PREFIX_HEX = 12
 
 
 def _option(text: str) -> str:
@@ -51,8 +62,29 @@ def problem_key(image: str, problem: str) -> str:
     return item_key(image, question, [line for line in options.splitlines() if line.strip()])
 
 
-def load_keys(path: Path) -> tuple[dict[str, list[str]], str]:
-    """The key file's ``{split: [key, ...]}`` and the file's sha256."""
+def image_prefix(image: str) -> str:
+    """The image key: the start of the image's file name (a content hash in PathMMU)."""
+    return Path(image).name[:PREFIX_HEX].lower()
+
+
+@dataclass
+class Keys:
+    """A key file: image prefixes per split (one split may be the rest), counts, optional item keys."""
+
+    images: dict[str, set[str]]
+    counts: dict[str, int]
+    excluded: set[str]
+    items: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def rest(self) -> str | None:
+        """The split that takes every item not listed elsewhere (sft), if any."""
+        left = [name for name in SPLITS if name not in self.images]
+        return left[0] if left else None
+
+
+def load_keys(path: Path) -> tuple[Keys, str]:
+    """The key file and its sha256."""
     if not path.is_file():
         raise DataError(
             f"{path} not found: derive the authors' membership keys with `python -m "
@@ -61,62 +93,122 @@ def load_keys(path: Path) -> tuple[dict[str, list[str]], str]:
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        splits = {name: list(data["splits"][name]) for name in SPLITS}
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: not a split key file with splits {', '.join(SPLITS)} ({exc!r})") from None
-    return splits, sha256_file(path)
+        keys = Keys(
+            images={name: set(prefixes) for name, prefixes in data["images"].items()},
+            counts={name: int(data["counts"][name]) for name in SPLITS},
+            excluded=set(data.get("excluded_images", [])),
+            items={name: list(keys) for name, keys in (data.get("items") or {}).items()},
+        )
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DataError(f"{path}: not a split key file (images, counts per split; {exc!r})") from None
+    unknown = set(keys.images) - set(SPLITS)
+    if unknown or len(SPLITS) - len(keys.images) > 1:
+        raise DataError(
+            f"{path}: images must list every split of {SPLITS} but at most one (got {sorted(keys.images)})"
+        )
+    return keys, sha256_file(path)
 
 
 def _examples(problems: list[str]) -> str:
     return "; ".join(problems[:3]) + (f"; ... ({len(problems) - 3} more)" if len(problems) > 3 else "")
 
 
-def select_splits(
-    items: Sequence[Item], keys: Mapping[str, list[str]], skip_invalid: bool = False
-) -> tuple[dict[str, list[Item]], dict[str, Any]]:
-    """The items of every split in the key file's order, and the counts of missing, ambiguous and unused.
-
-    A key matching no item or several items raises (``skip_invalid``: left out, counted and printed)."""
-    by_key: dict[str, list[Item]] = {}
+def _image_problems(items: Sequence[Item], keys: Keys) -> list[str]:
+    """Listed image prefixes that match no image file, or several."""
+    files: dict[str, set[str]] = {}
     for item in items:
-        by_key.setdefault(item_key(item.image_ref, item.question, item.options), []).append(item)
-    splits: dict[str, list[Item]] = {}
-    missing: list[str] = []
-    ambiguous: list[str] = []
-    for name in SPLITS:
-        splits[name] = []
-        for number, key in enumerate(keys[name], start=1):
-            found = by_key.get(key, [])
-            if len(found) == 1:
-                splits[name].append(found[0])
-            elif not found:
+        files.setdefault(image_prefix(item.image_ref), set()).add(item.image_ref)
+    missing, ambiguous = [], []
+    for name, prefixes in keys.images.items():
+        for prefix in sorted(prefixes):
+            found = files.get(prefix, set())
+            if not found:
+                missing.append(f"{name} image {prefix}…")
+            elif len(found) > 1:
+                ambiguous.append(f"{name} image {prefix}… matches {', '.join(sorted(found))}")
+    problems = []
+    if missing:
+        problems.append(
+            f"{len(missing)} listed image(s) not found in your PathMMU copy, e.g. {_examples(missing)}"
+        )
+    if ambiguous:
+        problems.append(f"{len(ambiguous)} listed image(s) found more than once, e.g. {_examples(ambiguous)}")
+    return problems
+
+
+def _item_problems(splits: dict[str, list[Item]], keys: Keys) -> tuple[list[str], set[int]]:
+    """Per-item checks where the key file has item keys: keys not found or found twice in their split;
+    the ids of items to leave out (duplicates and items no key names). Puts items in the key file's order."""
+    missing, ambiguous, extra, drop = [], [], [], set()
+    for name, listed in keys.items.items():
+        by_key: dict[str, list[Item]] = {}
+        for item in splits[name]:
+            by_key.setdefault(item_key(item.image_ref, item.question, item.options), []).append(item)
+        ordered = []
+        for number, key in enumerate(listed, start=1):
+            found = by_key.pop(key, [])
+            if not found:
                 missing.append(f"{name} item {number} (key {key})")
+            elif len(found) > 1:
+                ambiguous.append(f"{name} item {number} (key {key}) matches {', '.join(i.id for i in found)}")
+                drop.update(id(item) for item in found)
             else:
-                ids = ", ".join(item.id for item in found)
-                ambiguous.append(f"{name} item {number} (key {key}) matches {len(found)} items: {ids}")
-    used = {key for key in itertools.chain.from_iterable(keys.values())}
-    stats = {
-        "missing_keys": len(missing),
-        "ambiguous_keys": len(ambiguous),
-        "unused_items": sum(len(found) for key, found in by_key.items() if key not in used),
-    }
+                ordered.append(found[0])
+        for found in by_key.values():
+            extra.extend(f"{name}: {item.id}" for item in found)
+            drop.update(id(item) for item in found)
+        splits[name] = ordered + [item for rest in by_key.values() for item in rest]
     problems = []
     if missing:
         problems.append(f"{len(missing)} key(s) not found in your PathMMU copy, e.g. {_examples(missing)}")
     if ambiguous:
         problems.append(f"{len(ambiguous)} key(s) found more than once, e.g. {_examples(ambiguous)}")
+    if extra:
+        problems.append(
+            f"{len(extra)} item(s) on the split's images that no key names, e.g. {_examples(extra)}"
+        )
+    return problems, drop
+
+
+def select_splits(
+    items: Sequence[Item], keys: Keys, skip_invalid: bool = False
+) -> tuple[dict[str, list[Item]], dict[str, Any]]:
+    """The items of every split (in the key file's order where it has item keys, else in source order) and
+    the counts of problems and of items in no split; problems raise, or (``skip_invalid``) are printed."""
+    owner = {prefix: name for name, prefixes in keys.images.items() for prefix in prefixes}
+    splits: dict[str, list[Item]] = {name: [] for name in SPLITS}
+    excluded = 0
+    for item in items:
+        prefix = image_prefix(item.image_ref)
+        name = owner.get(prefix) or (None if prefix in keys.excluded else keys.rest)
+        if name is None:
+            excluded += 1
+        else:
+            splits[name].append(item)
+    problems = _image_problems(items, keys)
+    item_problems, drop = _item_problems(splits, keys)
+    problems += item_problems
+    splits = {name: [item for item in split if id(item) not in drop] for name, split in splits.items()}
+    wrong = [
+        f"{name} {len(splits[name])} (theirs {keys.counts[name]})"
+        for name in SPLITS
+        if len(splits[name]) != keys.counts[name]
+    ]
+    if wrong:
+        problems.append(f"split sizes differ: {', '.join(wrong)}")
+    stats = {"problems": len(problems), "left_out": len(drop), "excluded_items": excluded}
     if problems and not skip_invalid:
         raise DataError(
             f"--split {SPLIT_NAME}: " + "; ".join(problems) + " (is this the authors' PathMMU release? "
-            "--skip-invalid leaves these items out and goes on)"
+            "--skip-invalid leaves the items in question out and goes on)"
         )
     for problem in problems:
-        print(f"warning: --split {SPLIT_NAME}: {problem}; left out", flush=True)
+        print(f"warning: --split {SPLIT_NAME}: {problem}", flush=True)
     return splits, stats
 
 
 def audit(splits: Mapping[str, Sequence[Item]]) -> dict[str, dict[str, int]]:
-    """Items of each split pair sharing an image basename / image bytes (sha256), as in the authors'
+    """Images shared by each split pair, by basename and by sha256 of the bytes, as the authors'
     ``validation_report.json`` (``basename_overlap_counts``, ``exact_content_overlap_counts``)."""
     result: dict[str, dict[str, int]] = {"basename_overlap_counts": {}, "exact_content_overlap_counts": {}}
     for a, b in itertools.combinations(splits, 2):

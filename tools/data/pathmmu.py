@@ -228,7 +228,7 @@ def _authors_splits(
             f"--split authors-v2: {authors_split.audit_line(counts)}; the authors' split has none"
         )
     print(
-        f"--split authors-v2: {stats['unused_items']} item(s) of your copy are in none of the authors' "
+        f"--split authors-v2: {stats['excluded_items']} item(s) of your copy are in none of the authors' "
         "splits (their manifest removed 1 test item whose image duplicates an RL image)",
         file=sys.stderr,
     )
