@@ -163,3 +163,34 @@ def test_key_derivation_checks_sizes_and_uniqueness(authors: tuple[Path, Path, d
     (folder / "manifest.json").unlink()
     with pytest.raises(SystemExit, match=r"1 duplicate key\(s\), e.g. rl item key \d+ repeats rl item key 1"):
         derive(folder)
+
+
+def test_shipped_key_file_matches_their_manifest() -> None:
+    """data/splits/authors-v2.json: keys only (no PathMMU text), a list per split but sft, their unique
+    image counts (rl 708 / validation 272 / test 707), sizes, the removed image, no image in two splits."""
+    from tools.data.authors_split import load_keys
+
+    path = Path(__file__).resolve().parents[1] / "data" / "splits" / "authors-v2.json"
+    keys, digest = load_keys(path)
+    assert len(digest) == 64
+    assert {name: len(prefixes) for name, prefixes in keys.images.items()} == {
+        "rl": 708,
+        "validation": 272,
+        "test": 707,
+    }
+    assert keys.counts == {"sft": 3000, "rl": 1000, "validation": 385, "test": 999}
+    assert keys.excluded == {"8dea89dfc932"}
+    listed = [prefix for prefixes in keys.images.values() for prefix in prefixes]
+    assert len(listed) == len(set(listed)) and not keys.excluded & set(listed)
+    assert all(len(prefix) == 12 and set(prefix) <= set("0123456789abcdef") for prefix in listed)
+    assert set(json.loads(path.read_text(encoding="utf-8"))) <= {
+        "version",
+        "source",
+        "key",
+        "derivation",
+        "counts",
+        "excluded_images",
+        "files",
+        "images",
+        "items",
+    }

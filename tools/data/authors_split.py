@@ -87,8 +87,8 @@ def load_keys(path: Path) -> tuple[Keys, str]:
     """The key file and its sha256."""
     if not path.is_file():
         raise DataError(
-            f"{path} not found: derive the authors' membership keys with `python "
-            "tools/dev/authors_split_keys.py <myr1>/data/pathmmu_image_disjoint_v2 --out "
+            f"{path} not found: derive the authors' membership keys with `python -m "
+            "tools.dev.authors_split_keys <myr1>/data/pathmmu_image_disjoint_v2 --out "
             "data/splits/authors-v2.json` (see data/README.md)"
         )
     try:
