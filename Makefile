@@ -133,7 +133,8 @@ epsilon: | $(VENV)/.installed ## control ε: GRPO from the base model, format + 
 
 # ---------------------------------------------------------------- evaluation
 # `make eval` evaluates SIZE's finished stages (runs/$(SIZE)/<stage>/model beside DONE) and the base model on
-# $(DATA)/pathmmu/eval/test.jsonl and each $(DATA)/omnimedvqa/eval/*.jsonl present; finished evaluations are
+# $(DATA)/pathmmu/eval/test.jsonl and each $(DATA)/{omnimedvqa,pathvqa,mmmu}/eval/*.jsonl present (`pathvlm data
+# pathvqa|mmmu` convert the authors' extra benchmarks); finished evaluations are
 # skipped, interrupted ones resume. The base model and image limits come from the stages' config.yaml.
 # `make report` writes $(REPORTS)/ and logs to W&B (offline by default: `wandb sync $(REPORTS)/wandb/offline-run-*`).
 # EVAL_BACKEND (hf|vllm): default, the profile's eval_backend (recipes/profiles/$(PROFILE).yaml).
@@ -161,7 +162,7 @@ BASELINE_TP ?= 4
 QWEN_32B ?= Qwen/Qwen2.5-VL-32B-Instruct
 GEMINI_MODEL ?= gemini-1.5-pro
 GEMINI_BASE_URL ?= https://generativelanguage.googleapis.com/v1beta/openai/
-EVAL_DATA_ARGS = --data "$(DATA)/pathmmu/eval/test.jsonl" $(foreach f,$(sort $(wildcard $(DATA)/omnimedvqa/eval/*.jsonl)),--data "$(f)")
+EVAL_DATA_ARGS = --data "$(DATA)/pathmmu/eval/test.jsonl" $(foreach f,$(sort $(wildcard $(DATA)/omnimedvqa/eval/*.jsonl) $(wildcard $(DATA)/pathvqa/eval/*.jsonl) $(wildcard $(DATA)/mmmu/eval/*.jsonl)),--data "$(f)")
 
 .PHONY: baselines
 baselines: | $(VENV)/.installed ## the paper's baselines: Qwen2.5-VL-$(SIZE) (SIZE=32b: tensor parallel), GPT-4o, Gemini

@@ -34,6 +34,8 @@ ITEM_FIELDS = {
     "letter_correct",
     "output_tokens",
     "format_ok",
+    "official_correct",
+    "contract_aligned_correct",
 }
 OPTIONS = ["A) Adenocarcinoma", "B) Lymphoma", "C) Normal tissue", "D) Melanoma"]
 
@@ -184,8 +186,10 @@ def test_scoring_uses_reward_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert summary["format_failure_rate"] == 0.5
     assert summary["parse_failure_rate"] == 0.25
     assert summary["avg_output_tokens"] == pytest.approx((2 + 2 + 5 + 3) / 4)
-    assert summary["per_subset"]["PubMed"] == {"n": 2, "accuracy": 0.5, "letter_accuracy": 1.0}
-    assert summary["per_subset"]["EduContent"] == {"n": 2, "accuracy": 0.0, "letter_accuracy": 0.0}
+    assert summary["parse_rate"] == 0.75  # the authors' parse rate: 1 - parse_failure_rate
+    assert summary["cap_rate"] == 0.0
+    assert summary["per_subset"]["PubMed"]["n"] == 2 and summary["per_subset"]["PubMed"]["accuracy"] == 0.5
+    assert summary["per_subset"]["EduContent"]["accuracy"] == 0.0
     assert backend.calls == [4]  # hf default batch size 8 covers the four items in one call
 
 

@@ -40,7 +40,7 @@ def test_grpo_profiles_train_the_budgets_prompts_in_the_smallest_valid_updates(
     update, n = cfg["worker"]["actor"]["global_batch_size"], cfg["worker"]["rollout"]["n"]
     smallest = min(p for p in range(1, 9) if p * n % gpus == 0)
     assert update == max(reference["worker"]["actor"]["global_batch_size"], smallest), (update, smallest)
-    assert n == 4 and cfg["data"]["max_response_length"] == 1024
+    assert n == 4 and cfg["data"]["max_response_length"] == reference["data"]["max_response_length"]
 
 
 @pytest.mark.parametrize("profile", GPU_PROFILES)

@@ -149,6 +149,55 @@ def test_grpo_budgets_train_on_2000_prompts(
     assert actor["global_batch_size"] * e["worker"]["rollout"]["n"] == 4 * update  # responses per update
 
 
+GPU_PROFILES = [p for p in PROFILES if registry.profile(p).gpus_per_node > 0]
+
+
+@pytest.mark.parametrize("profile", GPU_PROFILES)
+@pytest.mark.parametrize(("stage", "prompts"), [("beta", 2000), ("epsilon", 2000), ("r1", 3000)])
+def test_authors_2026_budget_is_their_launch_settings(stage: str, prompts: int, profile: str) -> None:
+    """scripts/launch_stage3_gpt4o_formal.sh and the Stage 2 launcher: updates of 2 prompts x 4, completion
+    cap 192, 65,536 / 3,136 pixels, lr 1e-6, beta 0.04; Stage 2 1,000 updates, Stage 3 1,500 (and GPT-4o)."""
+    e = _composed(stage, profile=profile, budget="authors-2026")["easyr1"]
+    actor, trainer = e["worker"]["actor"], e["trainer"]
+    assert (actor["global_batch_size"], e["worker"]["rollout"]["n"]) == (2, 4)
+    assert trainer["max_steps"] * e["data"]["rollout_batch_size"] == prompts
+    assert (e["data"]["max_response_length"], e["data"]["max_pixels"], e["data"]["min_pixels"]) == (
+        192,
+        65536,
+        3136,
+    )
+    lr = 1e-6 if actor["model"]["lora"]["rank"] == 0 else 1e-5  # lean: LoRA's rate (profiles/lean.yaml)
+    assert (actor["optim"]["lr"], e["algorithm"]["kl_coef"], e["worker"]["rollout"]["temperature"]) == (
+        lr,
+        0.04,
+        0.9,
+    )
+    judge = e["worker"]["reward"]["reward_function_kwargs"].get("judge") or {}
+    assert (judge.get("model"), judge.get("max_tokens")) == (
+        ("gpt-4o-2024-08-06", 320) if stage == "r1" else (None, None)
+    )
+    sft = _composed("alpha", profile=profile, budget="authors-2026")["llamafactory"]
+    assert (sft["cutoff_len"], sft["image_max_pixels"], sft["num_train_epochs"], sft["save_steps"]) == (
+        512,
+        65536,
+        10.0,
+        100,
+    )
+
+
+def test_authors_2026_budget_cites_its_sources_and_differences() -> None:
+    text = (recipes_dir() / "budgets" / "authors-2026.yaml").read_text()
+    for source in (
+        "scripts/launch_stage3_gpt4o_formal.sh",
+        "scripts/launch_formal_outcome_grpo_template.sh",
+        "scripts/launch_full_language_rule_rl.sh",
+        "configs/sft/formal_7b_full_n3000_seed0042.yaml",
+    ):
+        assert source in text
+    for difference in ("Batch semantics", "Completion cap 192", "Pixels", "Not expressible"):
+        assert difference in text
+
+
 def test_cpu_profile_keeps_its_own_budget() -> None:
     for stage in ("alpha", "beta"):
         paper, fast = _composed(stage, profile="cpu"), _composed(stage, profile="cpu", budget="fast")

@@ -11,7 +11,8 @@ from tools.common.paths import data_root
 OUTPUT_LAYOUT = """\
 output (--out, default $PATHVLM_DATA/pathmmu, PATHVLM_DATA defaulting to data/generated):
   manifest.json                     seed, split_unit, source_sha256, counts, stats, files {path: sha256},
-                                    splits {sft,rl,[validation,]test: [{id, image, ...}]}
+                                    splits {sft,rl,[validation,]test: [{id, image, ...}]}; --split
+                                    authors-v2 adds split, split_keys {path, sha256}, audit, key_stats
   llamafactory/dataset_info.json    sharegpt entries pathmmu_<split> for every split
   llamafactory/<split>.json         messages + images (absolute paths), one file per split
   easyr1/{rl,[validation,]test}.jsonl
@@ -47,7 +48,7 @@ def _grpo_data() -> dict[str, int]:
 
 def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """Add ``pathvlm data``; returns its subcommands, to which the CLI adds ``synth`` (``tools.dev``)."""
-    from tools.data import omnimedvqa, pathmmu
+    from tools.data import benchmarks, omnimedvqa, pathmmu
 
     parser = subparsers.add_parser(
         "data",
@@ -96,7 +97,24 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
         "question: the paper's question-level split, items sharing an image may land in different splits",
     )
     p.add_argument(
-        "--skip-invalid", action="store_true", help="write bad items to rejects.jsonl instead of failing"
+        "--split",
+        choices=pathmmu.SPLIT_KINDS,
+        default="seeded",
+        help="seeded (default): our split from --seed/--sizes/--val/--split-unit; authors-v2: the authors' "
+        "audited 2026 split (sft 3000 / rl 1000 / validation 385 / test 999, github:Freddie1946/myr1 "
+        "data/pathmmu_image_disjoint_v2), found item by item from --split-keys",
+    )
+    p.add_argument(
+        "--split-keys",
+        type=Path,
+        default=None,
+        help="with --split authors-v2: the membership key file (default: data/splits/authors-v2.json)",
+    )
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="write bad items to rejects.jsonl instead of failing (authors-v2: leave out keys not found "
+        "or found twice, reported)",
     )
     p.set_defaults(func=_pathmmu)
 
@@ -120,6 +138,27 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
         "--skip-invalid", action="store_true", help="write bad items to rejects.jsonl instead of failing"
     )
     p.set_defaults(func=_omnimedvqa)
+
+    for name, what in (
+        ("pathvqa", "PathVQA test (HF parquet) -> closed-ended yes/no as A/B (eval/pathvqa_closed.jsonl)"),
+        ("mmmu", "MMMU dev (HF parquet) -> non-medical multiple choice (eval/mmmu_nonmedical_dev.jsonl)"),
+    ):
+        p = commands.add_parser(
+            name,
+            help=what,
+            description=benchmarks.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument(
+            "--root", type=Path, required=True, help="folder holding the Hugging Face parquet files"
+        )
+        p.add_argument(
+            "--out", type=Path, default=None, help=f"output folder (default: $PATHVLM_DATA/{name})"
+        )
+        p.add_argument(
+            "--skip-invalid", action="store_true", help="write bad items to rejects.jsonl instead of failing"
+        )
+        p.set_defaults(func=_benchmark, benchmark=name)
 
     p = commands.add_parser(
         "check",
@@ -155,7 +194,8 @@ def _fail(exc: Exception) -> int:
 def _pathmmu(args: argparse.Namespace) -> int:
     from tools.data.pathmmu import convert_pathmmu
 
-    options = ("seed", "sizes", "subsets", "target_style", "skip_invalid", "val", "split_unit")
+    options = ("seed", "sizes", "subsets", "target_style", "skip_invalid", "val", "split_unit", "split")
+    options += ("split_keys",)
     return _convert(convert_pathmmu, args, "pathmmu", options)
 
 
@@ -163,6 +203,13 @@ def _omnimedvqa(args: argparse.Namespace) -> int:
     from tools.data.omnimedvqa import convert_omnimedvqa
 
     return _convert(convert_omnimedvqa, args, "omnimedvqa", ("subsets", "skip_invalid"))
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from tools.data import benchmarks
+
+    convert = {"pathvqa": benchmarks.convert_pathvqa, "mmmu": benchmarks.convert_mmmu}[args.benchmark]
+    return _convert(convert, args, args.benchmark, ("skip_invalid",))
 
 
 def _convert(convert, args: argparse.Namespace, name: str, options: tuple[str, ...]) -> int:

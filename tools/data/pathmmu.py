@@ -3,6 +3,8 @@
 Selection: every item of the chosen subsets across PathMMU's splits (val, test, test_tiny), minus
 duplicates (the same image + question + options repeated). The split is image-disjoint by default
 (``--split-unit question``: the paper's question-level split) with exact sft/rl (and validation) sizes.
+``--split authors-v2``: the authors' audited 2026 split (sft 3,000 / rl 1,000 / validation 385 / test 999),
+found item by item from the membership keys in data/splits/authors-v2.json (tools/data/authors_split.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.data import authors_split
 from tools.data.errors import DataError, ItemError, Rejects
 from tools.data.images import hash_images
 from tools.data.items import (
@@ -42,6 +45,7 @@ SPLITS = ("sft", "rl", "test")
 VAL_SPLITS = ("sft", "rl", "validation", "test")
 EVAL_SPLITS = ("validation", "test")  # written in the EasyR1 and evaluation formats too
 PAPER_TEST_SIZE = 1385  # 5,385 unique PubMed + EduContent items minus 3,000 + 1,000
+SPLIT_KINDS = ("seeded", authors_split.SPLIT_NAME)
 
 
 def split_names(validation: bool) -> tuple[str, ...]:
@@ -136,9 +140,15 @@ def convert_pathmmu(
     skip_invalid: bool = False,
     val: int = 0,
     split_unit: str = "image",
+    split: str = "seeded",
+    split_keys: Path | None = None,
 ) -> dict[str, Any]:
     """Convert PathMMU under ``root`` into ``out`` (layout in data/README.md) all-or-nothing; returns the
-    manifest. ``val`` > 0 adds a validation split of that size between rl and test."""
+    manifest. ``val`` > 0 adds a validation split of that size between rl and test. ``split`` authors-v2:
+    the authors' split from ``split_keys`` (default data/splits/authors-v2.json); seed, sizes, val and
+    split_unit do not apply."""
+    if split not in SPLIT_KINDS:
+        raise DataError(f"unknown --split {split!r}; expected one of {', '.join(SPLIT_KINDS)}")
     if target_style not in TARGET_STYLES:
         raise DataError(f"unknown target style {target_style!r}; expected one of {', '.join(TARGET_STYLES)}")
     if split_unit not in UNITS:
@@ -148,7 +158,6 @@ def convert_pathmmu(
     if val < 0:
         raise DataError(f"--val must be 0 (no validation split) or a positive size, got {val}")
     root, out = Path(root), Path(out)
-    names = split_names(val > 0)
     rejects = Rejects(skip_invalid)
     items, read, source_sha256 = read_items(root, subsets, rejects)
     items, duplicates = deduplicate(items, rejects)
@@ -161,12 +170,18 @@ def convert_pathmmu(
         f" ({bare} bare-letter answers resolved to their option)",
         file=sys.stderr,
     )
+    recorded: dict[str, Any] = {"seed": seed, "split_unit": split_unit}
     try:
-        parts = split_items(items, (*sizes, val) if val else tuple(sizes), seed, split_unit)
+        if split == authors_split.SPLIT_NAME:
+            splits, recorded = _authors_splits(
+                items, Path(split_keys or authors_split.KEYS_FILE), skip_invalid
+            )
+        else:
+            parts = split_items(items, (*sizes, val) if val else tuple(sizes), seed, split_unit)
+            splits = dict(zip(split_names(val > 0), parts, strict=True))
     except DataError:
         rejects.write_beside(out)
         raise
-    splits = dict(zip(names, parts, strict=True))
 
     with staged_output(out) as staging:
         rejects.write(staging)
@@ -177,8 +192,7 @@ def convert_pathmmu(
             write_jsonl(staging / "eval" / f"{name}.jsonl", map(eval_row, splits[name]))
         manifest = {
             "dataset": "pathmmu",
-            "seed": seed,
-            "split_unit": split_unit,
+            **recorded,
             "source_sha256": source_sha256,
             "subsets": list(subsets),
             "target_style": target_style,
@@ -200,16 +214,46 @@ def convert_pathmmu(
     return manifest
 
 
+def _authors_splits(
+    items: list[Item], keys_file: Path, skip_invalid: bool
+) -> tuple[dict[str, list[Item]], dict[str, Any]]:
+    """The authors' four splits from the key file, and what the manifest records about them; the
+    image-disjointness audit must find no overlap."""
+    keys, keys_sha256 = authors_split.load_keys(keys_file)
+    splits, stats = authors_split.select_splits(items, keys, skip_invalid)
+    counts = authors_split.audit(splits)
+    print(authors_split.audit_line(counts), file=sys.stderr)
+    if any(any(pairs.values()) for pairs in counts.values()):
+        raise DataError(
+            f"--split authors-v2: {authors_split.audit_line(counts)}; the authors' split has none"
+        )
+    print(
+        f"--split authors-v2: {stats['excluded_items']} item(s) of your copy are in none of the authors' "
+        "splits (their manifest removed 1 test item whose image duplicates an RL image)",
+        file=sys.stderr,
+    )
+    recorded = {
+        "split": authors_split.SPLIT_NAME,
+        "split_keys": {"path": str(keys_file), "sha256": keys_sha256},
+        "split_unit": "image",
+        "seed": None,
+        "audit": counts,
+        "key_stats": stats,
+    }
+    return splits, recorded
+
+
 def _report(manifest: dict[str, Any], out: Path, sizes: Sequence[int], val: int) -> None:
     counts = manifest["counts"]
     unit = "image-disjoint" if manifest["split_unit"] == "image" else "question-level, images may be shared"
+    how = manifest.get("split") or f"seed {manifest['seed']}"
     print(
-        f"\n  split (seed {manifest['seed']}, {unit}): "
+        f"\n  split ({how}, {unit}): "
         + " | ".join(f"{name} {count}" for name, count in counts.items())
         + f"\n  -> {out}\n",
         file=sys.stderr,
     )
-    if tuple(sizes) == SIZES and not val and counts["test"] != PAPER_TEST_SIZE:
+    if "split" not in manifest and tuple(sizes) == SIZES and not val and counts["test"] != PAPER_TEST_SIZE:
         print(
             f"warning: the test split has {counts['test']} items, the paper's has {PAPER_TEST_SIZE} "
             f"({manifest['stats']['kept']} items kept; the paper's PubMed + EduContent give 5,385)",

@@ -6,10 +6,14 @@
   one image form a cluster for ``pathvlm report``'s image-cluster bootstrap), ``prompt_sha256`` (of the
   exact chat text the model sees), ``output``, ``parsed_letter``, ``parsed_text``
   (``rewards.parse_choice`` on the last ``<answer>``), ``correct`` (strict: letter and text,
-  ``rewards.accuracy_reward``; the paper's metric), ``letter_correct``, ``output_tokens`` and ``format_ok``
-  (``rewards.format_reward``);
+  ``rewards.accuracy_reward``; the paper's metric), ``letter_correct``, ``output_tokens``, ``format_ok``
+  (``rewards.format_reward``), ``official_correct`` and ``contract_aligned_correct`` (the authors' two
+  scorings);
 - ``summary.json``: strict and letter accuracy with seeded 95 % bootstrap CIs, average output tokens (with
-  CI), format- and parse-failure rates, per-subset accuracy, n, model, backend, data file and its sha256;
+  CI), format- and parse-failure rates, ``parse_rate`` (answers the parser reads) and ``cap_rate`` (responses
+  cut by ``max_new_tokens``), ``scorings`` (the authors' ``contract_aligned`` and ``official`` accuracies,
+  tools/evaluation/scorings.py; also per subset), per-subset accuracy, n, model, backend, data file and its
+  sha256;
 - ``config.json``: the folder's identity (model and its hash, data sha256, decoding settings), written
   before the first item and checked on resume and by ``pathvlm report`` (``tools/evaluation/eval_files.py``).
 
@@ -40,8 +44,8 @@ present for the same identity) is skipped without loading the model.
 
 ``pathvlm eval-all --size S`` evaluates every finished stage model (``<runs>/S/<stage>/model`` with
 ``DONE``) and the base model on ``<data>/pathmmu/eval/test.jsonl`` and each
-``<data>/omnimedvqa/eval/*.jsonl`` present, one ``pathvlm eval`` process per model. The base model and
-the image limits (applied to the base model too) default to what the size's stage configs agree on.
+``<data>/{omnimedvqa,pathvqa,mmmu}/eval/*.jsonl`` present, one ``pathvlm eval`` process per model. The base
+model and the image limits (applied to the base model too) default to what the size's stage configs agree on.
 """
 
 from __future__ import annotations
@@ -59,9 +63,12 @@ from pathlib import Path
 from typing import Any
 
 from tools.common.paths import data_root, runs_root
+from tools.evaluation.scorings import SCORINGS, authors_scorings
 
 ITEM_KEYS = ("id", "subset", "image", "question", "options", "answer")
 IN_DOMAIN_DATASET = "test"
+# `pathvlm data <name>` outputs that `eval-all` (make eval / baselines) evaluates when converted
+EXTRA_BENCHMARKS = ("omnimedvqa", "pathvqa", "mmmu")
 # What evaluation takes over from the training configs: the base model and the image size limits.
 TRAINING_KEYS = {
     "base_model": ("base_model",),
@@ -151,6 +158,25 @@ def score(output: str, answer: str) -> dict[str, Any]:
     }
 
 
+def cap_rate(records: Sequence[dict[str, Any]], max_new_tokens: int | None) -> float | None:
+    """Share of responses with ``max_new_tokens`` output tokens (cut by the limit); None without a limit."""
+    if not max_new_tokens:
+        return None
+    return sum(r["output_tokens"] >= max_new_tokens for r in records) / len(records)
+
+
+def scorings(records: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """The authors' two accuracies (tools/evaluation/scorings.py); None where a record predates them."""
+    return {
+        name: (
+            sum(r[f"{name}_correct"] for r in records) / len(records)
+            if all(f"{name}_correct" in r for r in records)
+            else None
+        )
+        for name in SCORINGS
+    }
+
+
 def summarize(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
     """The summary JSON: accuracies with bootstrap CIs, token and failure rates, per-subset accuracy."""
     from tools.evaluation.eval_files import ids_sha256
@@ -178,11 +204,17 @@ def summarize(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[s
         "avg_output_tokens_ci": list(bootstrap_ci(tokens)),
         "format_failure_rate": mean(0.0 if r["format_ok"] else 1.0 for r in records),
         "parse_failure_rate": mean(1.0 if r["parsed_letter"] is None else 0.0 for r in records),
+        # as the authors report them (protocol/final_unified_results_tables_20260814.json): answers the
+        # parser can read, and responses that ran to the token limit (no end-of-sequence before it)
+        "parse_rate": mean(0.0 if r["parsed_letter"] is None else 1.0 for r in records),
+        "cap_rate": cap_rate(records, meta.get("max_new_tokens")),
+        "scorings": scorings(records),
         "per_subset": {
             subset: {
                 "n": len(rows),
                 "accuracy": mean(float(r["correct"]) for r in rows),
                 "letter_accuracy": mean(float(r["letter_correct"]) for r in rows),
+                "scorings": scorings(rows),
             }
             for subset, rows in sorted(by_subset.items())
         },
@@ -261,6 +293,7 @@ def _answer_and_summarize(
                     "prompt_sha256": hashlib.sha256(backend.render(prompt).encode("utf-8")).hexdigest(),
                     "output": samples[0].text,
                     **score(samples[0].text, item["answer"]),
+                    **authors_scorings(samples[0].text, item["options"], item["answer"]),
                     "output_tokens": samples[0].output_tokens,
                 }
                 if sampled:
@@ -409,10 +442,12 @@ def sampled_dataset(stem: str, args: argparse.Namespace) -> str:
 
 
 def eval_datasets(root: Path) -> list[Path]:
-    """The in-domain test file and every OOD subset file present under the data root."""
+    """The in-domain test file and every converted OOD / extra benchmark file under the data root."""
     in_domain = root / "pathmmu" / "eval" / f"{IN_DOMAIN_DATASET}.jsonl"
     files = [in_domain] if in_domain.is_file() else []
-    return files + sorted((root / "omnimedvqa" / "eval").glob("*.jsonl"))
+    for benchmark in EXTRA_BENCHMARKS:
+        files += sorted((root / benchmark / "eval").glob("*.jsonl"))
+    return files
 
 
 def stage_models(runs: Path, size: str) -> list[Path]:
@@ -452,7 +487,9 @@ def evaluate_all(args: argparse.Namespace) -> int:
         raise SystemExit("eval-all evaluates local models: use pathvlm eval --backend openai for an API")
     datasets = eval_datasets(args.data_root)
     if not datasets:
-        raise SystemExit(f"{args.data_root}: no pathmmu/eval/test.jsonl nor omnimedvqa/eval/*.jsonl")
+        raise SystemExit(
+            f"{args.data_root}: no pathmmu/eval/test.jsonl nor {{{','.join(EXTRA_BENCHMARKS)}}}/eval/*.jsonl"
+        )
     models = [] if args.base_only else [str(path) for path in stage_models(args.runs, args.size)]
     configs: list[Any] = sorted((args.runs / args.size).glob("*/config.yaml"))
     if not configs:  # nothing trained yet (baselines): what training would use
