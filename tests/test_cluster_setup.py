@@ -4,6 +4,7 @@ runner's error for a base model missing from the offline cache."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,20 +51,37 @@ def test_gpu_prerequisites_are_what_flash_attns_setup_imports() -> None:
     assert {"wheel", "packaging"} <= names and any(s.startswith("torch==") for s in extras["gpu"])
 
 
+HEADER = Path("/usr/include/python3.11/Python.h")
+
+
 @pytest.mark.parametrize(
-    ("python", "libc", "expected"),
+    ("python", "libc", "compiler", "header", "expected"),
     [
-        ((3, 11), ("glibc", "2.35"), []),
-        ((3, 12), ("glibc", "2.35"), ["Python 3.12"]),
-        ((3, 11), ("glibc", "2.31"), ["glibc >= 2.32"]),
-        ((3, 10), ("", ""), ["Python 3.10", "glibc >= 2.32"]),
+        ((3, 11), ("glibc", "2.35"), "/usr/bin/gcc", HEADER, []),
+        ((3, 12), ("glibc", "2.35"), "/usr/bin/gcc", HEADER, ["Python 3.12"]),
+        ((3, 11), ("glibc", "2.31"), "/usr/bin/gcc", HEADER, ["glibc >= 2.32"]),
+        ((3, 10), ("", ""), "/usr/bin/gcc", HEADER, ["Python 3.10", "glibc >= 2.32"]),
+        ((3, 11), ("glibc", "2.35"), None, HEADER, ["no C compiler"]),  # Triton builds kernels at run time
+        ((3, 11), ("glibc", "2.35"), "/usr/bin/gcc", None, ["no Python.h for Python 3.11"]),
     ],
 )
-def test_host_check_names_python_and_glibc(
-    python: tuple[int, int], libc: tuple[str, str], expected: list[str]
+def test_host_check_names_python_glibc_compiler_and_headers(
+    python: tuple[int, int],
+    libc: tuple[str, str],
+    compiler: str | None,
+    header: Path | None,
+    expected: list[str],
 ) -> None:
-    found = problems(python, libc)
+    found = problems(python, libc, compiler, header)
     assert len(found) == len(expected) and all(e in f for e, f in zip(expected, found, strict=True))
+
+
+def test_host_check_finds_this_hosts_compiler_and_headers(tmp_path: Path) -> None:
+    """The script itself, with no compiler on PATH and none in CC: exit 2 naming it."""
+    script = REPO / "tools" / "gpu_host_check.py"
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
+    assert result.returncode == 2 and "error: no C compiler (gcc, clang or $CC)" in result.stderr
 
 
 def test_make_models_downloads_the_sizes_base_model_online(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -275,3 +275,25 @@ def test_grpo_validates_for_the_gpus_the_job_has(
     assert runs == [
         f"pathvlm run beta --size 3b --profile {profile} --budget paper --runs {tmp_path / 'runs'}{expected}"
     ]
+
+
+def test_submit_runs_sbatch_in_the_repository_from_anywhere(tmp_path: Path) -> None:
+    """`logs/%x-%j.out` is read against the folder sbatch runs in: submit.sh runs it in the repository (and
+    creates logs/ there), with the script's path made absolute from the caller's folder."""
+    env = _stub_env(tmp_path)
+    sbatch = Path(env["VENV"]) / "bin" / "sbatch"
+    sbatch.write_text('#!/bin/bash\necho "sbatch in $(pwd): $*" >> "$STUB_LOG"\n')
+    sbatch.chmod(0o755)
+    env["PATH"] = f"{sbatch.parent}{os.pathsep}{env['PATH']}"
+    caller = tmp_path / "elsewhere"
+    caller.mkdir()
+    script = os.path.relpath(SLURM / "sft.sbatch", caller)
+    result = subprocess.run(
+        [str(SLURM / "submit.sh"), "--partition=gpu", script, "gamma"],
+        env=env, cwd=caller, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    calls = Path(env["STUB_LOG"]).read_text().splitlines()
+    profile = "--gres=gpu:4 --cpus-per-task=32 --mem=256G"
+    assert calls == [f"sbatch in {REPO}: {profile} --partition=gpu {SLURM / 'sft.sbatch'} gamma"]
+    assert (REPO / "logs").is_dir() and not (caller / "logs").exists()
