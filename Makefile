@@ -24,6 +24,7 @@ PYTEST_ARGS ?=
 
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
 .PHONY: help setup setup-gpu models test lint

@@ -10,6 +10,9 @@
 #                      e.g. "--set llamafactory.save_steps=200" / "--set easyr1.trainer.save_freq=20"
 #   PATHVLM_REPO       the repository (default: the one holding the submitted script)
 # Secrets (OPENAI_API_KEY, WANDB_API_KEY) are passed through the environment and never printed.
+# Compute nodes run offline: HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE, HF_DATASETS_OFFLINE [1] and WANDB_MODE
+# [offline] are set unless the job's environment sets them; WANDB_MODE=online without a W&B key (WANDB_API_KEY
+# or a netrc entry) stops the job at its start.
 
 set -euo pipefail
 
@@ -95,6 +98,8 @@ pv_setup() {
     BUDGET=${BUDGET:-paper}
     RUNS=${RUNS:-runs}
     cd "$REPO" || pv_die "cannot enter the repository ${REPO}"
+    export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE:-1}
+    export HF_DATASETS_OFFLINE=${HF_DATASETS_OFFLINE:-1} WANDB_MODE=${WANDB_MODE:-offline}
     pv_activate
     export SIZE PROFILE BUDGET RUNS PATHVLM_RUNS="$RUNS"
     trap pv_on_usr1 USR1
@@ -107,6 +112,10 @@ pv_setup() {
     pv_profile_resources
     pv_log "secrets: OPENAI_API_KEY $([[ -n "${OPENAI_API_KEY:-}" ]] && echo set || echo unset)," \
         "WANDB_API_KEY $([[ -n "${WANDB_API_KEY:-}" ]] && echo set || echo unset)"
+    pv_log "offline: HF_HUB_OFFLINE=${HF_HUB_OFFLINE} TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE}" \
+        "HF_DATASETS_OFFLINE=${HF_DATASETS_OFFLINE} WANDB_MODE=${WANDB_MODE}"
+    local wandb
+    wandb=$(python -m tools.common.wandb_key 2>&1) || pv_die "${wandb#error: }"
 }
 
 pv_activate() {

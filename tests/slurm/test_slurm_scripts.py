@@ -96,8 +96,11 @@ STUBS = {
     + 'MASTER_PORT=${MASTER_PORT:-} FORCE_TORCHRUN=${FORCE_TORCHRUN:-} RAY_ADDRESS=${RAY_ADDRESS:-}"'
     + ' >> "$STUB_LOG"\n',
     "ray": STUB,
-    # the profile's resources are read for real; the Ray check waits (10 s at most) for the worker to start
-    "python": '#!/bin/bash\n[[ "$1 $2" == "-m tools.train.profile_args" ]] && exec "$REAL_PYTHON" "$@"\n'
+    # the profile's resources and the W&B key check run for real; the Ray check waits (10 s at most) for the
+    # worker to start
+    "python": "#!/bin/bash\n"
+    + 'case "$1 $2" in "-m tools.train.profile_args" | "-m tools.common.wandb_key")\n'
+    + '    exec "$REAL_PYTHON" "$@" ;;\nesac\n'
     + STUB.split("\n", 1)[1]
     + 'if [[ "$2" == tools.train.ray_check ]]; then\n'
     + '    for _ in {1..100}; do grep -q "^ray start --address" "$STUB_LOG" && break; sleep 0.1; done\nfi\n',
@@ -297,3 +300,47 @@ def test_submit_runs_sbatch_in_the_repository_from_anywhere(tmp_path: Path) -> N
     profile = "--gres=gpu:4 --cpus-per-task=32 --mem=256G"
     assert calls == [f"sbatch in {REPO}: {profile} --partition=gpu {SLURM / 'sft.sbatch'} gamma"]
     assert (REPO / "logs").is_dir() and not (caller / "logs").exists()
+
+
+OFFLINE = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "WANDB_MODE")
+
+
+def test_jobs_run_offline_and_refuse_wandb_online_without_a_key(tmp_path: Path) -> None:
+    """Compute nodes have no route to the hub: a job whose environment sets none of the offline variables
+    sets them; WANDB_MODE=online without a key stops the job before the runner starts (the runner checks
+    too: tests/test_wandb_key.py)."""
+    env = _stub_env(tmp_path, SLURM_JOB_NUM_NODES="1", SLURM_JOB_NODELIST="node1")
+    assert not set(OFFLINE) & set(env)
+    pathvlm = Path(env["VENV"]) / "bin" / "pathvlm"
+    pathvlm.write_text(
+        STUB + "".join(f'echo "{name}=${{{name}:-unset}}" >> "$STUB_LOG"\n' for name in OFFLINE)
+    )
+    _, calls = _run("sft.sbatch", env)
+    assert calls[-4:] == [
+        "HF_HUB_OFFLINE=1",
+        "TRANSFORMERS_OFFLINE=1",
+        "HF_DATASETS_OFFLINE=1",
+        "WANDB_MODE=offline",
+    ]
+
+    _, calls = _run(
+        "sft.sbatch", {**env, "WANDB_MODE": "online", "WANDB_API_KEY": SECRET, "HF_HUB_OFFLINE": "0"}
+    )
+    assert calls[-4:] == [
+        "HF_HUB_OFFLINE=0",
+        "TRANSFORMERS_OFFLINE=1",
+        "HF_DATASETS_OFFLINE=1",
+        "WANDB_MODE=online",
+    ]
+
+    Path(env["STUB_LOG"]).unlink()
+    result = subprocess.run(
+        ["bash", str(SLURM / "sft.sbatch")],
+        env={**env, "WANDB_MODE": "online"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "ERROR: WANDB_MODE=online but no W&B key (WANDB_API_KEY, or `wandb login`" in result.stdout
+    log = Path(env["STUB_LOG"])
+    assert not log.is_file() or "pathvlm run" not in log.read_text()  # the runner never started
