@@ -210,12 +210,16 @@ pv_node_addr() {
 # A port derived from the job id, so two jobs on one node do not collide.
 pv_port() { echo $(($1 + ${SLURM_JOB_ID:-0} % 10000)); }
 
-# pv_wait_judge URL SECONDS [PID]: wait until URL/models answers, else end the job with a clear error
-# (also when the server process PID exits first).
+# pv_wait_judge URL SECONDS KEY_FILE [PID]: wait until URL/models answers to the key in KEY_FILE, else end the
+# job with a clear error (also when the server process PID exits first). The key is read by Python from the
+# file: it is on no command line.
 pv_wait_judge() {
-    local url=$1 limit=$2 pid=${3:-} waited=0
-    local probe='import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/models", timeout=5).read()'
-    until python -c "$probe" "$url" 2>/dev/null; do
+    local url=$1 limit=$2 key=$3 pid=${4:-} waited=0
+    local probe='import sys, urllib.request
+key = open(sys.argv[2]).read().strip()
+request = urllib.request.Request(sys.argv[1] + "/models", headers={"Authorization": "Bearer " + key})
+urllib.request.urlopen(request, timeout=5).read()'
+    until python -c "$probe" "$url" "$key" 2>/dev/null; do
         if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
             pv_die "judge: the server exited before answering ${url}/models"
         fi
@@ -227,8 +231,9 @@ pv_wait_judge() {
 }
 
 # pv_local_judge DIR: wait (PATHVLM_JUDGE_WAIT_S, default 1800 s) for the server file slurm/judge.sbatch
-# writes in DIR (of job PATHVLM_JUDGE_JOB when set) and for its health; then PV_JUDGE_SET holds the r1
-# overrides that point the judge there (no API key is sent to it, and it costs nothing per token).
+# writes in DIR (of job PATHVLM_JUDGE_JOB when set) and for its health; then PATHVLM_LOCAL_JUDGE_KEY holds the
+# judge job's key (from DIR/key, exported, never printed) and PV_JUDGE_SET the r1 overrides that point the
+# judge there (the OpenAI key is never sent to it, and it costs nothing per token).
 pv_local_judge() {
     local dir=$1 limit=${PATHVLM_JUDGE_WAIT_S:-1800} waited=0 url="" model="" job=""
     local file="${dir}/server"
@@ -243,7 +248,9 @@ pv_local_judge() {
         sleep 2
         waited=$((waited + 2))
     done
-    pv_wait_judge "$url" $((limit - waited))
+    pv_wait_judge "$url" $((limit - waited)) "${dir}/key"
+    PATHVLM_LOCAL_JUDGE_KEY=$(<"${dir}/key")
+    export PATHVLM_LOCAL_JUDGE_KEY
     local judge=easyr1.worker.reward.reward_function_kwargs.judge
     # shellcheck disable=SC2034  # read by grpo.sbatch
     PV_JUDGE_SET=(--set "${judge}.base_url=${url}" --set "${judge}.model=${model}"

@@ -70,7 +70,9 @@ def test_usr1_before_time_limit_checkpoints_and_requeues(slurm, repo_root, tmp_p
 STUB_PATHVLM = r"""#!/bin/bash
 case "$1" in
     judge-server) exec "$REAL_PATHVLM" "$@" ;;
-    *) mkdir -p "$PATHVLM_RUNS" && echo "$*" >> "$PATHVLM_RUNS/calls.log" ;;
+    *) mkdir -p "$PATHVLM_RUNS" && echo "$*" >> "$PATHVLM_RUNS/calls.log"
+       key=${PATHVLM_LOCAL_JUDGE_KEY:-}
+       if [[ -n "$key" ]]; then echo "$2 $key" >> "$PATHVLM_RUNS/keys.log"; fi ;;
 esac
 """
 
@@ -142,6 +144,12 @@ def test_pipeline_local_judge_serves_r1_and_stops(slurm, repo_root, tmp_path):
     )  # the OpenAI key is never sent there
     assert not (runs / "3b" / "judge" / "server").exists()  # removed when the judge job ended
     assert all(secret not in log for log in logs.values())
+    # r1 (only r1) got the judge job's key, which the server required (the health checks sent it); no log
+    # shows it
+    (stage, key), *more = [line.split() for line in (runs / "keys.log").read_text().splitlines()]
+    assert stage == "r1" and len(key) == 64 and not more
+    assert all(key not in log for log in logs.values())
+    assert not (runs / "3b" / "judge" / "key").exists()
 
 
 def test_r1_without_its_judge_fails_clearly(slurm, repo_root, tmp_path):
