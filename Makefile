@@ -24,9 +24,10 @@ PYTEST_ARGS ?=
 
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help setup setup-gpu models test lint
+.PHONY: help setup setup-gpu setup-judge models test lint
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,10 +57,21 @@ setup-gpu: ## create the gpu environment in .venv-gpu on a cluster node (CUDA, v
 	git -C $(EASYR1_HOME) checkout --quiet $(EASYR1_COMMIT)
 	$(GPU_VENV)/bin/pip install --no-deps -e $(EASYR1_HOME)
 
-# Login node (compute nodes run offline): the size's base model, and r1's judge model when it is self-hosted
-# (PATHVLM_JUDGE_BASE_URL / PATHVLM_JUDGE_MODEL), into $$HF_HOME; point HF_HOME at a folder every node sees.
-models: ## login node: download SIZE's base model (+ a self-hosted judge) into $$HF_HOME: make models SIZE=7b
-	HF_HUB_OFFLINE=0 $(or $(wildcard $(GPU_VENV)/bin/pathvlm),$(PATHVLM)) models --size $(SIZE)
+# The served judge (slurm/judge.sbatch) in its own environment: vLLM 0.11, pinned in the gpu environment for
+# EasyR1, has a remote-code-execution advisory in its OpenAI server (fixed in 0.14.1), and serving needs none of
+# EasyR1's pins. Only vLLM (the `judge` extra) goes there; the job itself runs from the gpu environment.
+JUDGE_VENV ?= .venv-judge
+setup-judge: ## create the judge-serving environment in .venv-judge (vLLM 0.14.1) for slurm/judge.sbatch
+	test -x $(JUDGE_VENV)/bin/python || $(PYTHON) -m venv $(JUDGE_VENV)
+	$(JUDGE_VENV)/bin/pip install '.[judge]'
+
+# Login node (compute nodes run offline): the size's base model, r1's judge model when it is self-hosted
+# (PATHVLM_JUDGE_BASE_URL / PATHVLM_JUDGE_MODEL), and with LOCAL_JUDGE=1 the model slurm/judge.sbatch serves
+# (as `make pipeline LOCAL_JUDGE=1` / slurm/pipeline.sh --local-judge do), into $$HF_HOME; point HF_HOME at a
+# folder every node sees.
+LOCAL_JUDGE ?=
+models: ## login node: download SIZE's base model (+ a self-hosted judge; LOCAL_JUDGE=1: the served one) into $$HF_HOME
+	HF_HUB_OFFLINE=0 $(or $(wildcard $(GPU_VENV)/bin/pathvlm),$(PATHVLM)) models --size $(SIZE)$(if $(LOCAL_JUDGE), --local-judge)
 
 # ---------------------------------------------------------------- quality
 # Without PYTEST_ARGS (as CI runs it), the BESIDE tests run in a second pytest beside the rest, their report after
@@ -193,8 +205,8 @@ SBATCH_ARGS ?=
 CONTROLS ?=
 
 .PHONY: pipeline test-slurm
-pipeline: ## submit alpha -> beta -> r1 -> eval as chained Slurm jobs (CONTROLS=1 adds gamma, delta, epsilon)
-	SIZE=$(SIZE) PROFILE=$(PROFILE) BUDGET=$(BUDGET) SEEDS="$(SEEDS)" slurm/pipeline.sh $(if $(CONTROLS),--controls) -- $(SBATCH_ARGS)
+pipeline: ## submit alpha -> beta -> r1 -> eval as chained Slurm jobs (CONTROLS=1 adds gamma, delta, epsilon; LOCAL_JUDGE=1 serves r1's judge)
+	SIZE=$(SIZE) PROFILE=$(PROFILE) BUDGET=$(BUDGET) SEEDS="$(SEEDS)" slurm/pipeline.sh $(if $(CONTROLS),--controls) $(if $(LOCAL_JUDGE),--local-judge) -- $(SBATCH_ARGS)
 
 test-slurm: setup ## only the SLURM tests: a local slurmctld + slurmd (installs slurm-wlm, munge if missing; root)
 	$(VENV)/bin/pytest tests/slurm $(PYTEST_ARGS)

@@ -10,6 +10,9 @@
 #                      e.g. "--set llamafactory.save_steps=200" / "--set easyr1.trainer.save_freq=20"
 #   PATHVLM_REPO       the repository (default: the one holding the submitted script)
 # Secrets (OPENAI_API_KEY, WANDB_API_KEY) are passed through the environment and never printed.
+# Compute nodes run offline: HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE, HF_DATASETS_OFFLINE [1] and WANDB_MODE
+# [offline] are set unless the job's environment sets them; WANDB_MODE=online without a W&B key (WANDB_API_KEY
+# or a netrc entry) stops the job at its start.
 
 set -euo pipefail
 
@@ -95,6 +98,8 @@ pv_setup() {
     BUDGET=${BUDGET:-paper}
     RUNS=${RUNS:-runs}
     cd "$REPO" || pv_die "cannot enter the repository ${REPO}"
+    export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE:-1}
+    export HF_DATASETS_OFFLINE=${HF_DATASETS_OFFLINE:-1} WANDB_MODE=${WANDB_MODE:-offline}
     pv_activate
     export SIZE PROFILE BUDGET RUNS PATHVLM_RUNS="$RUNS"
     trap pv_on_usr1 USR1
@@ -107,6 +112,10 @@ pv_setup() {
     pv_profile_resources
     pv_log "secrets: OPENAI_API_KEY $([[ -n "${OPENAI_API_KEY:-}" ]] && echo set || echo unset)," \
         "WANDB_API_KEY $([[ -n "${WANDB_API_KEY:-}" ]] && echo set || echo unset)"
+    pv_log "offline: HF_HUB_OFFLINE=${HF_HUB_OFFLINE} TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE}" \
+        "HF_DATASETS_OFFLINE=${HF_DATASETS_OFFLINE} WANDB_MODE=${WANDB_MODE}"
+    local wandb
+    wandb=$(python -m tools.common.wandb_key 2>&1) || pv_die "${wandb#error: }"
 }
 
 pv_activate() {
@@ -201,12 +210,16 @@ pv_node_addr() {
 # A port derived from the job id, so two jobs on one node do not collide.
 pv_port() { echo $(($1 + ${SLURM_JOB_ID:-0} % 10000)); }
 
-# pv_wait_judge URL SECONDS [PID]: wait until URL/models answers, else end the job with a clear error
-# (also when the server process PID exits first).
+# pv_wait_judge URL SECONDS KEY_FILE [PID]: wait until URL/models answers to the key in KEY_FILE, else end the
+# job with a clear error (also when the server process PID exits first). The key is read by Python from the
+# file: it is on no command line.
 pv_wait_judge() {
-    local url=$1 limit=$2 pid=${3:-} waited=0
-    local probe='import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/models", timeout=5).read()'
-    until python -c "$probe" "$url" 2>/dev/null; do
+    local url=$1 limit=$2 key=$3 pid=${4:-} waited=0
+    local probe='import sys, urllib.request
+key = open(sys.argv[2]).read().strip()
+request = urllib.request.Request(sys.argv[1] + "/models", headers={"Authorization": "Bearer " + key})
+urllib.request.urlopen(request, timeout=5).read()'
+    until python -c "$probe" "$url" "$key" 2>/dev/null; do
         if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
             pv_die "judge: the server exited before answering ${url}/models"
         fi
@@ -218,8 +231,9 @@ pv_wait_judge() {
 }
 
 # pv_local_judge DIR: wait (PATHVLM_JUDGE_WAIT_S, default 1800 s) for the server file slurm/judge.sbatch
-# writes in DIR (of job PATHVLM_JUDGE_JOB when set) and for its health; then PV_JUDGE_SET holds the r1
-# overrides that point the judge there (no API key is sent to it, and it costs nothing per token).
+# writes in DIR (of job PATHVLM_JUDGE_JOB when set) and for its health; then PATHVLM_LOCAL_JUDGE_KEY holds the
+# judge job's key (from DIR/key, exported, never printed) and PV_JUDGE_SET the r1 overrides that point the
+# judge there (the OpenAI key is never sent to it, and it costs nothing per token).
 pv_local_judge() {
     local dir=$1 limit=${PATHVLM_JUDGE_WAIT_S:-1800} waited=0 url="" model="" job=""
     local file="${dir}/server"
@@ -234,7 +248,9 @@ pv_local_judge() {
         sleep 2
         waited=$((waited + 2))
     done
-    pv_wait_judge "$url" $((limit - waited))
+    pv_wait_judge "$url" $((limit - waited)) "${dir}/key"
+    PATHVLM_LOCAL_JUDGE_KEY=$(<"${dir}/key")
+    export PATHVLM_LOCAL_JUDGE_KEY
     local judge=easyr1.worker.reward.reward_function_kwargs.judge
     # shellcheck disable=SC2034  # read by grpo.sbatch
     PV_JUDGE_SET=(--set "${judge}.base_url=${url}" --set "${judge}.model=${model}"

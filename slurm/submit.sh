@@ -5,10 +5,12 @@
 # gpus_per_node and its slurm: block, printed by `pathvlm profile-args`), e.g.
 #   --gres=gpu:8 --cpus-per-task=64 --mem=512G for PROFILE=a100x8. The SBATCH_OPTIONs you give come after
 # them, so they win (sbatch keeps the last of a repeated option). Prints sbatch's output (the job id).
+# sbatch runs in the repository, wherever you call this from: the job's log lands in the repository's logs/
+# (the scripts' --output=logs/%x-%j.out; created when missing), and relative paths in SBATCH_OPTIONs are read there.
 # Environment: PROFILE [h20x4], VENV [.venv-gpu, else .venv: the Python that reads the profile]; SIZE,
 # BUDGET, RUNS, ... reach the job unchanged (see SCRIPT --help).
 # Examples:
-#   mkdir -p logs && slurm/submit.sh slurm/sft.sbatch
+#   slurm/submit.sh slurm/sft.sbatch
 #   PROFILE=a100x8 slurm/submit.sh --nodes=2 --partition=gpu slurm/grpo.sbatch beta
 #   PROFILE=lean slurm/submit.sh --gres=gpu:1 slurm/sft.sbatch   # one GPU instead of the profile's two
 set -euo pipefail
@@ -22,12 +24,15 @@ while (($#)) && [[ "$1" == -* ]]; do
     shift
 done
 (($#)) || { echo "submit.sh: no SCRIPT (see --help)" >&2; exit 2; }
-SCRIPT=$1
+[[ -f "$1" ]] || { echo "submit.sh: no script $1" >&2; exit 2; }
+SCRIPT=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 shift
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+mkdir -p logs
 # shellcheck source=slurm/common.sh
 source "$REPO/slurm/common.sh"
 PYTHON=$(pv_python) || { echo "submit.sh: no environment with Python (set VENV, or run make setup)" >&2; exit 1; }
-mapfile -t PROFILE_OPTS < <(cd "$REPO" && "$PYTHON" -m tools.train.profile_args --profile "${PROFILE:-h20x4}" --format lines)
+mapfile -t PROFILE_OPTS < <("$PYTHON" -m tools.train.profile_args --profile "${PROFILE:-h20x4}" --format lines)
 ((${#PROFILE_OPTS[@]})) || { echo "submit.sh: cannot read profile ${PROFILE:-h20x4}" >&2; exit 1; }
 exec sbatch "${PROFILE_OPTS[@]}" "${OPTS[@]}" "$SCRIPT" "$@"

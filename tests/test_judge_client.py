@@ -386,16 +386,20 @@ def test_a_dripping_server_is_cut_at_the_request_timeout(image: Path) -> None:
     assert get_judge(config).last.failures == {"timeout": 1}
 
 
-def test_two_servers_under_one_model_name_do_not_share_scores(image: Path, tmp_path: Path) -> None:
+def test_a_judge_served_at_another_url_hits_the_cache(image: Path, tmp_path: Path) -> None:
+    """The endpoint is a runtime setting (a restarted local judge job gets another port): only the base URL
+    changed, so every verdict is a cache hit; another prompt version is another key."""
     inputs = [rollout(image, GOOD_THINK)]
     with JudgeServer() as first, JudgeServer() as second:
         process_reward(inputs, judge=settings(first, tmp_path / "cache"))
+        reset_judges()  # the resumed r1 job: a new judge reads the cache from disk
         config = settings(second, tmp_path / "cache")
+        assert config["base_url"] != settings(first, None)["base_url"]
         process_reward(inputs, judge=config)
-        assert (get_judge(config).last.calls, get_judge(config).last.cache_hits) == (1, 0)
-        assert second.stats["requests"] == 1
+        assert (get_judge(config).last.calls, get_judge(config).last.cache_hits) == (0, 1)
+        assert second.stats.get("requests", 0) == 0
         process_reward(inputs, judge={**config, "prompt_version": "judge_v1"})  # another prompt: another key
-        assert second.stats["requests"] == 2
+        assert second.stats["requests"] == 1
 
 
 def test_parse_and_transport_failures_get_their_own_fallbacks(server: JudgeServer, image: Path) -> None:

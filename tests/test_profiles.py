@@ -68,6 +68,17 @@ def test_lean_trains_lora_with_offload_and_says_so() -> None:
         assert changed in header  # the paper settings it changes, stated in the file
 
 
+def test_lean_host_memory_holds_7b_with_sleeping_engines_and_an_offloaded_actor() -> None:
+    """lean.yaml's arithmetic: one sleeping vLLM engine per GPU keeps the bf16 weights in host memory, the
+    offloaded actor keeps them once more; ~16 GB for LoRA states, the Ray workers' runtime and batches."""
+    res = resources("lean")
+    params = 8.3e9  # Qwen2.5-VL-7B
+    weights_gb = params * 2 / 1e9
+    need_gb = weights_gb * res.gpus_per_node + weights_gb + 16
+    assert need_gb > 65
+    assert res.mem_mb() * 2**20 / 1e9 >= need_gb, f"lean asks for {res.mem}, 7B needs ~{need_gb:.0f} GB"
+
+
 def test_h100x8_is_a100x8_on_faster_gpus() -> None:
     for stage in ("alpha", "beta"):
         a100, h100 = (to_container(compose(stage, "7b", p)) for p in ("a100x8", "h100x8"))

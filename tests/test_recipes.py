@@ -387,6 +387,18 @@ def test_unknown_choices_are_named(kind: str, value: str) -> None:
         compose(**args)
 
 
+def test_judge_endpoint_is_out_of_the_config_hash() -> None:
+    """Where the judge is served (a local judge's port follows its job id) is a runtime setting: another
+    base_url keeps r1's hash (a resumed r1 is allowed); another judge model changes it."""
+    judge = "easyr1.worker.reward.reward_function_kwargs.judge"
+    first = compose("r1", "7b", "h20x4", [f"{judge}.base_url=http://node1:8042/v1"])
+    moved = compose("r1", "7b", "h20x4", [f"{judge}.base_url=http://node7:8913/v1"])
+    other_model = compose("r1", "7b", "h20x4", [f"{judge}.model=Qwen/Qwen2.5-VL-7B-Instruct"])
+    assert config_hash(moved) == config_hash(first)
+    assert config_hash(other_model) != config_hash(first)
+    assert "node7:8913" in OmegaConf.to_yaml(moved)  # still recorded in the resolved config
+
+
 def test_config_hash_is_stable_and_tracks_changes() -> None:
     assert config_hash(compose("beta", "7b", "h20x4")) == config_hash(compose("beta", "7b", "h20x4"))
     changed = compose("beta", "7b", "h20x4", ["easyr1.trainer.max_steps=1999"])

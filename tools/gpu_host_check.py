@@ -3,13 +3,20 @@
 Run with the Python that creates ``.venv-gpu`` (standard library only): ``python3 tools/gpu_host_check.py``.
 flash-attn 2.8.3's prebuilt wheels (and vLLM 0.11's) are built for CPython 3.11 here (the wheel tag
 ``cp311``) and need glibc >= 2.32; on an older host the pip install fails late, or flash-attn falls back to a
-multi-hour source build. Exit 2 with what to do instead: a newer node or EasyR1's published container image.
+multi-hour source build. Triton (under vLLM and torch.compile) compiles small C launchers at run time, on
+the compute node: it needs a C compiler (``$CC``, else gcc, else clang) and this Python's headers
+(``Python.h``), else the first GRPO step fails after the models have loaded. Exit 2 with what to do
+instead: a newer node, the missing packages, or EasyR1's published container image.
 """
 
 from __future__ import annotations
 
+import os
 import platform
+import shutil
 import sys
+import sysconfig
+from pathlib import Path
 
 PYTHON = (3, 11)
 GLIBC = (2, 32)
@@ -21,7 +28,22 @@ FALLBACK = (
 )
 
 
-def problems(python: tuple[int, int], libc: tuple[str, str]) -> list[str]:
+def c_compiler() -> str | None:
+    """The compiler Triton builds with (its ``runtime/build.py``): ``$CC``, else gcc, else clang."""
+    return os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang")
+
+
+def python_header() -> Path | None:
+    """``Python.h`` where Triton looks for it (``sysconfig``'s include path), or None."""
+    scheme = sysconfig.get_default_scheme()
+    include = sysconfig.get_paths(scheme="posix_prefix" if scheme == "posix_local" else scheme)["include"]
+    header = Path(include) / "Python.h"
+    return header if header.is_file() else None
+
+
+def problems(
+    python: tuple[int, int], libc: tuple[str, str], compiler: str | None, header: Path | None
+) -> list[str]:
     found = []
     if python != PYTHON:
         found.append(
@@ -35,13 +57,28 @@ def problems(python: tuple[int, int], libc: tuple[str, str]) -> list[str]:
             f"C library {name or 'unknown'} {version or '?'}: flash-attn's and vLLM's prebuilt wheels need "
             f"glibc >= {GLIBC[0]}.{GLIBC[1]}"
         )
+    if compiler is None:
+        found.append(
+            "no C compiler (gcc, clang or $CC): Triton compiles its kernels at run time; install gcc "
+            "(apt install gcc, or module load gcc) or set CC"
+        )
+    if header is None:
+        found.append(
+            f"no Python.h for Python {python[0]}.{python[1]} (in {sysconfig.get_paths()['include']}): "
+            f"Triton compiles against it at run time; install python{python[0]}.{python[1]}-dev (apt) or "
+            "use a Python built with its headers (pyenv, conda, a module)"
+        )
     return found
 
 
 def main() -> int:
-    found = problems(sys.version_info[:2], platform.libc_ver())
+    compiler = c_compiler()
+    found = problems(sys.version_info[:2], platform.libc_ver(), compiler, python_header())
     if not found:
-        print(f"gpu host check: Python {platform.python_version()}, glibc {platform.libc_ver()[1]}: ok")
+        print(
+            f"gpu host check: Python {platform.python_version()} with headers, "
+            f"glibc {platform.libc_ver()[1]}, C compiler {compiler}: ok"
+        )
         return 0
     for problem in found:
         print(f"error: {problem}", file=sys.stderr)

@@ -85,11 +85,11 @@ class Judge:
         return JudgeResult(value, value, failure=kind)
 
     def cache_key(self, item: JudgeItem, image_sha256: str) -> str:
-        """sha256 of the judge's identity (base URL, model, prompt version and file hash, temperature,
-        max_tokens, reply grammar) and of the graded item (question, options, standard answer, correctness,
-        response, image)."""
+        """sha256 of the judge's identity (model, prompt version and file hash, temperature, max_tokens, reply
+        grammar) and of the graded item (question, options, standard answer, correctness, response, image).
+        Not the base URL: where the judge is served (a local judge's port follows its job id) is no part of
+        its verdict."""
         parts = [
-            self.config.base_url.rstrip("/"),
             self.config.model,
             self.prompt.version,
             self.prompt.sha256,

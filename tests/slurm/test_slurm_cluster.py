@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -69,7 +70,9 @@ def test_usr1_before_time_limit_checkpoints_and_requeues(slurm, repo_root, tmp_p
 STUB_PATHVLM = r"""#!/bin/bash
 case "$1" in
     judge-server) exec "$REAL_PATHVLM" "$@" ;;
-    *) mkdir -p "$PATHVLM_RUNS" && echo "$*" >> "$PATHVLM_RUNS/calls.log" ;;
+    *) mkdir -p "$PATHVLM_RUNS" && echo "$*" >> "$PATHVLM_RUNS/calls.log"
+       key=${PATHVLM_LOCAL_JUDGE_KEY:-}
+       if [[ -n "$key" ]]; then echo "$2 $key" >> "$PATHVLM_RUNS/keys.log"; fi ;;
 esac
 """
 
@@ -141,6 +144,12 @@ def test_pipeline_local_judge_serves_r1_and_stops(slurm, repo_root, tmp_path):
     )  # the OpenAI key is never sent there
     assert not (runs / "3b" / "judge" / "server").exists()  # removed when the judge job ended
     assert all(secret not in log for log in logs.values())
+    # r1 (only r1) got the judge job's key, which the server required (the health checks sent it); no log
+    # shows it
+    (stage, key), *more = [line.split() for line in (runs / "keys.log").read_text().splitlines()]
+    assert stage == "r1" and len(key) == 64 and not more
+    assert all(key not in log for log in logs.values())
+    assert not (runs / "3b" / "judge" / "key").exists()
 
 
 def test_r1_without_its_judge_fails_clearly(slurm, repo_root, tmp_path):
@@ -161,3 +170,40 @@ def test_r1_without_its_judge_fails_clearly(slurm, repo_root, tmp_path):
     log = (tmp_path / "logs" / f"pathvlm-grpo-{job}.out").read_text()
     assert f"ERROR: judge: no server file {tmp_path}/runs/3b/judge/server within 4s" in log
     assert not (tmp_path / "runs" / "calls.log").exists()  # r1 never started
+
+
+OFFLINE = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "WANDB_MODE")
+# A stand-in runner that prints what a real one would read of the offline settings.
+OFFLINE_PATHVLM = "#!/bin/bash\n" + "".join(f'echo "stub: {n}=${{{n}:-unset}}"\n' for n in OFFLINE)
+
+
+def test_a_job_sets_the_offline_defaults_itself(slurm, repo_root, tmp_path):
+    """tests/conftest.py sets the offline variables for every test; a user's login shell does not. Submitted
+    with none of them (nor a W&B key), the job sets them; WANDB_MODE=online without a key stops it."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "activate").write_text(f'export VIRTUAL_ENV={venv} PATH="{venv}/bin:$PATH"\n')
+    (venv / "bin" / "pathvlm").write_text(OFFLINE_PATHVLM)
+    (venv / "bin" / "pathvlm").chmod(0o755)
+    _real_python(venv)
+    (tmp_path / "logs").mkdir()
+    bare = {k: v for k, v in slurm.env.items() if k not in (*OFFLINE, "WANDB_API_KEY", "NETRC")}
+    bare.update(VENV=str(venv), RUNS=str(tmp_path / "runs"), SIZE="3b", PROFILE="cpu", HOME=str(tmp_path))
+    script = str(repo_root / "slurm" / "sft.sbatch")
+
+    def submit(**env: str) -> tuple[str, str]:
+        result = subprocess.run(
+            ["sbatch", "--parsable", "--cpus-per-task=1", "--mem=1G", "--gres=gpu:0", script],
+            env={**bare, **env}, cwd=tmp_path, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        job = result.stdout.strip().split(";")[0]
+        state = slurm.wait_finished(job, timeout=120)["JobState"]
+        return state, (tmp_path / "logs" / f"pathvlm-sft-{job}.out").read_text()
+
+    state, log = submit()
+    assert state == "COMPLETED", log
+    for line in ("HF_HUB_OFFLINE=1", "TRANSFORMERS_OFFLINE=1", "HF_DATASETS_OFFLINE=1", "WANDB_MODE=offline"):
+        assert f"stub: {line}" in log, log
+    state, log = submit(WANDB_MODE="online")
+    assert state == "FAILED", log
+    assert "ERROR: WANDB_MODE=online but no W&B key" in log and "stub:" not in log

@@ -10,9 +10,13 @@ import contextlib
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -96,8 +100,12 @@ STUBS = {
     + 'MASTER_PORT=${MASTER_PORT:-} FORCE_TORCHRUN=${FORCE_TORCHRUN:-} RAY_ADDRESS=${RAY_ADDRESS:-}"'
     + ' >> "$STUB_LOG"\n',
     "ray": STUB,
-    # the profile's resources are read for real; the Ray check waits (10 s at most) for the worker to start
-    "python": '#!/bin/bash\n[[ "$1 $2" == "-m tools.train.profile_args" ]] && exec "$REAL_PYTHON" "$@"\n'
+    # the profile's resources, the W&B key check and the judge model run for real; the Ray check waits (10 s
+    # at most) for the worker to start
+    "python": "#!/bin/bash\n"
+    + 'case "$1 $2" in\n'
+    + '"-m tools.train.profile_args" | "-m tools.common.wandb_key" | "-m tools.train.models")\n'
+    + '    exec "$REAL_PYTHON" "$@" ;;\nesac\n'
     + STUB.split("\n", 1)[1]
     + 'if [[ "$2" == tools.train.ray_check ]]; then\n'
     + '    for _ in {1..100}; do grep -q "^ray start --address" "$STUB_LOG" && break; sleep 0.1; done\nfi\n',
@@ -275,3 +283,138 @@ def test_grpo_validates_for_the_gpus_the_job_has(
     assert runs == [
         f"pathvlm run beta --size 3b --profile {profile} --budget paper --runs {tmp_path / 'runs'}{expected}"
     ]
+
+
+def test_submit_runs_sbatch_in_the_repository_from_anywhere(tmp_path: Path) -> None:
+    """`logs/%x-%j.out` is read against the folder sbatch runs in: submit.sh runs it in the repository (and
+    creates logs/ there), with the script's path made absolute from the caller's folder."""
+    env = _stub_env(tmp_path)
+    sbatch = Path(env["VENV"]) / "bin" / "sbatch"
+    sbatch.write_text('#!/bin/bash\necho "sbatch in $(pwd): $*" >> "$STUB_LOG"\n')
+    sbatch.chmod(0o755)
+    env["PATH"] = f"{sbatch.parent}{os.pathsep}{env['PATH']}"
+    caller = tmp_path / "elsewhere"
+    caller.mkdir()
+    script = os.path.relpath(SLURM / "sft.sbatch", caller)
+    result = subprocess.run(
+        [str(SLURM / "submit.sh"), "--partition=gpu", script, "gamma"],
+        env=env, cwd=caller, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    calls = Path(env["STUB_LOG"]).read_text().splitlines()
+    profile = "--gres=gpu:4 --cpus-per-task=32 --mem=256G"
+    assert calls == [f"sbatch in {REPO}: {profile} --partition=gpu {SLURM / 'sft.sbatch'} gamma"]
+    assert (REPO / "logs").is_dir() and not (caller / "logs").exists()
+
+
+OFFLINE = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "WANDB_MODE")
+
+
+def test_jobs_run_offline_and_refuse_wandb_online_without_a_key(tmp_path: Path) -> None:
+    """Compute nodes have no route to the hub: a job whose environment sets none of the offline variables
+    sets them; WANDB_MODE=online without a key stops the job before the runner starts (the runner checks
+    too: tests/test_wandb_key.py)."""
+    env = _stub_env(tmp_path, SLURM_JOB_NUM_NODES="1", SLURM_JOB_NODELIST="node1")
+    assert not set(OFFLINE) & set(env)
+    pathvlm = Path(env["VENV"]) / "bin" / "pathvlm"
+    pathvlm.write_text(
+        STUB + "".join(f'echo "{name}=${{{name}:-unset}}" >> "$STUB_LOG"\n' for name in OFFLINE)
+    )
+    _, calls = _run("sft.sbatch", env)
+    assert calls[-4:] == [
+        "HF_HUB_OFFLINE=1",
+        "TRANSFORMERS_OFFLINE=1",
+        "HF_DATASETS_OFFLINE=1",
+        "WANDB_MODE=offline",
+    ]
+
+    _, calls = _run(
+        "sft.sbatch", {**env, "WANDB_MODE": "online", "WANDB_API_KEY": SECRET, "HF_HUB_OFFLINE": "0"}
+    )
+    assert calls[-4:] == [
+        "HF_HUB_OFFLINE=0",
+        "TRANSFORMERS_OFFLINE=1",
+        "HF_DATASETS_OFFLINE=1",
+        "WANDB_MODE=online",
+    ]
+
+    Path(env["STUB_LOG"]).unlink()
+    result = subprocess.run(
+        ["bash", str(SLURM / "sft.sbatch")],
+        env={**env, "WANDB_MODE": "online"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "ERROR: WANDB_MODE=online but no W&B key (WANDB_API_KEY, or `wandb login`" in result.stdout
+    log = Path(env["STUB_LOG"])
+    assert not log.is_file() or "pathvlm run" not in log.read_text()  # the runner never started
+
+
+def _get(url: str, key: str | None) -> int:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as reply:
+            return reply.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_judge_serves_the_default_model_at_tp4_on_the_node_address_with_a_job_key(tmp_path: Path) -> None:
+    """An 8-GPU job serves the default judge at tensor parallel 4 (tools/train/models.py: its vision MLP does
+    not split in 8), bound to the node's address, with a per-job key in a 0600 file that no log shows."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = _stub_env(
+        tmp_path,
+        SLURM_JOB_NUM_NODES="1",
+        SLURM_JOB_NODELIST="node1",
+        SLURMD_NODENAME="node1",  # the stub scontrol: NodeAddr 127.0.0.1
+        SLURM_GPUS_ON_NODE="8",
+        PATHVLM_JUDGE_PORT=str(port),
+        PATHVLM_JUDGE_SERVE=f"{sys.executable} -m tools.cli judge-server",  # stands in for vllm serve
+    )
+    no_venv = subprocess.run(
+        ["bash", str(SLURM / "judge.sbatch")],
+        env={**env, "PATHVLM_JUDGE_SERVE": ""},
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        no_venv.returncode == 1 and "no judge environment .venv-judge (run make setup-judge" in no_venv.stdout
+    )
+    judge_dir = tmp_path / "runs" / "3b" / "judge"
+    log = tmp_path / "judge.log"
+    with log.open("w") as out:
+        job = subprocess.Popen(
+            ["bash", str(SLURM / "judge.sbatch")], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not (judge_dir / "server").is_file() and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (judge_dir / "server").is_file(), log.read_text()
+        key = (judge_dir / "key").read_text().strip()
+        assert len(key) >= 40 and stat.S_IMODE((judge_dir / "key").stat().st_mode) == 0o600
+        url = f"http://127.0.0.1:{port}/v1"
+        model = "Qwen/Qwen2.5-VL-32B-Instruct"
+        assert (judge_dir / "server").read_text() == f"base_url={url}\nmodel={model}\njob=42\n"
+        while (
+            time.monotonic() < deadline
+        ):  # the stub python's health check passes at once: wait for the server
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        assert _get(f"{url}/models", None) == 401 and _get(f"{url}/models", key) == 200
+    finally:
+        job.terminate()
+        job.wait(timeout=60)
+    text = log.read_text()
+    assert (
+        f"judge: {sys.executable} -m tools.cli judge-server {model} on 127.0.0.1:{port} (tensor parallel 4)"
+        in text
+    )
+    assert key not in text
+    assert not (judge_dir / "key").exists() and not (judge_dir / "server").exists()  # removed at the end

@@ -73,9 +73,11 @@ def _venv(tmp_path: Path, pathvlm: str, *real: str) -> Path:
 
 
 def _submit(slurm, tmp_path: Path, env: dict[str, str], *args: str) -> str:
-    """``slurm/submit.sh ARGS`` in tmp_path (the profile's resources first, then ARGS); returns the job id."""
+    """``slurm/submit.sh ARGS`` (the profile's resources first, then ARGS), its log in tmp_path; returns the
+    job id."""
     (tmp_path / "logs").mkdir(exist_ok=True)
-    result = slurm.cmd(str(REPO / "slurm" / "submit.sh"), "--parsable", *args, env=env, cwd=tmp_path)
+    output = f"--output={tmp_path}/logs/%x-%j.out"
+    result = slurm.cmd(str(REPO / "slurm" / "submit.sh"), "--parsable", output, *args, env=env, cwd=tmp_path)
     return result.stdout.strip().split(";")[0]
 
 
@@ -115,7 +117,7 @@ def test_grpo_forms_a_ray_cluster_over_both_nodes(slurm2, tmp_path: Path) -> Non
     assert record["JobState"] == "COMPLETED", log
     assert record["NodeList"] == "node[1-2]"
     assert (
-        "profile lean asks for --gres=gpu:2 --cpus-per-task=16 --mem=64G; the job has 2 GPUs, 1 CPUs" in log
+        "profile lean asks for --gres=gpu:2 --cpus-per-task=16 --mem=96G; the job has 2 GPUs, 1 CPUs" in log
     )
     port = re.search(r"Ray head 127\.0\.0\.1:(\d+) on node1, 2 nodes x 2 GPUs x 1 CPUs", log)
     assert port, log

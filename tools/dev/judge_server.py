@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import random
 import re
 import threading
@@ -109,6 +110,7 @@ class FakeJudgeConfig:
     retry_after_s: float = 1.0
     drip_interval_s: float = 0.5
     model: str = "fake-judge"
+    api_key: str | None = None  # as `vllm serve` with VLLM_API_KEY: /v1/* answer 401 without "Bearer <key>"
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -129,6 +131,8 @@ class FakeJudge:
         path = request.path.rstrip("/")
         if request.method == "GET" and path.endswith("/stats"):
             return web.json_response(dict(self.stats))
+        if self.config.api_key and request.headers.get("Authorization") != f"Bearer {self.config.api_key}":
+            return _error(401, "Unauthorized")
         if request.method == "GET" and path.endswith("/models"):
             return web.json_response(
                 {"object": "list", "data": [{"id": self.config.model, "object": "model"}]}
@@ -381,6 +385,7 @@ def run(args: argparse.Namespace) -> int:
         args.retry_after,
         args.drip_interval,
         args.model_name or args.model,
+        os.environ.get("VLLM_API_KEY") or None,  # vLLM's variable: a key never on the command line
     )
     try:
         asyncio.run(serve(config, args.host, args.port))

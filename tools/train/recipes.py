@@ -211,9 +211,19 @@ def resolved_yaml(cfg: DictConfig) -> str:
     )
 
 
+# Runtime settings: where to reach a service, not what trains. A local judge's URL holds its job's id (the
+# port), so a resumed r1 beside a restarted judge job must keep its hash.
+RUNTIME_KEYS = (("easyr1", "worker", "reward", "reward_function_kwargs", "judge", "base_url"),)
+
+
 def config_hash(cfg: DictConfig) -> str:
-    """sha256 (hex) of the resolved YAML."""
-    return hashlib.sha256(resolved_yaml(cfg).encode()).hexdigest()
+    """sha256 (hex) of the resolved YAML without the runtime settings (``RUNTIME_KEYS``)."""
+    hashed = OmegaConf.create(to_container(cfg))
+    for path in RUNTIME_KEYS:
+        parent = OmegaConf.select(hashed, ".".join(path[:-1]))
+        if isinstance(parent, DictConfig) and path[-1] in parent:
+            del parent[path[-1]]
+    return hashlib.sha256(resolved_yaml(hashed).encode()).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------- validate

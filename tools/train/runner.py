@@ -44,7 +44,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tools.common import paths
+from tools.common import paths, wandb_key
 from tools.common.wandb_naming import child_environ
 from tools.train.recipes import DEFAULT_BUDGET, RecipeError, add_recipe_arguments
 
@@ -451,6 +451,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
+        if not args.dry_run and (found := wandb_key.problem(os.environ)):
+            raise RunError(found)  # before a model is built, loaded or trained
         plan = make_plan(
             args.stage,
             args.size,
