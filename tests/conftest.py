@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,20 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _no_inherited_wandb_service(monkeypatch: pytest.MonkeyPatch) -> None:
     """A test that used wandb in this process leaves WANDB_SERVICE behind; later tests start their own."""
     monkeypatch.delenv("WANDB_SERVICE", raising=False)
+
+
+@pytest.fixture
+def gpu_stubs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EasyR1's rollout and dataset modules imported afresh over stand-ins for the GPU-only packages they
+    import (vLLM, msgspec, qwen-vl-utils: tests/stubs/README.md)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent / "stubs"))
+    stale = (
+        "vllm",
+        "msgspec",
+        "qwen_vl_utils",
+        "verl.workers.rollout",
+        "verl.utils.vllm_utils",
+        "verl.utils.dataset",
+    )
+    for name in [module for module in sys.modules if module.startswith(stale)]:
+        monkeypatch.delitem(sys.modules, name)

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.train.engines.easyr1_main import forwarded_env, local_cluster_options, with_run_env
+from tools.train.engines.easyr1_main import SETUP_HOOK, forwarded_env, local_cluster_options, with_run_env
+
+STUBS = Path(__file__).resolve().parent / "stubs"  # vLLM, msgspec, qwen-vl-utils stand-ins
 
 RUN = {
     "WANDB_RUN_ID": "paper-h20x4-7b-beta-beta",
@@ -37,6 +39,7 @@ def test_ray_init_gets_the_runs_wandb_variables_and_easyr1s_own() -> None:
     assert env_vars["NCCL_DEBUG"] == "WARN" and env_vars["WANDB_RESUME"] == "never"  # EasyR1's own win
     assert not {"WANDB_API_KEY", "WANDB_SERVICE", "OPENAI_API_KEY"} & set(env_vars)  # keys stay on each node
     assert set(calls[0]) == {"runtime_env"}  # multi-node: RAY_ADDRESS decides
+    assert calls[0]["runtime_env"]["worker_process_setup_hook"] == SETUP_HOOK  # our corrections of EasyR1
 
 
 OWN = {"address": "local", "include_dashboard": False, "_temp_dir": "/tmp/ray-42"}
@@ -69,7 +72,12 @@ init(runtime_env={"env_vars": {"NCCL_DEBUG": "WARN"}}, logging_level="ERROR")
 
 @ray.remote(num_cpus=0)
 def probe():
-    return {k: os.environ.get(k) for k in ("WANDB_RUN_ID", "WANDB_RUN_GROUP", "WANDB_API_KEY", "NCCL_DEBUG")}
+    from verl.workers.actor.dp_actor import DataParallelPPOActor
+    from verl.workers.rollout.vllm_rollout_spmd import vLLMRollout
+
+    seen = {k: os.environ.get(k) for k in ("WANDB_RUN_ID", "WANDB_RUN_GROUP", "WANDB_API_KEY", "NCCL_DEBUG")}
+    methods = (DataParallelPPOActor.update_policy, vLLMRollout.__init__)
+    return {**seen, "corrected": [hasattr(method, "__wrapped__") for method in methods]}
 
 print(json.dumps(ray.get(probe.remote())))
 """
@@ -78,10 +86,12 @@ print(json.dumps(ray.get(probe.remote())))
 @pytest.mark.slow
 def test_workers_of_a_cluster_started_earlier_see_the_runs_identity(tmp_path: Path) -> None:
     """A raylet started before the runner (as `ray start` on the other nodes of grpo.sbatch) lacks the W&B
-    variables: plain ray.init leaves them out of the workers, ours passes them through runtime_env."""
+    variables: plain ray.init leaves them out of the workers, ours passes them through runtime_env, and
+    runs our corrections of EasyR1's loss and rollout seed in every worker (vLLM stubbed: tests/stubs)."""
     ray = Path(sys.executable).with_name("ray")
     port, temp = _free_port(), f"/tmp/rt-{os.getpid()}"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "RAY_"))}
+    base["PYTHONPATH"] = f"{Path.cwd()}:{STUBS}"  # the nodes' environment (gpu: vLLM installed)
     head = subprocess.Popen(
         [str(ray), "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
          f"--temp-dir={temp}", "--disable-usage-stats", "--block"],
@@ -105,6 +115,7 @@ def test_workers_of_a_cluster_started_earlier_see_the_runs_identity(tmp_path: Pa
         assert seen["patched"]["WANDB_RUN_ID"] == RUN["WANDB_RUN_ID"]
         assert seen["patched"]["WANDB_RUN_GROUP"] == RUN["WANDB_RUN_GROUP"]
         assert seen["patched"]["WANDB_API_KEY"] is None and seen["patched"]["NCCL_DEBUG"] == "WARN"
+        assert seen["plain"]["corrected"] == [False, False] and seen["patched"]["corrected"] == [True, True]
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:

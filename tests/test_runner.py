@@ -242,7 +242,9 @@ def test_easyr1_export_merges_the_actor_checkpoint_with_easyr1s_merger(
     AutoProcessor.from_pretrained(tiny_model).save_pretrained(actor / "huggingface")
     (checkpoints / "checkpoint_tracker.json").write_text(json.dumps({"last_global_step": 3}))
 
-    easyr1.export({"easyr1": {"trainer": {"save_checkpoint_path": str(checkpoints)}}}, tmp_path / "run")
+    trainer = {"save_checkpoint_path": str(checkpoints)}
+    actor_model = {"actor": {"model": {"model_path": str(tiny_model)}}}  # its dtype: float32
+    easyr1.export({"easyr1": {"trainer": trainer, "worker": actor_model}}, tmp_path / "run")
 
     exported = tmp_path / "run" / "model"
     config = json.loads((exported / "config.json").read_text())

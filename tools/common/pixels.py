@@ -2,7 +2,8 @@
 
 Training (the TRL engine, the prompt-length count before an EasyR1 stage) and evaluation (the hf and vllm
 backends) both call ``load_image``, with the ``min_pixels`` / ``max_pixels`` of the recipe (``vars`` in
-``recipes/stages/_common.yaml``).
+``recipes/stages/_common.yaml``), and hand the result to the model's processor with the processor's own
+default limits, as EasyR1's dataset and LLaMA-Factory's ``mm_plugin`` do: the budget is applied here, once.
 """
 
 from __future__ import annotations

@@ -2,8 +2,11 @@
 ``openai`` (any OpenAI-compatible endpoint) lives in ``tools/evaluation/eval_api.py``.
 
 Both backends show the model the same text (the model's chat template around one image and the
-``build_prompt`` text), the same image (resized like EasyR1's dataset when ``max_pixels`` /
-``min_pixels`` are set, and the processor limited to the same values), and decode pure greedy:
+``build_prompt`` text) and the same image as training: resized into ``min_pixels`` / ``max_pixels`` first
+(``tools.common.pixels``, as EasyR1's dataset and LLaMA-Factory's plugin), then tokenised by the processor
+with its own default limits (which round each side up to a multiple of 28; given ``max_pixels`` itself it
+would round down where rounding up crosses it: 731×548 would be 494 image tokens instead of training's
+520). They decode pure greedy:
 temperature 0, no repetition penalty, no model-default sampling settings. An output stops at the first
 end-of-sequence token of the model's generation config; ``output_tokens`` counts the tokens before it.
 With ``samples`` > 1 (pass@k, ``tools/evaluation/passk.py``) ``generate_samples`` draws that many answers
@@ -73,14 +76,9 @@ class Backend(ABC):
         self.max_pixels = max_pixels
         self.min_pixels = min_pixels
         self.dtype = dtype
-        self.processor = AutoProcessor.from_pretrained(model, **self.pixel_kwargs())
+        self.processor = AutoProcessor.from_pretrained(model)  # its default limits, as in training
         self.processor.tokenizer.padding_side = "left"
         self.eos_ids = eos_token_ids(model)
-
-    def pixel_kwargs(self) -> dict[str, int]:
-        """Processor overrides for the image size limits that were given."""
-        kwargs = {"max_pixels": self.max_pixels, "min_pixels": self.min_pixels}
-        return {key: value for key, value in kwargs.items() if value is not None}
 
     def render(self, prompt: str) -> str:
         """The exact text the model sees: chat template, one image placeholder, the prompt, generation cue."""
@@ -88,6 +86,7 @@ class Backend(ABC):
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def image(self, path: str):
+        """The image as training feeds it to the processor (resized into the pixel budget, RGB)."""
         return load_image(path, self.min_pixels, self.max_pixels)
 
     def finish(self, token_ids: Sequence[int]) -> Generation:
@@ -146,15 +145,19 @@ class HFBackend(Backend):
         )
         self._sample_calls = 0
 
-    def _generate(self, requests: Sequence[Request], config) -> list[Generation]:
-        import torch
-
-        inputs = self.processor(
+    def inputs(self, requests: Sequence[Request]) -> Any:
+        """The model inputs of a batch: left-padded token ids with the image tokens, pixel values, grids."""
+        return self.processor(
             text=[self.render(request.prompt) for request in requests],
             images=[self.image(request.image) for request in requests],
             padding=True,
             return_tensors="pt",
-        ).to(self.device)
+        )
+
+    def _generate(self, requests: Sequence[Request], config) -> list[Generation]:
+        import torch
+
+        inputs = self.inputs(requests).to(self.device)
         with torch.inference_mode():
             output = self.model.generate(**inputs, generation_config=config, use_model_defaults=False)
         new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
@@ -194,7 +197,6 @@ class VLLMBackend(Backend):
             dtype=self.dtype,
             seed=0,
             limit_mm_per_prompt={"image": 1},
-            mm_processor_kwargs=self.pixel_kwargs() or None,
             max_model_len=max_model_len,
             tensor_parallel_size=tensor_parallel_size,
         )
@@ -214,12 +216,15 @@ class VLLMBackend(Backend):
             skip_special_tokens=True,
         )
 
-    def _outputs(self, requests: Sequence[Request], sampling) -> list[Any]:
-        prompts = [
+    def prompts(self, requests: Sequence[Request]) -> list[dict[str, Any]]:
+        """vLLM's inputs: the rendered text and the resized image (its processor keeps its default limits)."""
+        return [
             {"prompt": self.render(request.prompt), "multi_modal_data": {"image": self.image(request.image)}}
             for request in requests
         ]
-        return self.llm.generate(prompts, sampling, use_tqdm=False)
+
+    def _outputs(self, requests: Sequence[Request], sampling) -> list[Any]:
+        return self.llm.generate(self.prompts(requests), sampling, use_tqdm=False)
 
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
         return [self.finish(output.outputs[0].token_ids) for output in self._outputs(requests, self.sampling)]

@@ -3,7 +3,8 @@ that is ``python -m verl.trainer.main`` with the run's W&B identity in Ray's run
 
 Checkpoints go to ``<stage_dir>/checkpoints/global_step_N/actor``; with ``trainer.find_last_checkpoint`` an
 interrupted run resumes from the last one. The export merges the last actor checkpoint into a Hugging Face
-model with EasyR1's ``scripts/model_merger.py``, which ships in EasyR1's source tree but not in its wheel:
+model (``…/actor/merged``, in the base model's dtype; it counts only once complete, see ``merged``) with
+EasyR1's ``scripts/model_merger.py``, which ships in EasyR1's source tree but not in its wheel:
 set ``EASYR1_HOME`` to a checkout of the pinned commit (default ``.cache/EasyR1``), e.g.
 ``git clone https://github.com/hiyouga/EasyR1 .cache/EasyR1 && git -C .cache/EasyR1 checkout b44b311``.
 Multi-node: start Ray on every node first (``ray start --head`` / ``ray start --address``) and set
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,6 +50,9 @@ ATTEMPT_LOG = "experiment_log.attempt-{}.jsonl"  # earlier attempts' logs, moved
 DATALOADER_STATE = "dataloader.pt"  # EasyR1 writes it after the actor (and critic) checkpoint
 POLL_S = 5.0  # how often the runner looks for EasyR1's next checkpoint after a stop request
 DEFAULT_EASYR1_HOME = ".cache/EasyR1"
+MERGED_DIR = "merged"  # global_step_N/actor/merged: the merged model, renamed into place when complete
+MERGE_WORK_DIR = "merge.tmp"  # the merger's temporary local_dir (a leftover is a killed merge: redone)
+DEFAULT_DTYPE = "bfloat16"  # a base config without a dtype: the merger's own
 
 
 def validate(section: dict[str, Any]) -> list[str]:
@@ -232,26 +237,106 @@ def last_actor_checkpoint(checkpoint_dir: Path) -> Path:
     return actor
 
 
-def merged(actor: Path) -> Path:
-    """``actor/huggingface``: the actor checkpoint merged into a Hugging Face model (once)."""
-    done = actor / "huggingface" / "config.json"
-    if not done.is_file() or not list(done.parent.glob("*.safetensors")):
-        subprocess.run([sys.executable, str(merger_script()), "--local_dir", str(actor)], check=True)
-    return actor / "huggingface"
+def merged(actor: Path, dtype: str) -> Path:
+    """``actor/merged``: the actor checkpoint as a Hugging Face model in ``dtype``, merged once.
+
+    EasyR1's merger writes into ``<local_dir>/huggingface``, where the checkpoint's config already is, so a
+    killed merge used to look finished. It now runs on a temporary ``local_dir`` (links to the shards, a
+    copy of the config files); its output is checked (every weight the index names is in its file), cast to
+    ``dtype`` and only then renamed into place: an interrupted merge is redone from scratch."""
+    out = actor / MERGED_DIR
+    if out.is_dir():
+        return out
+    work = actor / MERGE_WORK_DIR
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    for source in [*actor.glob("model_world_size_*_rank_*.pt"), actor / "lora_adapter"]:
+        if source.exists():
+            (work / source.name).symlink_to(source.resolve())
+    weights = shutil.ignore_patterns("*.safetensors", "*.safetensors.index.json", "*.bin")
+    shutil.copytree(actor / "huggingface", work / "huggingface", ignore=weights)
+    subprocess.run([sys.executable, str(merger_script()), "--local_dir", str(work)], check=True)
+    check_complete(work / "huggingface")
+    set_dtype(work / "huggingface", dtype)
+    (work / "huggingface").rename(out)
+    shutil.rmtree(work)
+    return out
+
+
+def check_complete(model_dir: Path) -> None:
+    """Raise unless every tensor that ``model.safetensors.index.json`` names (or ``model.safetensors``, for
+    one file) is in its file, and every file reads (a truncated one does not)."""
+    index = model_dir / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+    else:
+        weight_map = dict.fromkeys(_tensor_names(model_dir / "model.safetensors"), "model.safetensors")
+    found = {name for file in set(weight_map.values()) for name in _tensor_names(model_dir / file)}
+    missing = sorted(set(weight_map) - found)
+    if missing or not weight_map:
+        raise RuntimeError(
+            f"{model_dir}: EasyR1's merger left an incomplete model ({len(missing)} of {len(weight_map)} "
+            f"tensors missing, e.g. {missing[:3]}); it was not used: run the export again to redo the merge"
+        )
+
+
+def _tensor_names(path: Path) -> list[str]:
+    """The tensors a safetensors file holds; none when it is missing or unreadable."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as shard:
+            return list(shard.keys())
+    except (FileNotFoundError, SafetensorError):
+        return []
+
+
+def base_dtype(model_path: str) -> str:
+    """The dtype the base model was published in (``bfloat16`` for Qwen2.5-VL), from its config."""
+    from transformers import AutoConfig
+
+    dtype = AutoConfig.from_pretrained(model_path).dtype
+    return str(dtype).removeprefix("torch.") if dtype is not None else DEFAULT_DTYPE
+
+
+def set_dtype(model_dir: Path, dtype: str) -> None:
+    """Cast the floating-point tensors of every safetensors file to ``dtype`` (EasyR1's merger writes bf16)
+    and say ``dtype`` in ``config.json`` (the merger copies the fp32 actor's)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    target = getattr(torch, dtype)
+    for path in sorted(model_dir.glob("*.safetensors")):
+        tensors = load_file(str(path))
+        if any(t.is_floating_point() and t.dtype != target for t in tensors.values()):
+            cast = {k: t.to(target) if t.is_floating_point() else t for k, t in tensors.items()}
+            save_file(cast, str(path), metadata={"format": "pt"})
+    config_file = model_dir / "config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    for section in (config, config.get("text_config"), config.get("vision_config")):
+        for key in ("dtype", "torch_dtype") if isinstance(section, dict) else ():
+            if key in section:
+                section[key] = dtype
+    config["dtype"] = dtype
+    config_file.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
 def checkpoints(cfg: dict[str, Any], stage_dir: Path) -> list[tuple[int, Path]]:
     """Every kept ``global_step_N/actor``, merged (N counts EasyR1 steps)."""
     checkpoint_dir = Path(cfg["easyr1"]["trainer"]["save_checkpoint_path"])
     actors = [p / "actor" for p in checkpoint_dir.glob("global_step_*") if (p / "actor").is_dir()]
-    return sorted((int(a.parent.name.rsplit("_", 1)[1]), merged(a)) for a in actors)
+    dtype = base_dtype(cfg["easyr1"]["worker"]["actor"]["model"]["model_path"])
+    return sorted((int(a.parent.name.rsplit("_", 1)[1]), merged(a, dtype)) for a in actors)
 
 
 def export(cfg: dict[str, Any], stage_dir: Path, model_dir: Path | None = None) -> None:
-    """Merge the last actor checkpoint (``…/global_step_N/actor``), or take the merged checkpoint
-    ``model_dir``, and copy it to ``stage_dir/model``."""
+    """Merge the last actor checkpoint (``…/global_step_N/actor``) in the base model's dtype, or take the
+    merged checkpoint ``model_dir``, and copy it to ``stage_dir/model``."""
     checkpoint_dir = Path(cfg["easyr1"]["trainer"]["save_checkpoint_path"])
-    copy_model(model_dir or merged(last_actor_checkpoint(checkpoint_dir)), stage_dir / MODEL_DIR)
+    if model_dir is None:
+        dtype = base_dtype(cfg["easyr1"]["worker"]["actor"]["model"]["model_path"])
+        model_dir = merged(last_actor_checkpoint(checkpoint_dir), dtype)
+    copy_model(model_dir, stage_dir / MODEL_DIR)
     rows = joined_log(checkpoint_dir)
     if rows:
         write_jsonl(stage_dir / METRICS_FILE, rows)

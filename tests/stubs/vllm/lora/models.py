@@ -1,0 +1,2 @@
+class LoRAModel:
+    pass
