@@ -5,7 +5,7 @@ of sft 3,000 / rl 1,000 / validation 385 / test 999 as ``{image, problem, soluti
 question, ``"\\nOptions:\\n"``, one ``X) text`` per line). Their split is image-disjoint (every question on an
 image is in that image's split) and covers all 5,385 PubMed + EduContent items but one test item (removed: its
 image is a byte copy of an RL image). PathMMU is CC-BY-ND, so the repository ships only membership keys
-(``data/splits/authors-v2.json``, derived by ``tools/dev/authors_split_keys.py``):
+(``data/splits/authors-v2.json``, derived from their split files as data/README.md says):
 
 - ``images``: per split, the first ``PREFIX_HEX`` characters of each image file name (PathMMU names images by
   a 64-hex content hash); a split without a list (sft) is every other item; ``excluded_images``: the removed
@@ -87,9 +87,8 @@ def load_keys(path: Path) -> tuple[Keys, str]:
     """The key file and its sha256."""
     if not path.is_file():
         raise DataError(
-            f"{path} not found: derive the authors' membership keys with `python -m "
-            "tools.dev.authors_split_keys <myr1>/data/pathmmu_image_disjoint_v2 --out "
-            "data/splits/authors-v2.json` (see data/README.md)"
+            f"{path} not found: pass --split-keys the authors' membership key file (shipped as "
+            "data/splits/authors-v2.json; data/README.md says how to derive it from their split files)"
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
