@@ -379,9 +379,9 @@ def check_judge(plan: Plan) -> None:
     the run here with one line naming the variable or the URL."""
     from rewards.judge import JudgeConfig
     from rewards.judge.check import JudgeUnusable, check_judge
+    from tools.train.recipes import stage_judge
 
-    reward = plan.cfg.get("easyr1", {}).get("worker", {}).get("reward", {})
-    settings = (reward.get("reward_function_kwargs") or {}).get("judge")
+    settings = stage_judge(plan.cfg)
     if settings is None:
         return
     try:
