@@ -322,9 +322,9 @@ def run(pre: Preflight) -> int:
 
 
 def print_table(results: list[Result]) -> None:
-    print(f"\n{'check':<7} {'seconds':>7}  {'result':<60}  log")
+    print(f"\n{'check':<7} {'result':<60} {'seconds':>7}  log")
     for r in results:
-        print(f"{r.check:<7} {r.seconds:7.1f}  {r.result:<60}  {r.log or '-'}")
+        print(f"{r.check:<7} {r.result:<60} {r.seconds:7.1f}  {r.log or '-'}")
 
 
 def dry_run(pre: Preflight) -> None:

@@ -275,3 +275,13 @@ def test_grpo_validates_for_the_gpus_the_job_has(
     assert runs == [
         f"pathvlm run beta --size 3b --profile {profile} --budget paper --runs {tmp_path / 'runs'}{expected}"
     ]
+
+
+def test_preflight_runs_pathvlm_preflight_in_a_throw_away_folder(tmp_path: Path) -> None:
+    env = _stub_env(tmp_path, SLURM_JOB_NUM_NODES="1")
+    _, calls = _run("preflight.sbatch", env)
+    assert [c for c in calls if c.startswith("pathvlm ")] == [
+        "pathvlm preflight --size 3b --profile h20x4 --dir preflight-42"
+    ]
+    _, calls = _run("preflight.sbatch", {**env, "PREFLIGHT_DIR": str(tmp_path / "pf")})
+    assert calls[-2] == f"pathvlm preflight --size 3b --profile h20x4 --dir {tmp_path / 'pf'}"
