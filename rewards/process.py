@@ -75,7 +75,7 @@ def process_rewards(
     for index, result in zip(positions, judge.judge(items) if items else [], strict=True):
         results[index] = result
     if guard is not None:
-        sent = [result for result, format_ok in zip(results, formats, strict=True) if format_ok]
+        sent = [r for r, format_ok in zip(results, formats, strict=True) if format_ok and r is not None]
         reasons = dict(judge.last.failures) if items else {}
-        judge.guard(*guard).record(sum(r.failed for r in sent), len(sent), reasons, judge.last_error)  # type: ignore[union-attr]
+        judge.guard(*guard).record(sum(r.failed for r in sent), len(sent), reasons, judge.last_error)
     return results  # type: ignore[return-value]

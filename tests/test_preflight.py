@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -68,7 +67,7 @@ def test_wandb_online_without_a_key_fails(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @pytest.mark.slow
-def test_preflight_cpu_runs_every_check(tmp_path: Path) -> None:
+def test_make_preflight_cpu_runs_every_check(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -78,7 +77,7 @@ def test_preflight_cpu_runs_every_check(tmp_path: Path) -> None:
     }
     env.pop("WANDB_SERVICE", None)
     result = subprocess.run(
-        [sys.executable, "-m", "tools.cli", "preflight", "--profile", "cpu", "--dir", str(tmp_path / "pf")],
+        ["make", "preflight", "PROFILE=cpu", "SIZE=7b", f"PREFLIGHT_DIR={tmp_path / 'pf'}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
