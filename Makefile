@@ -211,6 +211,19 @@ pipeline: ## submit alpha -> beta -> r1 -> eval as chained Slurm jobs (CONTROLS=
 test-slurm: setup ## only the SLURM tests: a local slurmctld + slurmd (installs slurm-wlm, munge if missing; root)
 	$(VENV)/bin/pytest tests/slurm $(PYTEST_ARGS)
 
+# ---------------------------------------------------------------- preflight
+# The first command on a new cluster (and on any GPU machine): host, models in $$HF_HOME, W&B, one real judge call,
+# LLaMA-Factory SFT for 2 steps (+ save, export), GRPO for 2 steps stopped by SIGUSR1 after its first checkpoint and
+# resumed (+ merge), evaluation of 8 items, in the throw-away folder PREFLIGHT_DIR; a table, exit 1 on a failure.
+# PROFILE=cpu: the same with the CPU engines, tiny model and fake judge. `make -n preflight` prints the checks (the
+# `+` line runs `pathvlm preflight --dry-run` under -n).
+PREFLIGHT_DIR ?= preflight
+PREFLIGHT_PATHVLM = $(if $(filter cpu,$(PROFILE)),$(PATHVLM),$(or $(wildcard $(GPU_VENV)/bin/pathvlm),$(PATHVLM)))
+
+.PHONY: preflight
+preflight: | $(VENV)/.installed ## prove the cluster path in ~15 min: make preflight SIZE=7b PROFILE=h20x4 (cpu: minutes)
+	+$(PREFLIGHT_PATHVLM) preflight --size $(SIZE) --profile $(PROFILE) --dir "$(PREFLIGHT_DIR)"$(if $(findstring n,$(firstword -$(MAKEFLAGS))), --dry-run)
+
 # ---------------------------------------------------------------- smoke
 # The whole pipeline on CPU with the embedded defaults: tiny offline Qwen2.5-VL, synthetic learnable data in the
 # real PathMMU / OmniMedVQA schemas, fake judge on 127.0.0.1. Finished steps are skipped on a re-run.

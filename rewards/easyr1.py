@@ -21,6 +21,7 @@ _REPO_ROOT = str(Path(__file__).resolve().parents[1])
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
+from rewards.judge.guard import JudgeGuard  # noqa: E402
 from rewards.process import process_rewards  # noqa: E402
 from rewards.rules import accuracy_reward, format_reward  # noqa: E402
 
@@ -48,14 +49,18 @@ def process_reward(
     accuracy_weight: float = 1.0,
     process_weight: float = 1.0,
     judge: dict[str, Any] | None = None,
+    judge_max_failure_rate: float = JudgeGuard.max_failure_rate,
+    judge_guard_steps: int = JudgeGuard.steps,
 ) -> list[dict[str, float]]:
     """Per response ``{overall, format, accuracy, process, integrity, knowledge, judge_failed,
     judge_parse_failed, judge_transport_failed}`` (stage r1).
 
     ``process`` is the mean of the judge's integrity and knowledge scores; 0 for responses that fail the
     format check (not sent); the fallback of its kind for failed judgements (``judge_failed`` = 1, and
-    ``judge_parse_failed`` or ``judge_transport_failed`` = 1). Never raises on judge faults; a malformed
-    ``judge`` config raises ValueError naming the key.
+    ``judge_parse_failed`` or ``judge_transport_failed`` = 1). A single judge fault never raises; a
+    judge that keeps failing does: more than ``judge_max_failure_rate`` of a call's judged responses fell
+    back on ``judge_guard_steps`` consecutive calls (steps) raises ``JudgeOutage``, which stops the run
+    (``rewards.judge.guard``). A malformed ``judge`` config raises ValueError naming the key.
     """
     scores = outcome_reward(reward_inputs, format_weight, accuracy_weight)
     results = process_rewards(
@@ -64,6 +69,7 @@ def process_reward(
         [score["format"] for score in scores],
         [score["accuracy"] for score in scores],
         judge,
+        (judge_max_failure_rate, judge_guard_steps),
     )
     for score, result in zip(scores, results, strict=True):
         score["overall"] += process_weight * result.process

@@ -48,9 +48,12 @@ def process_rewards(
     formats: Sequence[float],
     accuracies: Sequence[float],
     settings: dict[str, Any] | JudgeConfig | None,
+    guard: tuple[float, int] | None = None,
 ) -> list[JudgeResult]:
     """Judge results in order: format-failing responses are not sent (scores 0, not failed); an answer
-    without question/image (not the packed JSON) gets the transport fallback and counts as failed."""
+    without question/image (not the packed JSON) gets the transport fallback and counts as failed. With
+    ``guard`` = (max_failure_rate, steps) the call is one training step for the judge's health guard
+    (``rewards.judge.guard``), which raises ``JudgeOutage`` when the judge keeps failing."""
     judge = get_judge(settings)
     results: list[JudgeResult | None] = [None] * len(responses)
     items: list[JudgeItem] = []
@@ -71,4 +74,8 @@ def process_rewards(
         positions.append(index)
     for index, result in zip(positions, judge.judge(items) if items else [], strict=True):
         results[index] = result
+    if guard is not None:
+        sent = [r for r, format_ok in zip(results, formats, strict=True) if format_ok and r is not None]
+        reasons = dict(judge.last.failures) if items else {}
+        judge.guard(*guard).record(sum(r.failed for r in sent), len(sent), reasons, judge.last_error)
     return results  # type: ignore[return-value]

@@ -70,7 +70,8 @@ def make_reward_funcs(reward_function: str, kwargs: dict[str, Any]) -> tuple[lis
         answers = _answers(columns, len(texts))
         formats = [format_reward(text) for text in texts]
         accuracies = [accuracy_reward(text, answer) for text, answer in zip(texts, answers, strict=True)]
-        results = process_rewards(texts, answers, formats, accuracies, settings["judge"])
+        guard = (settings["judge_max_failure_rate"], settings["judge_guard_steps"])
+        results = process_rewards(texts, answers, formats, accuracies, settings["judge"], guard)
         return [result.process for result in results]
 
     funcs: list[RewardFunc] = [format, accuracy]

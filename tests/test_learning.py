@@ -143,3 +143,49 @@ def test_a_reward_raises_its_own_metric_and_a_constant_in_its_place_does_not(
     gain = (trained_last - trained_first) - (constant_last - constant_first)
     assert gain >= min_gain, figures  # ... by more than the prompts' order explains
     assert constant_last - constant_first <= CONTROL_MAX_RISE, figures  # a constant in its place: no rise
+
+
+GUARD_STEPS = 2  # judge_guard_steps of the guard test (the recipe's 5 would only make it longer)
+GUARD_RUN = [  # 8 prompts x 4 completions a step (about 30 well-formed answers sent to the judge)
+    "easyr1.trainer.max_steps=4",
+    "easyr1.trainer.save_freq=1",
+    f"{KWARGS}.judge_guard_steps={GUARD_STEPS}",
+    f"{KWARGS}.judge.max_retries=0",  # each HTTP 500 falls back at once: the test stays short
+]
+
+
+@pytest.mark.slow
+def test_a_judge_outage_stops_r1_and_a_few_errors_do_not(
+    alpha: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """The fake judge switched to 100 % errors after its first 40 requests (the middle of the second step)
+    stops a TRL r1 run by the judge health guard, keeping its checkpoints; 10 % errors do not stop it."""
+    from tools.dev.judge_server import FakeJudgeConfig, JudgeServer
+
+    root, env = alpha
+    servers = {"outage": FakeJudgeConfig(fail_after=40), "errors": FakeJudgeConfig(error_rate=0.1, seed=1)}
+    runs = {name: tmp_path / name for name in servers}
+    with JudgeServer(servers["outage"]) as outage, JudgeServer(servers["errors"]) as errors:
+        processes = {}
+        for name, judge in (("outage", outage), ("errors", errors)):
+            shutil.copytree(root / "runs" / "tiny" / "alpha", runs[name] / "tiny" / "beta")
+            run_env = {**env, "PATHVLM_JUDGE_PORT": str(judge.port)}
+            run_env["PATHVLM_JUDGE_CACHE"] = str(runs[name] / "judge-cache")
+            with (runs[name] / "r1.log").open("w") as log:
+                processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", "tools.cli", "run", "r1", "--size", "tiny", "--profile", "cpu"]
+                    + ["--runs", str(runs[name]), "--set", *GUARD_RUN],
+                    cwd=REPO, env=run_env, stdout=log, stderr=subprocess.STDOUT,
+                )  # fmt: skip
+        codes = {name: process.wait(timeout=600) for name, process in processes.items()}
+        assert errors.stats.get("fault_500", 0) > 0 and outage.stats["fault_500"] > 0
+    logs = {name: (runs[name] / "r1.log").read_text() for name in runs}
+    assert codes["errors"] == 0, logs["errors"][-3000:]
+    assert (runs["errors"] / "tiny" / "r1" / "DONE").is_file()
+
+    assert codes["outage"] == 2, logs["outage"][-3000:]
+    error = next(line for line in logs["outage"].splitlines() if line.startswith("error: tiny/r1: "))
+    assert f"judge guard: training stopped at reward call {2 + GUARD_STEPS - 1}: more than 20% " in error
+    assert "last error: http_500 from http://127.0.0.1:" in error and "(log: " in error
+    r1 = runs["outage"] / "tiny" / "r1"
+    assert not (r1 / "DONE").exists() and list((r1 / "checkpoints").glob("checkpoint-*"))  # kept for a resume

@@ -132,3 +132,37 @@ def test_process_reward_through_auto_reward_manager(tokenizer, answer: str, tmp_
     for row, length in enumerate(lengths):
         assert reward_tensor[row, length - 1].item() == pytest.approx(metrics["overall"][row])
     reset_judges()
+
+
+@pytest.mark.parametrize("error_rate", [1.0, 0.1])
+def test_a_failing_judge_stops_the_run_in_the_reward_manager(
+    tokenizer, answer: str, tmp_path: Path, error_rate: float
+) -> None:
+    """The judge health guard (rewards/judge/guard.py) raises out of EasyR1's reward manager, which is what
+    stops an EasyR1 run, after judge_guard_steps steps with more than judge_max_failure_rate fallbacks."""
+    from rewards.judge.guard import MARKER, JudgeOutage
+
+    reset_judges()
+    responses = [f"<think>{THINK} {n}</think><answer>C) Adenocarcinoma</answer>" for n in range(10)]
+    data, _ = batch(tokenizer, responses, answer)
+    with JudgeServer(FakeJudgeConfig(error_rate=error_rate, seed=3)) as server:
+        judge = {"base_url": server.url, "model": "fake-judge", "api_key_env": None, "max_retries": 0}
+        kwargs = {
+            "judge": {**judge, "cache_dir": None},
+            "judge_max_failure_rate": 0.2,
+            "judge_guard_steps": 3,
+        }
+        reward_manager = manager("process_reward", kwargs, tokenizer)
+        if error_rate < 0.2:
+            for _ in range(4):
+                assert len(reward_manager.compute_reward(data)[1]["process"]) == 10
+            assert 0 < server.stats["fault_500"] < 40 * 0.2
+            return
+        for _ in range(2):
+            assert reward_manager.compute_reward(data)[1]["judge_failed"] == [1.0] * 10
+        with pytest.raises(JudgeOutage) as raised:
+            reward_manager.compute_reward(data)
+    message = str(raised.value)
+    assert message.startswith(f"{MARKER} training stopped at reward call 3")
+    assert "fell back/sent: 10/10, 10/10, 10/10" in message and "{'http_500': 10}" in message
+    assert f"last error: http_500 from {server.url}" in message

@@ -159,7 +159,8 @@ def test_beta_then_r1_train_from_their_parents_and_log_rewards(
     ]
     judge = judge["reward_function_kwargs"]["judge"]
     assert judge["base_url"] == f"http://127.0.0.1:{os.environ['PATHVLM_JUDGE_PORT']}/v1"
-    assert judge["api_key_env"] == "OPENAI_API_KEY" and "api_key" not in judge
+    assert judge["api_key_env"] is None and "api_key" not in judge  # the fake judge needs no key
+    assert f"judge 'gpt-4o' at {judge['base_url']} answered in" in out  # the check before training
 
 
 def test_killed_run_resumes_from_its_checkpoint(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

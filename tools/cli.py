@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = [
     "tools.train.profile_args",
     "tools.train.runner",
     "tools.dev.smoke",
+    "tools.preflight",
 ]
 
 

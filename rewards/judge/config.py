@@ -27,7 +27,8 @@ def credentials_in_url(url: str) -> bool:
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    """Judge settings; the key itself only comes from the environment variable named by ``api_key_env``.
+    """Judge settings; the key itself only comes from the environment variable named by ``api_key_env``
+    (null: the endpoint needs no key, e.g. a local judge without authentication).
 
     Fallbacks: a *parse* failure (the judge replied without a usable verdict) gets the paper's rule
     (0.5 per dimension if the answer was correct, else 0); a *transport* failure (no reply to read: HTTP
@@ -36,7 +37,7 @@ class JudgeConfig:
 
     base_url: str = "https://api.openai.com/v1"
     model: str = "gpt-4o"
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str | None = "OPENAI_API_KEY"
     temperature: float = 0.1
     max_tokens: int = 256
     timeout_s: float = 60.0

@@ -23,6 +23,7 @@ from typing import Any
 from rewards.judge.cache import JudgeCache
 from rewards.judge.client import ChatClient
 from rewards.judge.config import JudgeConfig
+from rewards.judge.guard import JudgeGuard
 from rewards.judge.images import EncodedImage, load_image
 from rewards.judge.items import JudgeItem, JudgeResult
 from rewards.judge.loop import BackgroundLoop, background_loop
@@ -52,6 +53,8 @@ class Judge:
         self.last = JudgeUsage()
         self._loop = loop
         self._cache_errors_seen = 0
+        self.last_error: str | None = None  # the latest failure's reason and endpoint (for the guard)
+        self._guards: dict[tuple[float, int], JudgeGuard] = {}
         self.client = ChatClient(
             transport or OpenAITransport(config.base_url, config.api_key_env, config.concurrency),
             concurrency=config.concurrency,
@@ -79,6 +82,13 @@ class Judge:
             self._loop.run(self.client.aclose(), 5.0)
         except Exception:  # closing is best effort: the process may be exiting
             logger.debug("judge: closing the client failed", exc_info=True)
+
+    def guard(self, max_failure_rate: float, steps: int) -> JudgeGuard:
+        """The health guard of this judge's training steps with these limits (``rewards.judge.guard``)."""
+        key = (max_failure_rate, steps)
+        if key not in self._guards:
+            self._guards[key] = JudgeGuard(max_failure_rate, steps)
+        return self._guards[key]
 
     def _fallback(self, item: JudgeItem, kind: str) -> JudgeResult:
         value = self.config.fallback(item.correct, kind)
@@ -135,6 +145,7 @@ class Judge:
             except Exception as error:
                 logger.warning("judge: image %s of item %d unreadable (%s)", item.image, index, error)
                 usage.failures["image"] += 1
+                self.last_error = f"image {item.image} unreadable"
                 results[index] = self._fallback(item, "transport")
                 continue
             key = self.cache_key(item, image.sha256)
@@ -156,6 +167,9 @@ class Judge:
             await asyncio.gather(*pending, return_exceptions=True)
             if pending:
                 usage.failures["deadline"] += len(pending)
+                self.last_error = (
+                    f"batch deadline ({self.config.batch_deadline_s:g} s) at {self.config.base_url}"
+                )
         for key, task in tasks.items():
             outcome: tuple[float, float] | str = "transport"
             if task.done() and not task.cancelled():
@@ -208,6 +222,7 @@ class Judge:
             reply = await self.client.complete(self.request(item, image), deadline, usage)
         except TransportError as error:
             usage.failures[error.reason] += 1
+            self.last_error = f"{error.reason} from {self.config.base_url}"
             return "transport"
         usage.prompt_tokens += reply.prompt_tokens
         usage.completion_tokens += reply.completion_tokens
@@ -217,6 +232,7 @@ class Judge:
             return read_reply(reply.text)
         except ReplyError as error:
             usage.failures[error.reason] += 1
+            self.last_error = f"{error.reason} reply from {self.config.model}"
             return "parse"
 
     def _log(self, usage: JudgeUsage) -> None:

@@ -62,18 +62,18 @@ def _dropped(error: BaseException) -> bool:
 class OpenAITransport:
     """One ``AsyncOpenAI`` client on the SDK's aiohttp backend (``openai[aiohttp]``: about a third less CPU
     per request than httpx's pool at 32 in flight), the SDK's own retries off, made on first use on the
-    running loop. The key is read from ``os.environ[api_key_env]`` then and never stored elsewhere; an
-    unset variable sends no real key (local servers)."""
+    running loop. The key is read from ``os.environ[api_key_env]`` then and never stored elsewhere; with
+    ``api_key_env`` None (an endpoint without authentication) or an unset variable no real key is sent."""
 
-    def __init__(self, base_url: str, api_key_env: str, concurrency: int) -> None:
+    def __init__(self, base_url: str, api_key_env: str | None, concurrency: int) -> None:
         self.base_url = base_url
         self.api_key_env = api_key_env
         self.concurrency = concurrency
         self._client: openai.AsyncOpenAI | None = None
 
     def _make_client(self) -> openai.AsyncOpenAI:
-        key = os.environ.get(self.api_key_env)
-        if not key:
+        key = os.environ.get(self.api_key_env) if self.api_key_env is not None else None
+        if not key and self.api_key_env is not None:
             logger.warning("judge: variable %s is not set; no API key sent", self.api_key_env)
         if logging.getLogger("httpx").level == logging.NOTSET:  # one INFO line per request otherwise
             logging.getLogger("httpx").setLevel(logging.WARNING)

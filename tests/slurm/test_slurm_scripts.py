@@ -418,3 +418,13 @@ def test_judge_serves_the_default_model_at_tp4_on_the_node_address_with_a_job_ke
     )
     assert key not in text
     assert not (judge_dir / "key").exists() and not (judge_dir / "server").exists()  # removed at the end
+
+
+def test_preflight_runs_pathvlm_preflight_in_a_throw_away_folder(tmp_path: Path) -> None:
+    env = _stub_env(tmp_path, SLURM_JOB_NUM_NODES="1")
+    _, calls = _run("preflight.sbatch", env)
+    assert [c for c in calls if c.startswith("pathvlm ")] == [
+        "pathvlm preflight --size 3b --profile h20x4 --dir preflight-42"
+    ]
+    _, calls = _run("preflight.sbatch", {**env, "PREFLIGHT_DIR": str(tmp_path / "pf")})
+    assert calls[-2] == f"pathvlm preflight --size 3b --profile h20x4 --dir {tmp_path / 'pf'}"

@@ -11,6 +11,9 @@ prompt's hash). ``GET /v1/models`` lists the model (the health check of a served
 returns request counters.
 
 Faults: ``--error-rate`` (HTTP 500) and ``--malformed-rate`` (a reply without scores) at random (``--seed``),
+``--fail-after N`` (HTTP 500 for every chat request after the first N: an outage in the middle of a run),
+``--api-key KEY`` (HTTP 401 without ``Authorization: Bearer KEY``, as ``vllm serve --api-key``),
+``--strict-model`` (HTTP 404 for a model other than the served one, as vLLM answers),
 plus directives written in the model output, ``[[fault:KIND]]`` (always) or ``[[fault:KINDxN]]`` (the first N
 requests for that output only): 429 (with Retry-After), 500, timeout (never answers), close (drops the
 connection), malformed (prose without scores), badjson (a body that is not JSON), range (scores outside
@@ -111,6 +114,8 @@ class FakeJudgeConfig:
     drip_interval_s: float = 0.5
     model: str = "fake-judge"
     api_key: str | None = None  # as `vllm serve` with VLLM_API_KEY: /v1/* answer 401 without "Bearer <key>"
+    fail_after: int | None = None
+    strict_model: bool = False
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -142,7 +147,8 @@ class FakeJudge:
         if request.method != "POST":
             return _error(405, "use POST")
         self.stats["requests"] += 1
-        self.authorizations[request.headers.get("Authorization", "")] += 1
+        authorization = request.headers.get("Authorization", "")
+        self.authorizations[authorization] += 1
         body = await request.read()
         try:
             chat = json.loads(body)
@@ -150,6 +156,8 @@ class FakeJudge:
         except (ValueError, TypeError, KeyError, AttributeError):
             self.stats["bad_request"] += 1
             return _error(400, "body is not a chat completion request")
+        if self.config.strict_model and chat.get("model") != self.config.model:
+            return _error(404, f"The model `{chat.get('model')}` does not exist.")
         fault = self._fault(output)
         if self.config.latency_ms > 0:
             await asyncio.sleep(self.config.latency_ms / 1000)
@@ -211,6 +219,8 @@ class FakeJudge:
             if self._fault_counts[key] <= int(match.group(2)):
                 return match.group(1)
             return None
+        if self.config.fail_after is not None and self.stats["requests"] > self.config.fail_after:
+            return "500"
         draw = self.rng.random()
         if draw < self.config.error_rate:
             return "500"
@@ -370,6 +380,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--drip-interval", type=float, default=0.5, help="seconds between bytes of a drip reply"
     )
+    parser.add_argument(
+        "--fail-after", type=int, help="answer HTTP 500 to every chat request after the first N"
+    )
+    parser.add_argument("--api-key", help="refuse requests without this bearer key (HTTP 401)")
+    parser.add_argument(
+        "--strict-model", action="store_true", help="HTTP 404 for a model other than the served one"
+    )
     parser.set_defaults(func=run)
 
 
@@ -385,7 +402,9 @@ def run(args: argparse.Namespace) -> int:
         args.retry_after,
         args.drip_interval,
         args.model_name or args.model,
-        os.environ.get("VLLM_API_KEY") or None,  # vLLM's variable: a key never on the command line
+        args.api_key or os.environ.get("VLLM_API_KEY") or None,  # VLLM_API_KEY: off the command line
+        args.fail_after,
+        args.strict_model,
     )
     try:
         asyncio.run(serve(config, args.host, args.port))

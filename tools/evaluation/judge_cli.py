@@ -1,4 +1,5 @@
-"""`pathvlm judge estimate` (a stage's judge cost before the run) and `pathvlm judge agree` (two judges)."""
+"""`pathvlm judge estimate` (a stage's judge cost before the run), `pathvlm judge check` (one real call to a
+stage's judge, as `pathvlm run` makes before r1) and `pathvlm judge agree` (two judges)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from tools.train.recipes import add_recipe_arguments
 
     parser = subparsers.add_parser(
-        "judge", help="the process-reward judge: cost estimate, agreement of two judges"
+        "judge", help="the process-reward judge: cost estimate, one real call, agreement of two judges"
     )
     commands = parser.add_subparsers(dest="judge_command", metavar="COMMAND", required=True)
 
@@ -33,6 +34,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--response-tokens", type=int, help="model output tokens per rollout (default: max_response_length)"
     )
     estimate.set_defaults(func=_estimate)
+
+    check = commands.add_parser(
+        "check",
+        help="one real call to a stage's judge (r1), as `pathvlm run` makes before training",
+        description="Grade one tiny item with the stage's judge (endpoint, model, key variable, prompt; no "
+        "cache). Exit 2 with one line naming the variable or URL when the key is missing or refused, the "
+        "model unknown or the endpoint unreachable (rewards/judge/check.py).",
+    )
+    add_recipe_arguments(check)
+    check.set_defaults(func=_check)
 
     agree = commands.add_parser(
         "agree",
@@ -73,6 +84,23 @@ def _estimate(args: argparse.Namespace) -> int:
     if args.max_usd is not None and result.usd > args.max_usd:
         print(f"over --max-usd: ~${result.usd:,.2f} > ${args.max_usd:,.2f}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from rewards.judge import JudgeConfig
+    from rewards.judge.check import JudgeUnusable, check_judge
+    from tools.train.recipes import RecipeError, compose, stage_judge, to_container
+
+    try:
+        cfg = to_container(compose(args.stage, args.size, args.profile, args.overrides, args.budget))
+        settings = stage_judge(cfg)
+        if settings is None:
+            raise ValueError(f"stage {args.stage} has no judge (only r1 uses the process reward)")
+        print(check_judge(JudgeConfig.from_dict(settings)))
+    except (RecipeError, ValueError, JudgeUnusable) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

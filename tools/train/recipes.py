@@ -151,14 +151,20 @@ def compose(
     return cfg
 
 
+def stage_judge(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``judge`` settings of a composed stage config whose reward calls one (r1's); else None."""
+    reward = (cfg.get("easyr1") or {}).get("worker", {}).get("reward", {})
+    judge = (reward.get("reward_function_kwargs") or {}).get("judge")
+    return dict(judge) if judge else None
+
+
 def judge_settings(size: str, profile: str, overrides: list[str] | None = None) -> dict[str, Any] | None:
     """The ``judge`` of the first stage whose reward calls one (r1's), composed; None where none does."""
     for name, info in registry.stages().items():
         if info.engine == "easyr1":
-            reward = to_container(compose(name, size, profile, overrides))["easyr1"]["worker"]["reward"]
-            judge = (reward.get("reward_function_kwargs") or {}).get("judge")
+            judge = stage_judge(to_container(compose(name, size, profile, overrides)))
             if judge:
-                return dict(judge)
+                return judge
     return None
 
 

@@ -309,6 +309,8 @@ def execute(plan: Plan, force: bool = False) -> None:
             f"{stage_dir} holds a {state} run with config hash {old}, but the recipe now gives "
             f"{plan.config_hash}. Keep it, or retrain from scratch with --force (deletes {stage_dir})."
         )
+    if force or not plan.engine.finished(plan.cfg, stage_dir):
+        check_judge(plan)  # before anything is written or deleted: fixing the judge is no new run
     if force and stage_dir.exists():
         print(f"--force: deleting {stage_dir}", flush=True)
         shutil.rmtree(stage_dir)
@@ -371,6 +373,23 @@ def announce_overlong(plan: Plan) -> None:
     plan.env["WANDB_TAGS"] += f",overlong-prompts-{dropped}"
 
 
+def check_judge(plan: Plan) -> None:
+    """Before a stage whose reward calls a judge (r1), before a model is loaded: one real judge call
+    (``rewards.judge.check``); a missing key, a refused key, an unknown model or an unreachable URL stops
+    the run here with one line naming the variable or the URL."""
+    from rewards.judge import JudgeConfig
+    from rewards.judge.check import JudgeUnusable, check_judge
+    from tools.train.recipes import stage_judge
+
+    settings = stage_judge(plan.cfg)
+    if settings is None:
+        return
+    try:
+        print(check_judge(JudgeConfig.from_dict(settings)), flush=True)
+    except JudgeUnusable as error:
+        raise RunError(f"{plan.size}/{plan.stage}: {error}") from None
+
+
 def _print_judge_estimate(cfg: dict[str, Any]) -> None:
     """The `pathvlm judge estimate` line of a stage with a judge (r1), before it starts."""
     from tools.train.judge_estimate import estimate
@@ -394,10 +413,13 @@ def _launch(plan: Plan, log_name: str) -> None:
         on_signal=plan.engine.stop_handlers(plan.cfg, plan.stage_dir),
     )
     if code != 0:
+        from rewards.judge.guard import MARKER as JUDGE_GUARD
+        from tools.train.engines.loss_guard import MARKER as LOSS_GUARD
         from tools.train.engines.loss_guard import diverged_line
 
-        if (line := diverged_line(log, offset)) is not None:
-            raise RunError(f"{plan.size}/{plan.stage}: {line} (log: {log})")
+        for marker in (JUDGE_GUARD, LOSS_GUARD):
+            if (line := diverged_line(log, offset, marker)) is not None:
+                raise RunError(f"{plan.size}/{plan.stage}: {line} (log: {log})")
         raise RunError(
             f"{plan.size}/{plan.stage}: the engine exited with code {code} (log: {log}). "
             "Running the same command again resumes from the last checkpoint."

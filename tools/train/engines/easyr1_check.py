@@ -22,6 +22,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rewards.judge.guard import JudgeGuard, guard_problems
 from tools.common.paths import REPO_ROOT, repo_file
 from tools.train.engines import quiet
 
@@ -107,6 +108,9 @@ def _check_reward(spec: str | None, kwargs: dict[str, Any]) -> list[str]:
             JudgeConfig.from_dict(kwargs["judge"])
         except (ValueError, TypeError) as exc:
             problems.append(f"worker.reward.reward_function_kwargs.judge: {exc}")
+    rate = kwargs.get("judge_max_failure_rate", JudgeGuard.max_failure_rate)
+    steps = kwargs.get("judge_guard_steps", JudgeGuard.steps)
+    problems += [f"worker.reward.reward_function_kwargs.{p}" for p in guard_problems(rate, steps)]
     return problems
 
 

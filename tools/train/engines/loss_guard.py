@@ -61,12 +61,13 @@ class LossGuard(TrainerCallback):
             )
 
 
-def diverged_line(log: Path, offset: int = 0) -> str | None:
-    """The guard's message in an engine log after byte ``offset`` (where this attempt began), if any."""
+def diverged_line(log: Path, offset: int = 0, marker: str = MARKER) -> str | None:
+    """The message of the guard with ``marker`` (this one's, or the judge guard's) in an engine log after
+    byte ``offset`` (where this attempt began), if any."""
     if not log.is_file():
         return None
     with log.open("rb") as handle:
         handle.seek(offset)
         text = handle.read().decode("utf-8", errors="replace")
-    lines = [line for line in text.splitlines() if MARKER in line]
-    return lines[-1][lines[-1].index(MARKER) :].strip() if lines else None
+    lines = [line for line in text.splitlines() if marker in line]
+    return lines[-1][lines[-1].index(marker) :].strip() if lines else None
