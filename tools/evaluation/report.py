@@ -266,10 +266,12 @@ def build_tables(results: Results) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def _correct_by_id(path: Path) -> dict[str, bool]:
+def _correct_by_id(path: Path, field: str = "correct") -> dict[str, bool | None]:
+    """Each item's ``field`` (strict ``correct``, or an authors' scoring ``<name>_correct``: None in records
+    written before it existed)."""
     from tools.evaluation.eval_files import read_records
 
-    return {id_: record["correct"] for id_, record in read_records(path).items()}
+    return {id_: record.get(field) for id_, record in read_records(path).items()}
 
 
 def _images_by_id(path: Path) -> dict[str, str] | None:
@@ -282,21 +284,23 @@ def _images_by_id(path: Path) -> dict[str, str] | None:
     return {id_: record["image"] for id_, record in records.items()}
 
 
-def cluster_ci(items_paths: tuple[Path, ...]) -> tuple[float, float] | None:
-    """Image-cluster bootstrap 95 % CI (%) of the strict accuracy over the items of these ``items.jsonl``
-    pooled; None when a record lacks its image. Computed once per file version (tables share rows)."""
-    return _cluster_ci(tuple((path, path.stat().st_mtime_ns, path.stat().st_size) for path in items_paths))
+def cluster_ci(items_paths: tuple[Path, ...], field: str = "correct") -> tuple[float, float] | None:
+    """Image-cluster bootstrap 95 % CI (%) of the accuracy (``field`` of each record: strict ``correct`` by
+    default) over the items of these ``items.jsonl`` pooled; None when a record lacks its image. Computed
+    once per file version (tables share rows)."""
+    versions = tuple((path, path.stat().st_mtime_ns, path.stat().st_size) for path in items_paths)
+    return _cluster_ci(versions, field)
 
 
 @functools.cache
-def _cluster_ci(versions: tuple[tuple[Path, int, int], ...]) -> tuple[float, float] | None:
+def _cluster_ci(versions: tuple[tuple[Path, int, int], ...], field: str) -> tuple[float, float] | None:
     from tools.evaluation.stats import cluster_bootstrap_ci
 
     items_paths = [path for path, _, _ in versions]
     correct: list[float] = []
     images: list[str] = []
     for path in items_paths:
-        by_id, image_of = _correct_by_id(path), _images_by_id(path)
+        by_id, image_of = _correct_by_id(path, field), _images_by_id(path)
         if image_of is None:
             return None
         correct += [float(by_id[i]) for i in sorted(by_id)]
