@@ -161,6 +161,22 @@ def test_no_comparison_across_splits(runs: Path, tmp_path: Path) -> None:
     assert not [r for r in pathmmu if r["stage"] == "alpha" and r["ours"]]
 
 
+def test_the_run_section_names_the_split_where_the_data_are_not(tmp_path: Path) -> None:
+    """A report on another machine (no manifest, no eval data there): config.yaml's ``run.split`` decides."""
+    runs = tmp_path / "runs"
+    write_eval(
+        runs, "7b", "beta", "test", BETA, images=IMAGES, data=tmp_path / "gone" / "eval" / "test.jsonl"
+    )
+    run = {"manifest": str(tmp_path / "gone" / "manifest.json"), "split": "authors-v2", "split_unit": "image"}
+    (runs / "7b" / "beta" / "config.yaml").write_text(json.dumps({"experiment": "repro", "run": run}))
+    out = tmp_path / "reports"
+    assert main(["report", "--runs", str(runs), "--out", str(out), "--no-wandb"]) == 0
+    pathmmu = rows_of(out / "authors2026_pathmmu.csv")
+    beta = next(r for r in pathmmu if (r["stage"], r["dataset"]) == ("beta", "pathmmu_test"))
+    assert (beta["authors_2026"], float(beta["ours"])) == ("63.46", pytest.approx(20 / 30 * 100))
+    assert "## Table 1" not in (out / "report.md").read_text()
+
+
 def test_paper_split_runs_keep_the_paper(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     write_eval(runs, "7b", "beta", "test", BETA, images=IMAGES)
