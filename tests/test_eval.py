@@ -26,6 +26,7 @@ from tools.evaluation.evaluate import output_dir, training_settings
 ITEM_FIELDS = {
     "id",
     "subset",
+    "image",
     "prompt_sha256",
     "output",
     "parsed_letter",

@@ -54,10 +54,12 @@ def write_eval(
     *,
     images: list[str] | None = None,
     data: Path | None = None,
+    scorings: dict[str, list[bool]] | None = None,
 ) -> None:
     """An evaluation directory as `pathvlm eval` leaves it, for items ``q0``, ``q1``, ...; ``images``: each
     item's image (default one per item; ``[]``: records without images, as before they were kept); ``data``:
-    the eval data file the summary names."""
+    the eval data file the summary names; ``scorings``: the authors' scorings per item (name → verdicts;
+    default none, as records before them)."""
     out = runs / size / stage / "eval" / dataset
     out.mkdir(parents=True, exist_ok=True)
     records = [
@@ -73,6 +75,7 @@ def write_eval(
             "letter_correct": ok,
             "output_tokens": tokens + i % 3,
             "format_ok": True,
+            **{f"{name}_correct": verdicts[i] for name, verdicts in (scorings or {}).items()},
         }
         for i, ok in enumerate(correct)
     ]

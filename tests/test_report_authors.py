@@ -38,6 +38,9 @@ OOD = ("chest_ct_scan", "isic2020", "retinal_oct_c8", "diabetic_retinopathy")
 IMAGES = [f"img{i % 18}.png" for i in range(30)]
 BETA = [i % 3 != 0 for i in range(30)]
 R1 = [i % 4 != 0 for i in range(30)]
+# Per OmniMedVQA subset item: strict 3/4, the authors' contract-aligned 2/4 and official 1/4.
+OOD_STRICT = [True, False, True, True]
+OOD_SCORINGS = {"contract_aligned": [True, True, False, False], "official": [False, False, False, True]}
 
 
 def theirs_of(label: str) -> str:
@@ -59,8 +62,9 @@ def trained(runs: Path, size: str, stage: str, manifest: Path) -> None:
 
 @pytest.fixture
 def runs(tmp_path: Path) -> Path:
-    """7B base, β and R1 on the authors' split (val, test, the four OmniMedVQA subsets for R1); 7B α and 3B R1
-    on the paper-style split."""
+    """7B base, β and R1 on the authors' split (val, test; the four OmniMedVQA subsets for both, with the
+    authors' scorings for R1 only, as records before them; PathVQA and MMMU for R1); 7B α and 3B R1 on the
+    paper-style split."""
     runs = tmp_path / "runs"
     authors = write_manifest(tmp_path / "authors", "authors-v2")
     paper = write_manifest(tmp_path / "paper", None)
@@ -71,9 +75,11 @@ def runs(tmp_path: Path) -> Path:
         write_eval(runs, "7b", stage, "validation", correct[:10], images=IMAGES[:10])
         trained(runs, "7b", stage, authors)
     for subset in OOD:
-        write_eval(
-            runs, "7b", "r1", subset, [True, False, True, True], images=[f"{subset}{i}" for i in range(4)]
-        )
+        images = [f"{subset}{i}" for i in range(4)]
+        write_eval(runs, "7b", "r1", subset, OOD_STRICT, images=images, scorings=OOD_SCORINGS)
+        write_eval(runs, "7b", "beta", subset, OOD_STRICT, images=images)
+    write_eval(runs, "7b", "r1", "pathvqa_closed", [True, False, True], tokens=1023)  # 2 of 3 hit the cap
+    write_eval(runs, "7b", "r1", "mmmu_nonmedical_dev", [True, False])
     write_eval(runs, "7b", "alpha", "test", BETA[:20])  # paper-style: would pair with β-7B there
     trained(runs, "7b", "alpha", paper)
     write_eval(runs, "3b", "r1", "test", [True, False])
@@ -105,9 +111,23 @@ def test_authors_split_runs_stand_beside_the_authors_numbers(runs: Path, tmp_pat
     omni = {r["model"]: r for r in benchmarks if r["dataset"] == "omnimed_contract_aligned"}
     assert AUTHORS_OMNIMEDVQA.items() <= {theirs_of(m): r["authors_2026"] for m, r in omni.items()}.items()
     r1 = omni["PathVLM-R1 (theirs: GPT-4o Stage3 step1500)"]
-    assert (r1["n"], float(r1["ours"])) == ("16", 75.0)  # the four subsets pooled
+    assert (r1["n"], float(r1["ours"])) == ("16", 50.0)  # the four subsets pooled, contract-aligned scoring
+    assert (r1["eval_dataset"], float(r1["diff"])) == ("omnimedvqa", pytest.approx(50.0 - 75.01))
+    assert float(r1["cluster_ci_low"]) <= 50.0 <= float(r1["cluster_ci_high"])
     official = next(r for r in benchmarks if r["dataset"] == "omnimed_official" and r["stage"] == "r1")
-    assert official["authors_2026"] == "57.18"
+    assert (official["authors_2026"], float(official["ours"])) == ("57.18", 25.0)  # official scoring
+    beta = omni["β-7B (theirs: Full rule-RL n8 step1000)"]
+    assert (beta["ours"], beta["authors_2026"]) == ("", "69.50")  # records without the authors' scorings
+    assert beta["authors_note"].startswith("ours: records lack `contract_aligned_correct`")
+    pathvqa = next(r for r in benchmarks if r["dataset"] == "pathvqa_fixed_ab" and r["stage"] == "r1")
+    assert (pathvqa["eval_dataset"], float(pathvqa["ours"])) == ("pathvqa_closed", pytest.approx(200 / 3))
+    assert pathvqa["authors_note"] == "theirs: parse 98.48, cap 0.00; ours: parse 100.00, cap 66.67"
+    mmmu = next(r for r in benchmarks if r["dataset"] == "mmmu_nonmedical" and r["stage"] == "r1")
+    assert (mmmu["eval_dataset"], mmmu["ours"], mmmu["authors_2026"]) == (
+        "mmmu_nonmedical_dev",
+        "50.0",
+        "54.31",
+    )
 
     markdown = (out / "report.md").read_text()
     assert "## PathMMU accuracy (authors-v2 split; reference: the authors' 2026 results)" in markdown
@@ -139,6 +159,22 @@ def test_no_comparison_across_splits(runs: Path, tmp_path: Path) -> None:
     assert {r["split"] for r in comparisons} == {"paper-style", "authors-v2"}
     pathmmu = rows_of(out / "authors2026_pathmmu.csv")
     assert not [r for r in pathmmu if r["stage"] == "alpha" and r["ours"]]
+
+
+def test_the_run_section_names_the_split_where_the_data_are_not(tmp_path: Path) -> None:
+    """A report on another machine (no manifest, no eval data there): config.yaml's ``run.split`` decides."""
+    runs = tmp_path / "runs"
+    write_eval(
+        runs, "7b", "beta", "test", BETA, images=IMAGES, data=tmp_path / "gone" / "eval" / "test.jsonl"
+    )
+    run = {"manifest": str(tmp_path / "gone" / "manifest.json"), "split": "authors-v2", "split_unit": "image"}
+    (runs / "7b" / "beta" / "config.yaml").write_text(json.dumps({"experiment": "repro", "run": run}))
+    out = tmp_path / "reports"
+    assert main(["report", "--runs", str(runs), "--out", str(out), "--no-wandb"]) == 0
+    pathmmu = rows_of(out / "authors2026_pathmmu.csv")
+    beta = next(r for r in pathmmu if (r["stage"], r["dataset"]) == ("beta", "pathmmu_test"))
+    assert (beta["authors_2026"], float(beta["ours"])) == ("63.46", pytest.approx(20 / 30 * 100))
+    assert "## Table 1" not in (out / "report.md").read_text()
 
 
 def test_paper_split_runs_keep_the_paper(tmp_path: Path) -> None:

@@ -105,3 +105,14 @@ def test_runner_announces_overlong_prompts_and_tags_wandb(
     )
     with pytest.raises(RunError, match="every prompt is longer than easyr1.data.max_prompt_length=8"):
         announce_overlong(plan)
+
+
+def test_run_section_records_the_split_the_manifest_names(data: Path, tmp_path: Path) -> None:
+    """`split: authors-v2` goes into config.yaml's run section (the report reads it where the data are not);
+    our seeded split records none, so the config hash of runs on it stays as it was."""
+    from tools.train.runner import make_plan
+
+    assert "split" not in make_plan("alpha", "7b", "h20x4", tmp_path / "runs", []).cfg["run"]
+    manifest = json.loads((data / "manifest.json").read_text())
+    (data / "manifest.json").write_text(json.dumps(manifest | {"split": "authors-v2"}))
+    assert make_plan("alpha", "7b", "h20x4", tmp_path / "runs", []).cfg["run"]["split"] == "authors-v2"

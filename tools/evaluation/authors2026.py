@@ -33,16 +33,19 @@ STATISTICS_SOURCE = (
 )
 SIZE = "7b"  # their models are 7B
 
-# Their metric keys → (our eval dataset, what it is). OmniMedVQA: our four subset evaluations pooled.
-OMNIMEDVQA = "omnimedvqa"  # the pooled row's dataset name
+# Their metric keys → (our eval dataset: the stem of the `pathvlm data` eval file, what it is).
+OMNIMEDVQA = "omnimedvqa"  # not an evaluation: our four subset evaluations (paper.OOD_SUBSETS) pooled
 METRICS = {
     "pathmmu_val": ("validation", "PathMMU validation (val385)"),
     "pathmmu_test": ("test", "PathMMU test (test999)"),
-    "pathvqa_fixed_ab": ("pathvqa", "PathVQA closed-ended, A/B (test 3,362)"),
+    "pathvqa_fixed_ab": ("pathvqa_closed", "PathVQA closed-ended, A/B (test 3,362)"),
     "omnimed_contract_aligned": (OMNIMEDVQA, "OmniMedVQA, 4 subsets (8,518), contract-aligned scoring"),
     "omnimed_official": (OMNIMEDVQA, "OmniMedVQA, 4 subsets (8,518), official scoring"),
-    "mmmu_nonmedical": ("mmmu", "MMMU non-medical dev (116)"),
+    "mmmu_nonmedical": ("mmmu_nonmedical_dev", "MMMU non-medical dev (116)"),
 }
+# Their metric keys scored their way → our name of that scoring (tools.evaluation.scorings.SCORINGS; each
+# evaluation record carries ``<name>_correct``); the other metrics are our strict accuracy.
+SCORED = {"omnimed_contract_aligned": "contract_aligned", "omnimed_official": "official"}
 RATES = ("pathvqa_parse_rate", "pathvqa_cap_rate")  # PathVQA: answers the parser read / that hit the cap
 
 

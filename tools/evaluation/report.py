@@ -5,11 +5,11 @@
 to ``--out``:
 
 - ``report.md``: each run beside the reference of the split it was trained on (its data manifest's
-  ``split``: ``config.yaml`` ``run.manifest``, else the manifest beside its in-domain eval data). Runs on the
-  paper-style split: Table 1 (in-domain accuracy %), Table 2 (average output tokens), Table 3 (OOD
-  accuracy % per OmniMedVQA subset), each row our number with its 95 % bootstrap CI over items and over
-  images (image-cluster bootstrap, ``tools.evaluation.stats``), the paper's number as printed, and the
-  difference; paper rows we have not run say ``missing``; runs the paper lacks are appended. Runs on the
+  ``split``: ``config.yaml`` ``run.split`` or ``run.manifest``, else the manifest beside its in-domain eval
+  data). Runs on the paper-style split: Table 1 (in-domain accuracy %), Table 2 (average output tokens),
+  Table 3 (OOD accuracy % per OmniMedVQA subset), each row our number with its 95 % bootstrap CI over items
+  and over images (image-cluster bootstrap, ``tools.evaluation.stats``), the paper's number as printed, and
+  the difference; paper rows we have not run say ``missing``; runs the paper lacks are appended. Runs on the
   authors' ``authors-v2`` split: the same beside the authors' audited 2026 numbers
   (``tools.evaluation.report_authors``). No table or test mixes runs of two splits.
   Then per split exact McNemar tests and paired image-cluster bootstrap tests on shared item ids: R1 vs β,
@@ -113,27 +113,34 @@ class Result:
 Results = dict[tuple[str, str, str], Result]
 
 
+def _split_of(recorded: Any) -> str:
+    """Our name of the split a manifest records (``PAPER_SPLIT`` for none or another one)."""
+    return AUTHORS_SPLIT if recorded == AUTHORS_SPLIT else PAPER_SPLIT
+
+
 def _manifest_split(manifest: Path) -> str | None:
     """``split`` of a data manifest (``PAPER_SPLIT`` when it records none); None when it cannot be read."""
     try:
         recorded = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    split = recorded.get("split") if isinstance(recorded, dict) else None
-    return AUTHORS_SPLIT if split == AUTHORS_SPLIT else PAPER_SPLIT
+    return _split_of(recorded.get("split") if isinstance(recorded, dict) else None)
 
 
 def model_split(run_dir: Path, in_domain: Result | None) -> str:
-    """The split a model was trained on: the data manifest named by its ``config.yaml`` (``run.manifest``),
-    else (the base model, API models, a manifest not on this machine) the manifest beside its in-domain eval
-    data (``<data>/pathmmu/manifest.json`` for ``<data>/pathmmu/eval/test.jsonl``); the paper-style split
-    when neither can be read."""
+    """The split a model was trained on: ``run.split`` of its ``config.yaml`` (the runner records the
+    manifest's), else the data manifest it names (``run.manifest``), else (the base model, API models, a
+    manifest not on this machine) the manifest beside its in-domain eval data
+    (``<data>/pathmmu/manifest.json`` for ``<data>/pathmmu/eval/test.jsonl``); the paper-style split when
+    none can be read."""
     import yaml
 
     manifests = []
     config = run_dir / "config.yaml"
     if config.is_file():
         run = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("run") or {}
+        if run.get("split"):
+            return _split_of(run["split"])
         if run.get("manifest"):
             manifests.append(Path(run["manifest"]))
     if in_domain is not None and in_domain.summary.get("data"):
@@ -266,10 +273,12 @@ def build_tables(results: Results) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def _correct_by_id(path: Path) -> dict[str, bool]:
+def _correct_by_id(path: Path, field: str = "correct") -> dict[str, bool | None]:
+    """Each item's ``field`` (strict ``correct``, or an authors' scoring ``<name>_correct``: None in records
+    written before it existed)."""
     from tools.evaluation.eval_files import read_records
 
-    return {id_: record["correct"] for id_, record in read_records(path).items()}
+    return {id_: record.get(field) for id_, record in read_records(path).items()}
 
 
 def _images_by_id(path: Path) -> dict[str, str] | None:
@@ -282,21 +291,23 @@ def _images_by_id(path: Path) -> dict[str, str] | None:
     return {id_: record["image"] for id_, record in records.items()}
 
 
-def cluster_ci(items_paths: tuple[Path, ...]) -> tuple[float, float] | None:
-    """Image-cluster bootstrap 95 % CI (%) of the strict accuracy over the items of these ``items.jsonl``
-    pooled; None when a record lacks its image. Computed once per file version (tables share rows)."""
-    return _cluster_ci(tuple((path, path.stat().st_mtime_ns, path.stat().st_size) for path in items_paths))
+def cluster_ci(items_paths: tuple[Path, ...], field: str = "correct") -> tuple[float, float] | None:
+    """Image-cluster bootstrap 95 % CI (%) of the accuracy (``field`` of each record: strict ``correct`` by
+    default) over the items of these ``items.jsonl`` pooled; None when a record lacks its image. Computed
+    once per file version (tables share rows)."""
+    versions = tuple((path, path.stat().st_mtime_ns, path.stat().st_size) for path in items_paths)
+    return _cluster_ci(versions, field)
 
 
 @functools.cache
-def _cluster_ci(versions: tuple[tuple[Path, int, int], ...]) -> tuple[float, float] | None:
+def _cluster_ci(versions: tuple[tuple[Path, int, int], ...], field: str) -> tuple[float, float] | None:
     from tools.evaluation.stats import cluster_bootstrap_ci
 
     items_paths = [path for path, _, _ in versions]
     correct: list[float] = []
     images: list[str] = []
     for path in items_paths:
-        by_id, image_of = _correct_by_id(path), _images_by_id(path)
+        by_id, image_of = _correct_by_id(path, field), _images_by_id(path)
         if image_of is None:
             return None
         correct += [float(by_id[i]) for i in sorted(by_id)]
@@ -538,7 +549,7 @@ def write_report(
     splits = by_split(results)
     paper, authors = splits.get(PAPER_SPLIT, {}), splits.get(AUTHORS_SPLIT, {})
     tables = build_tables(paper)
-    tables["comparisons"] = build_comparisons(paper)
+    tables["comparisons"] = build_comparisons(paper) if paper or not authors else []  # as the sections
     tables |= report_authors.build(authors) if authors else {}
     tables["replicates"] = report_runs.replicate_rows(results)
     tables["seed_comparisons"] = [

@@ -1,11 +1,12 @@
 """Report sections for runs on the authors' 2026 split (``authors-v2``), beside the authors' audited numbers.
 
 The reference is ``tools.evaluation.authors2026`` (their ``final_unified_results_tables_20260814.json``):
-PathMMU validation (val385) and test (test999) in one table, PathVQA A/B, OmniMedVQA (our four subset
-evaluations pooled, or an ``omnimedvqa`` evaluation of all items, beside both of their scorings) and MMMU
-non-medical in another; their models without a stage of ours are listed as reference-only rows, our runs they
-lack are appended. Every accuracy has its item and image-cluster bootstrap CI; on test999 their own
-image-cluster CIs are shown beside. The paired comparisons (McNemar and paired image-cluster bootstrap) carry
+PathMMU validation (val385) and test (test999) in one table, PathVQA A/B (``pathvqa_closed``, with the parse
+and cap rates of its summary beside theirs), OmniMedVQA (our four subset evaluations pooled, all items, scored
+each of their two ways beside their number for that scoring) and MMMU non-medical (``mmmu_nonmedical_dev``) in
+another; their models without a stage of ours are listed as reference-only rows, our runs they lack are
+appended. Every accuracy has its item and image-cluster bootstrap CI; on test999 their own image-cluster CIs
+are shown beside. The paired comparisons (McNemar and paired image-cluster bootstrap) carry
 their paired result where the same pair exists (R1 − β: their Stage 3 − rule-RL n8, +0.40 pp).
 """
 
@@ -46,28 +47,40 @@ METHOD = (
 
 
 def _parts(results: Results, size: str, stage: str, dataset: str) -> list[Result]:
-    """The evaluations behind one number: ``omnimedvqa`` is one evaluation of all items, else the four
-    subsets pooled (all four, or none)."""
-    if dataset == authors.OMNIMEDVQA and (size, stage, dataset) not in results:
+    """The evaluations behind one number: for ``omnimedvqa`` the four subsets (all four, or none)."""
+    if dataset == authors.OMNIMEDVQA:
         parts = [results.get((size, stage, subset)) for subset in OOD_SUBSETS]
         return [p for p in parts if p is not None] if all(parts) else []
     result = results.get((size, stage, dataset))
     return [result] if result is not None else []
 
 
+def _field(key: str) -> str:
+    """The item record field that scores ``key`` as they did: their scoring's, else our strict ``correct``."""
+    return f"{authors.SCORED[key]}_correct" if key in authors.SCORED else "correct"
+
+
+def _scores(parts: list[Result], field: str) -> list[bool | None]:
+    """``field`` of every item of ``parts``, pooled."""
+    return [c for p in parts for c in _correct_by_id(p.items_path, field).values()]
+
+
 def _pooled_row(
     label: str, size: str, stage: str, key: str, parts: list[Result], reference: str | None
 ) -> dict[str, Any]:
-    """A table row over ``parts`` pooled (one part: its summary's numbers, as the paper's tables)."""
-    dataset = authors.METRICS[key][0]
-    row = _row(label, size, stage, key, parts[0] if len(parts) == 1 else None, "accuracy", reference)
-    if len(parts) > 1:
-        correct = [float(c) for p in parts for c in _correct_by_id(p.items_path).values()]
+    """A table row over ``parts`` pooled, scored as ``key`` is (one part, strict: its summary's numbers, as
+    the paper's tables); no number of ours when records predate the scoring."""
+    dataset, field = authors.METRICS[key][0], _field(key)
+    single = parts[0] if len(parts) == 1 and field == "correct" else None
+    row = _row(label, size, stage, key, single, "accuracy", reference)
+    scored = _scores(parts, field)
+    if single is None and scored and None not in scored:
+        correct = [float(c) for c in scored]
         low, high = bootstrap_ci(correct)
         row.update(
             n=len(correct), ours=sum(correct) / len(correct) * 100, ci_low=low * 100, ci_high=high * 100
         )
-        row.update(_cluster_cells(cluster_ci(tuple(p.items_path for p in parts))))
+        row.update(_cluster_cells(cluster_ci(tuple(p.items_path for p in parts), field)))
         if reference is not None:
             row["diff"] = row["ours"] - float(reference)
     row[REFERENCE[0]] = row.pop("paper")
@@ -75,23 +88,22 @@ def _pooled_row(
 
 
 def _note(key: str, row: authors.AuthorsRow | None, parts: list[Result]) -> str:
-    """Their image-cluster CI on test999; the parse and cap rates beside PathVQA (theirs and ours)."""
+    """Their image-cluster CI on test999; the parse and cap rates beside PathVQA (theirs, and ours from the
+    evaluation summary: ``—`` where it has none); why a scored row has no number of ours."""
     if key == "pathmmu_test" and row is not None and row.model in authors.CLUSTER_CI_TEST:
         low, high = authors.CLUSTER_CI_TEST[row.model][2]
         return f"theirs, image-cluster: {low * 100:.2f}–{high * 100:.2f}"
+    if key in authors.SCORED and parts and None in _scores(parts, _field(key)):
+        return f"ours: records lack `{_field(key)}` (evaluated before it existed; evaluate again)"
     if key != "pathvqa_fixed_ab":
         return ""
     notes = []
     if row is not None:
         rates = [authors.percent(row.values[r]) or "—" for r in authors.RATES]
         notes.append(f"theirs: parse {rates[0]}, cap {rates[1]}")
-    if len(parts) == 1:
-        summary = parts[0].summary
-        cap = summary.get("cap_rate")
-        notes.append(
-            f"ours: parse {(1 - summary['parse_failure_rate']) * 100:.2f}"
-            + ("" if cap is None else f", cap {cap * 100:.2f}")
-        )
+    if parts:
+        rates = [authors.percent(parts[0].summary.get(r)) or "—" for r in ("parse_rate", "cap_rate")]
+        notes.append(f"ours: parse {rates[0]}, cap {rates[1]}")
     return "; ".join(notes)
 
 
@@ -163,7 +175,9 @@ def sections(tables: dict[str, list[dict[str, Any]]]) -> list[str]:
         "reference-only rows. Our 7B stages stand beside theirs as `tools/evaluation/authors2026.py` says.",
         table_markdown(tables[PATHMMU], with_dataset=True, reference=REFERENCE, datasets=names, extra=note),
         f"## Other benchmarks ({authors.SPLIT} runs; reference: the authors' 2026 results)",
-        "OmniMedVQA: our strict accuracy over all items of the four subsets, beside both of their scorings.",
+        "OmniMedVQA: all items of the four subsets pooled, our responses scored each of their two ways "
+        "(`tools/evaluation/scorings.py`) beside their number for that scoring. PathVQA: parse rate (answers "
+        "the parser reads) and cap rate (responses cut by the token limit) in the note, theirs and ours.",
         table_markdown(
             tables[BENCHMARKS], with_dataset=True, reference=REFERENCE, datasets=names, extra=note
         ),

@@ -4,7 +4,8 @@ Steps: compose the stage recipe with a budget, a size and a profile overlay (``r
 the parent stage's exported model (``runs/<size>/<parent>/model``, which must be DONE) or the base model →
 fill in the engine's model, output and logger settings → validate against the engine's own schema → write
 ``runs/<size>/<stage>/config.yaml`` (resolved, no secrets; its ``run:`` section records the initial model,
-the parent's config hash and the sha256 of the data split manifest) → launch the engine → export a Hugging
+the parent's config hash, the data split manifest, its sha256 and ``split`` where it names one, e.g.
+``authors-v2``) → launch the engine → export a Hugging
 Face model to ``runs/<size>/<stage>/model`` → write ``DONE`` holding the config hash.
 
 A finished stage with the same config hash is skipped; a changed config is refused unless ``--force``
@@ -138,6 +139,7 @@ def make_plan(
         "manifest": str(manifest),
         "manifest_sha256": _sha256(manifest, dry_run),
         "split_unit": _split_unit(manifest),
+        **_split(manifest),
         "selection_data": None if validation is None else str(validation),
     }
     config_hash = recipes.config_hash(OmegaConf.create(cfg))
@@ -246,6 +248,15 @@ def _split_unit(manifest: Path) -> str:
     if not manifest.is_file():
         return "image"
     return str(json.loads(manifest.read_text(encoding="utf-8")).get("split_unit", "image"))
+
+
+def _split(manifest: Path) -> dict[str, str]:
+    """``{"split": ...}`` when the manifest names its split (``authors-v2``), for ``pathvlm report`` where the
+    data are not; nothing for our seeded split, so that the config hash of runs on it stays as it was."""
+    if not manifest.is_file():
+        return {}
+    split = json.loads(manifest.read_text(encoding="utf-8")).get("split")
+    return {"split": str(split)} if split else {}
 
 
 def _sha256(path: Path, dry_run: bool) -> str | None:
