@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,8 +14,13 @@ from rewards.judge.cache import JudgeCache
 from rewards.judge.reply import ReplyError, read_reply
 from rewards.rules import parse_choice
 from tests.test_data_real import fake_items
+from tools.cli import main
 from tools.data.errors import DataError
 from tools.data.split import split_items
+from tools.train import recipes, registry
+from tools.train.engines import easyr1_check, llamafactory_check
+from tools.train.engines.ranges import numeric_leaves, rule_for
+from tools.train.engines.trl_grpo import grpo_arguments
 
 
 @pytest.mark.parametrize("filler", ["\n", "\r\n", " \n", "\n "])
@@ -63,3 +70,60 @@ def test_a_verdict_with_a_duplicated_key_is_ambiguous(reply: str) -> None:
     with pytest.raises(ReplyError, match="ambiguous"):
         read_reply(reply)
     assert read_reply('{"integrity_score": 0.2, "integrity_score": 0.2, "knowledge_score": 1}') == (0.2, 1.0)
+
+
+def _composed_sections() -> Iterator[tuple[str, dict[str, Any]]]:
+    for stage in registry.stages():
+        for profile in registry.profiles():
+            cfg = recipes.to_container(recipes.compose(stage, "7b", profile))
+            yield cfg["engine"], cfg[cfg["engine"]]
+
+
+def test_every_numeric_recipe_key_has_a_range_rule() -> None:
+    tables = {"llamafactory": llamafactory_check.RANGES, "easyr1": easyr1_check.RANGES}
+    missing = {
+        f"{engine}.{key}"
+        for engine, section in _composed_sections()
+        for key, _ in numeric_leaves(section)
+        if rule_for(key, tables[engine]) is None
+    }
+    assert not missing
+
+
+NONSENSE = [
+    ("alpha", "cpu", "llamafactory.learning_rate=-1", "learning_rate: -1, expected a finite number > 0"),
+    ("alpha", "cpu", "llamafactory.learning_rate=.inf", "learning_rate: inf, expected a finite number > 0"),
+    ("alpha", "h20x4", "llamafactory.num_train_epochs=0", "num_train_epochs: 0"),
+    ("alpha", "cpu", "llamafactory.num_train_epochs=-3", "num_train_epochs: -3"),
+    ("alpha", "cpu", "llamafactory.per_device_train_batch_size=0", "per_device_train_batch_size: 0"),
+    ("alpha", "cpu", "llamafactory.gradient_accumulation_steps=0", "gradient_accumulation_steps: 0"),
+    ("alpha", "cpu", "llamafactory.cutoff_len=0", "cutoff_len: 0, expected an integer >= 1"),
+    ("alpha", "cpu", "llamafactory.max_steps=0", "max_steps: 0, expected an integer >= 1 or -1"),
+    ("beta", "cpu", "easyr1.trainer.max_steps=0", "trainer.max_steps: 0, expected an integer >= 1"),
+    ("beta", "h20x4", "easyr1.trainer.max_steps=-5", "trainer.max_steps: -5"),
+    ("beta", "cpu", "easyr1.data.rollout_batch_size=0", "data.rollout_batch_size: 0"),
+    ("beta", "h20x4", "easyr1.algorithm.kl_coef=-1", "algorithm.kl_coef: -1.0, expected a finite number >= 0"),
+    ("beta", "cpu", "easyr1.worker.rollout.temperature=-1", "worker.rollout.temperature: -1"),
+    ("beta", "cpu", "easyr1.data.max_response_length=0", "data.max_response_length: 0"),
+    ("beta", "h20x4", "easyr1.trainer.save_freq=0", "trainer.save_freq: 0, expected an integer >= 1 or -1"),
+    ("beta", "cpu", "easyr1.data.max_pixels=0", "data.max_pixels: 0, expected an integer >= 784"),
+    ("beta", "cpu", "easyr1.worker.actor.optim.lr=nan", "worker.actor.optim.lr: nan"),
+    ("beta", "h20x4", "easyr1.worker.actor.optim.lr=-1e-6", "worker.actor.optim.lr: -1e-06"),
+]
+
+
+@pytest.mark.parametrize(("stage", "profile", "override", "message"), NONSENSE)
+def test_nonsense_values_are_refused_naming_the_key_and_range(
+    stage: str, profile: str, override: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["recipe", stage, "--profile", profile, "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_trl_engine_does_not_read_max_steps_0_as_unset() -> None:
+    cfg = recipes.to_container(recipes.compose("beta", "tiny", "cpu", ["easyr1.trainer.max_steps=0"]))
+    args = grpo_arguments(cfg["easyr1"], Path("out"), "tiny-beta")
+    assert args["max_steps"] == 0
+    assert "num_train_epochs" not in args
