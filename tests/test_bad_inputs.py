@@ -102,7 +102,7 @@ NONSENSE = [
     ("beta", "cpu", "easyr1.trainer.max_steps=0", "trainer.max_steps: 0, expected an integer >= 1"),
     ("beta", "h20x4", "easyr1.trainer.max_steps=-5", "trainer.max_steps: -5"),
     ("beta", "cpu", "easyr1.data.rollout_batch_size=0", "data.rollout_batch_size: 0"),
-    ("beta", "h20x4", "easyr1.algorithm.kl_coef=-1", "algorithm.kl_coef: -1.0, expected a finite number >= 0"),
+    ("beta", "h20x4", "easyr1.algorithm.kl_coef=-1", "kl_coef: -1.0, expected a finite number >= 0"),
     ("beta", "cpu", "easyr1.worker.rollout.temperature=-1", "worker.rollout.temperature: -1"),
     ("beta", "cpu", "easyr1.data.max_response_length=0", "data.max_response_length: 0"),
     ("beta", "h20x4", "easyr1.trainer.save_freq=0", "trainer.save_freq: 0, expected an integer >= 1 or -1"),

@@ -187,7 +187,7 @@ def grpo_arguments(section: dict[str, Any], output_dir: Path, run_name: str) -> 
         "dataloader_num_workers": 0,
         "remove_unused_columns": False,
     }
-    if trainer.get("max_steps") is not None:  # 0 is not "unset" (EasyR1 would train 0 steps; validate refuses it)
+    if trainer.get("max_steps") is not None:  # 0 is not "unset": EasyR1 would train 0 steps
         args["max_steps"] = trainer["max_steps"] * updates_per_rollout
     else:
         args["num_train_epochs"] = trainer["total_epochs"]
