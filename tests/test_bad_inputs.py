@@ -18,9 +18,15 @@ from tools.cli import main
 from tools.data.errors import DataError
 from tools.data.split import split_items
 from tools.train import recipes, registry
-from tools.train.engines import easyr1_check, llamafactory_check
+from tools.train.engines import (
+    easyr1_check,
+    llamafactory_check,
+    prepare_trainer_resume,
+    trainer_checkpoints,
+)
 from tools.train.engines.ranges import numeric_leaves, rule_for
 from tools.train.engines.trl_grpo import grpo_arguments
+from tools.train.runner import RunError, execute, make_plan
 
 
 @pytest.mark.parametrize("filler", ["\n", "\r\n", " \n", "\n "])
@@ -127,3 +133,34 @@ def test_trl_engine_does_not_read_max_steps_0_as_unset() -> None:
     args = grpo_arguments(cfg["easyr1"], Path("out"), "tiny-beta")
     assert args["max_steps"] == 0
     assert "num_train_epochs" not in args
+
+
+def _trainer_state(directory: Path, text: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "trainer_state.json").write_text(text, encoding="utf-8")
+
+
+def test_a_torn_trainer_state_is_set_aside_and_the_previous_checkpoint_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _trainer_state(tmp_path / "checkpoint-10", json.dumps({"global_step": 10, "log_history": []}))
+    _trainer_state(tmp_path / "checkpoint-20", '{"global_step": 20, "log_hist')
+    assert prepare_trainer_resume(tmp_path) == tmp_path / "checkpoint-10"
+    assert (tmp_path / "checkpoint-20.torn" / "trainer_state.json").is_file()
+    assert not (tmp_path / "checkpoint-20").exists()
+    assert "checkpoint-20/trainer_state.json is torn or unreadable: set aside as" in capsys.readouterr().out
+    assert trainer_checkpoints(tmp_path) == [(10, tmp_path / "checkpoint-10")]
+
+
+def test_a_run_of_0_optimizer_steps_is_never_done(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """num_train_epochs=0 once exited 0 and wrote DONE with the base model exported as alpha."""
+    monkeypatch.setenv("PATHVLM_TINY_MODEL", str(tiny_model))
+    plan = make_plan("alpha", "tiny", "cpu", tmp_path / "runs", [], dry_run=True)
+    output = Path(plan.cfg["llamafactory"]["output_dir"])
+    _trainer_state(output, json.dumps({"global_step": 0, "log_history": []}))
+    (output / "config.json").write_text("{}", encoding="utf-8")  # what a finished Trainer leaves
+    with pytest.raises(RunError, match="after 0 optimizer steps"):
+        execute(plan)
+    assert not (plan.stage_dir / "DONE").exists()

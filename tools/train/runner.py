@@ -335,9 +335,20 @@ def execute(plan: Plan, force: bool = False) -> None:
         node_rank.announce(stage_dir, plan.config_hash, launch=True)
         print(f"{name}: " + (f"resuming from {resume}" if resume else "training from the start"), flush=True)
         _launch(plan, engines.TRAIN_LOG)
+    _require_steps(plan)
     plan.engine.export(plan.cfg, stage_dir, _selected_model(plan))
     (stage_dir / DONE_FILE).write_text(plan.config_hash + "\n", encoding="utf-8")
     print(f"{name} done in {time.monotonic() - start:.0f} s: model in {stage_dir / engines.MODEL_DIR}")
+
+
+def _require_steps(plan: Plan) -> None:
+    """A run that took no optimizer step would export its initial model as this stage: never DONE."""
+    if plan.engine.trained_steps(plan.cfg, plan.stage_dir) < 1:
+        raise RunError(
+            f"{plan.size}/{plan.stage}: the engine finished after 0 optimizer steps, so the stage is not "
+            f"marked done (its model would be the initial one): check the recipe's epochs/max_steps and the "
+            f"training data, then run again with --force (log: {plan.stage_dir / 'train.log'})"
+        )
 
 
 def _selected_model(plan: Plan) -> Path | None:

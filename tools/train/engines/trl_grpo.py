@@ -56,6 +56,7 @@ from tools.train.engines import (
     request_stop_file,
     trainer_checkpoints,
     trainer_finished,
+    trainer_step,
 )
 from tools.train.engines import easyr1 as _easyr1
 from tools.train.engines.grpo_data import drop_overlong, load_rows
@@ -124,6 +125,10 @@ def stop_handlers(cfg: dict[str, Any], stage_dir: Path) -> dict[int, StopHandler
 
 def before_launch(cfg: dict[str, Any]) -> Path | None:
     return prepare_trainer_resume(_output_dir(cfg))
+
+
+def trained_steps(cfg: dict[str, Any], stage_dir: Path) -> int:
+    return trainer_step(_output_dir(cfg)) or 0
 
 
 def checkpoints(cfg: dict[str, Any], stage_dir: Path) -> list[tuple[int, Path]]:
