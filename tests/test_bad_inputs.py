@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from rewards.judge.cache import JudgeCache
 from rewards.judge.reply import ReplyError, read_reply
 from rewards.rules import parse_choice
+from tests.test_data_errors import BAD, good_omnimedvqa
 from tests.test_data_real import fake_items
 from tools.cli import main
+from tools.data.check import check_output
 from tools.data.errors import DataError
+from tools.data.omnimedvqa import convert_omnimedvqa
 from tools.data.split import split_items
+from tools.data.staging import file_hashes
+from tools.dev.synth import write_synthetic_omnimedvqa
+from tools.evaluation.report import collect
 from tools.train import recipes, registry
 from tools.train.engines import (
     easyr1_check,
@@ -26,6 +35,7 @@ from tools.train.engines import (
 )
 from tools.train.engines.ranges import numeric_leaves, rule_for
 from tools.train.engines.trl_grpo import grpo_arguments
+from tools.train.recipes import RecipeError
 from tools.train.runner import RunError, execute, make_plan
 
 
@@ -164,3 +174,132 @@ def test_a_run_of_0_optimizer_steps_is_never_done(
     with pytest.raises(RunError, match="after 0 optimizer steps"):
         execute(plan)
     assert not (plan.stage_dir / "DONE").exists()
+
+
+def test_the_cpu_profile_runs_the_stand_in_size_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`pathvlm run alpha --profile cpu` trained the tiny model into runs/7b/alpha, reported as α-7B."""
+    monkeypatch.setenv("PATHVLM_RUNS", str(tmp_path / "runs"))
+    assert main(["run", "alpha", "--profile", "cpu", "--dry-run"]) == 0
+    assert f"# {(tmp_path / 'runs').resolve()}/tiny/alpha/config.yaml" in capsys.readouterr().out
+    for size in ("7b", "3b"):
+        assert main(["run", "alpha", "--size", size, "--profile", "cpu", "--dry-run"]) == 2
+        err = capsys.readouterr().err
+        assert "profile cpu runs only the stand-in model of size tiny" in err and "--size tiny" in err
+    with pytest.raises(RecipeError, match="stand-in model of size tiny"):
+        make_plan("alpha", "7b", "cpu", tmp_path / "runs", [], dry_run=True)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_make_with_the_cpu_profile_runs_the_stand_in_size(repo_root: Path) -> None:
+    make = ["make", "-n", "alpha", "beta", "r1", "eval", "PROFILE=cpu"]
+    out = subprocess.run(make, cwd=repo_root, capture_output=True, text=True, check=True).stdout
+    commands = [line for line in out.splitlines() if "pathvlm " in line]
+    assert len(commands) == 4 and all("--size tiny --profile cpu" in c for c in commands)
+
+
+def test_a_stand_in_run_filed_under_a_paper_size_is_not_reported_as_it(tmp_path: Path) -> None:
+    stage = tmp_path / "runs" / "7b" / "alpha"
+    (stage / "eval" / "test").mkdir(parents=True)
+    (stage / "eval" / "test" / "summary.json").write_text("{}", encoding="utf-8")
+    (stage / "config.yaml").write_text("# pathvlm run ...\nstage: alpha\nsize: tiny\n", encoding="utf-8")
+    with pytest.raises(
+        SystemExit,
+        match=r"trained at size tiny \(config.yaml\) but filed under 7b, so it "
+        r"would be reported as α-7B: move it to .*runs/tiny/alpha",
+    ):
+        collect(tmp_path / "runs")
+
+
+def test_omnimedvqa_subsets_sharing_a_slug_are_refused(tmp_path: Path) -> None:
+    root = write_synthetic_omnimedvqa(tmp_path / "src", 2)
+    shutil.copy(
+        root / "QA_information/Open-access/Chest CT Scan.json",
+        root / "QA_information/Open-access/Chest-CT-Scan.json",
+    )
+    with pytest.raises(
+        DataError,
+        match="'Chest CT Scan' and 'Chest-CT-Scan' would both be written to eval/chest_ct_scan.jsonl",
+    ):
+        convert_omnimedvqa(root, tmp_path / "out", subsets=("Chest CT Scan", "Chest-CT-Scan"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_omnimedvqa_subset_with_every_item_rejected_writes_no_empty_eval_file(tmp_path: Path) -> None:
+    root = write_synthetic_omnimedvqa(tmp_path / "src", 2)
+    path = root / "QA_information/Open-access/ISIC2020.json"
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps([{**row, "gt_answer": "no such option"} for row in rows]), encoding="utf-8")
+    with pytest.raises(DataError, match=r"OmniMedVQA ISIC2020: every item was rejected \(2 read"):
+        convert_omnimedvqa(root, tmp_path / "out", subsets=("ISIC2020", "Chest CT Scan"), skip_invalid=True)
+    assert not (tmp_path / "out").exists()
+    assert len((tmp_path / "out.rejects.jsonl").read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_data_check_and_eval_all_refuse_an_empty_eval_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_synthetic_omnimedvqa(tmp_path / "src", 2)
+    out = tmp_path / "data" / "omnimedvqa"
+    convert_omnimedvqa(root, out, subsets=("ISIC2020",))
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest["splits"]["isic2020"], manifest["counts"]["isic2020"] = [], 0  # an older converter's output
+    (out / "eval" / "isic2020.jsonl").write_text("", encoding="utf-8")
+    manifest["files"] = file_hashes(out)
+    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert "split or subset 'isic2020' is empty" in "\n".join(check_output(out))
+    argv = ["eval-all", "--size", "tiny", "--profile", "cpu", "--runs", str(tmp_path / "runs")]
+    with pytest.raises(SystemExit, match=r"eval files without items .*isic2020.jsonl"):
+        main([*argv, "--data-root", str(tmp_path / "data"), "--base-model", "x"])
+    with pytest.raises(SystemExit, match="no pathmmu/eval/test.jsonl nor omnimedvqa"):
+        main([*argv, "--data-root", str(tmp_path / "nothing"), "--base-model", "x"])
+
+
+def test_make_baselines_keeps_the_ood_files_of_a_data_path_with_spaces(
+    tmp_path: Path, repo_root: Path
+) -> None:
+    data = tmp_path / "my data"
+    (data / "omnimedvqa" / "eval").mkdir(parents=True)
+    for name in ("isic2020", "chest-ct-scan"):
+        (data / "omnimedvqa" / "eval" / f"{name}.jsonl").write_text("{}\n", encoding="utf-8")
+    make = ["make", "-n", "baselines", "SIZE=32b", f"DATA={data}"]
+    out = subprocess.run(make, cwd=repo_root, capture_output=True, text=True, check=True).stdout
+    ood = (
+        f'--data "{data}/omnimedvqa/eval/chest-ct-scan.jsonl" --data "{data}/omnimedvqa/eval/isic2020.jsonl"'
+    )
+    assert ood in out
+
+
+def _write_isic(root: Path, rows: list[dict]) -> None:
+    path = root / "QA_information" / "Open-access" / "ISIC2020.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows), encoding="utf-8")
+
+
+def test_conversion_refuses_an_image_the_qwen_processor_refuses(tmp_path: Path) -> None:
+    """3000x10 converted and passed `data check`; `pathvlm eval` then died in the processor naming no item."""
+    rows = good_omnimedvqa(tmp_path)
+    Image.new("RGB", (3000, 10), (9, 9, 9)).save(tmp_path / "Images" / "ISIC2020" / "wide.png")
+    rows[BAD]["image_path"] = "Images/ISIC2020/wide.png"
+    _write_isic(tmp_path, rows)
+    with pytest.raises(
+        DataError, match=r"item \[3\] \(question_id='isic_3'\).*3000x10: an aspect ratio above 200"
+    ):
+        convert_omnimedvqa(tmp_path, tmp_path / "out", subsets=("ISIC2020",))
+    manifest = convert_omnimedvqa(tmp_path, tmp_path / "out", subsets=("ISIC2020",), skip_invalid=True)
+    assert manifest["counts"] == {"isic2020": 5}
+
+
+@pytest.mark.parametrize("field", ["question", "option_A"])
+def test_conversion_refuses_the_image_placeholder_in_item_text(field: str, tmp_path: Path) -> None:
+    """`data check` refused the converter's own output (two <image> for one image); now conversion does."""
+    rows = good_omnimedvqa(tmp_path)
+    rows[BAD][field] = f"<image> {rows[BAD][field]}"
+    _write_isic(tmp_path, rows)
+    with pytest.raises(
+        DataError, match=r"\(question_id='isic_3'\).* contains <image>, the image placeholder"
+    ):
+        convert_omnimedvqa(tmp_path, tmp_path / "out", subsets=("ISIC2020",))
+    convert_omnimedvqa(tmp_path, tmp_path / "out", subsets=("ISIC2020",), skip_invalid=True)
+    assert check_output(tmp_path / "out") == []

@@ -29,7 +29,7 @@ def judged_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for stage, output in OUTPUTS.items():
         backend = ScriptedBackend({"Which": output})
         monkeypatch.setattr("tools.evaluation.eval_backends.make_backend", lambda *a, b=backend, **k: b)
-        assert run_eval(f"model-{stage}", data, runs / "7b" / stage / "eval") == 0
+        assert run_eval(f"model-{stage}", data, runs / "tiny" / stage / "eval") == 0
     monkeypatch.setenv("PATHVLM_JUDGE_CACHE", str(tmp_path / "judge-cache"))
     with JudgeServer() as server:
         monkeypatch.setenv("PATHVLM_JUDGE_PORT", str(server.port))
@@ -37,7 +37,7 @@ def judged_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def judge_eval(runs: Path, *extra: str) -> int:
-    return main(["judge-eval", "--size", "7b", "--profile", "cpu", "--runs", str(runs), *extra])
+    return main(["judge-eval", "--size", "tiny", "--profile", "cpu", "--runs", str(runs), *extra])
 
 
 def test_judge_eval_scores_every_output_beside_items(judged_runs) -> None:
@@ -45,7 +45,7 @@ def test_judge_eval_scores_every_output_beside_items(judged_runs) -> None:
     assert judge_eval(runs) == 0
     expected = {"r1": (1.0, 1.0, True), "beta": (0.0, 1.0, True), "alpha": (0.0, 0.0, False)}
     for stage, (integrity, knowledge, sent) in expected.items():
-        folder = runs / "7b" / stage / "eval" / "test"
+        folder = runs / "tiny" / stage / "eval" / "test"
         rows = read_jsonl(folder / "judged.jsonl")
         assert [r["id"] for r in rows] == [r["id"] for r in read_jsonl(folder / "items.jsonl")]
         assert {(r["integrity"], r["knowledge"], r["process"], r["sent"]) for r in rows} == {
@@ -86,7 +86,7 @@ def test_unreachable_judge_writes_nothing(judged_runs, monkeypatch: pytest.Monke
 def test_report_refuses_judged_files_of_other_items(judged_runs) -> None:
     runs, _ = judged_runs
     assert judge_eval(runs) == 0
-    path = runs / "7b" / "beta" / "eval" / "test" / "judged.jsonl"
+    path = runs / "tiny" / "beta" / "eval" / "test" / "judged.jsonl"
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines) + lines[0])
     out = runs.parent / "reports"

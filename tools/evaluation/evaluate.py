@@ -412,6 +412,11 @@ def eval_datasets(root: Path) -> list[Path]:
     return files + sorted((root / "omnimedvqa" / "eval").glob("*.jsonl"))
 
 
+def _has_rows(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return any(line.strip() for line in handle)
+
+
 def stage_models(runs: Path, size: str) -> list[Path]:
     """Finished stage exports ``<runs>/<size>/<stage>/model`` (a ``DONE`` marker beside them)."""
     return sorted(path / "model" for path in (runs / size).glob("*") if (path / "DONE").exists())
@@ -450,6 +455,9 @@ def evaluate_all(args: argparse.Namespace) -> int:
     datasets = eval_datasets(args.data_root)
     if not datasets:
         raise SystemExit(f"{args.data_root}: no pathmmu/eval/test.jsonl nor omnimedvqa/eval/*.jsonl")
+    empty = [str(path) for path in datasets if not _has_rows(path)]
+    if empty:  # `eval` would stop at it before evaluating any other file
+        raise SystemExit(f"eval files without items (check them with pathvlm data check): {', '.join(empty)}")
     models = [] if args.base_only else [str(path) for path in stage_models(args.runs, args.size)]
     configs: list[Any] = sorted((args.runs / args.size).glob("*/config.yaml"))
     if not configs:  # nothing trained yet (baselines): what training would use

@@ -119,6 +119,7 @@ def make_plan(
     from tools.train import engines, recipes, registry, selection
     from tools.train.replicates import run_stage
 
+    recipes.size_for(size, profile)  # a stand-in profile runs no paper size
     seeded = [*overrides, f"seed={seed}"] if seed is not None else overrides
     cfg = recipes.to_container(recipes.compose(stage, size, profile, seeded, budget))
     run_as = run_stage(stage, cfg["seed"], recipes.default_seed())  # --seed or --set seed=N alike
