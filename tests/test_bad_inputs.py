@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -18,7 +19,9 @@ from rewards.judge.reply import ReplyError, read_reply
 from rewards.rules import parse_choice
 from tests.test_data_errors import BAD, good_omnimedvqa
 from tests.test_data_real import fake_items
+from tests.test_eval import write_eval_file
 from tools.cli import main
+from tools.common.model_dir import model_dir_problems
 from tools.data.check import check_output
 from tools.data.errors import DataError
 from tools.data.omnimedvqa import convert_omnimedvqa
@@ -303,3 +306,56 @@ def test_conversion_refuses_the_image_placeholder_in_item_text(field: str, tmp_p
         convert_omnimedvqa(tmp_path, tmp_path / "out", subsets=("ISIC2020",))
     convert_omnimedvqa(tmp_path, tmp_path / "out", subsets=("ISIC2020",), skip_invalid=True)
     assert check_output(tmp_path / "out") == []
+
+
+def _break_model(model: Path, how: str) -> None:
+    if how == "no config.json":
+        (model / "config.json").unlink()
+    elif how == "no weights":
+        for path in model.glob("*.safetensors"):
+            path.unlink()
+    elif how == "truncated":
+        weights = next(model.glob("*.safetensors"))
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    else:
+        for name in ("tokenizer.json", "vocab.json", "tokenizer.model"):
+            (model / name).unlink(missing_ok=True)
+
+
+MODEL_FAULTS = {
+    "no config.json": "no config.json",
+    "no weights": r"no weights \(\*.safetensors or pytorch_model\*.bin\)",
+    "truncated": r"model.safetensors is truncated \(\d+ bytes, its header lists \d+\)",
+    "no tokenizer": r"no tokenizer \(one of tokenizer.json, tokenizer.model, vocab.json\)",
+}
+
+
+@pytest.mark.parametrize("how", list(MODEL_FAULTS))
+def test_eval_checks_a_model_folder_before_loading_it(
+    how: str, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without config.json, `pathvlm eval` built a default full-size Qwen2.5-VL (23 GB); else a traceback."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    assert model_dir_problems(model) == []
+    _break_model(model, how)
+    data = write_eval_file(tmp_path / "data" / "test.jsonl", 1)
+    start = time.perf_counter()
+    code = main(["eval", "--model", str(model), "--data", str(data), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and time.perf_counter() - start < 10
+    assert re.fullmatch(rf"error: {model}: not a loadable model folder: {MODEL_FAULTS[how]}\n", err), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_training_checks_its_initial_model_folder(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    _break_model(model, "no config.json")
+    monkeypatch.setenv("PATHVLM_TINY_MODEL", str(model))
+    with pytest.raises(
+        RunError, match=rf"stage alpha starts from {model}: not a loadable model folder: no config"
+    ):
+        make_plan("alpha", "tiny", "cpu", tmp_path / "runs", [])

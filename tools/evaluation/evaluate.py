@@ -293,6 +293,22 @@ def _answer_and_summarize(
     return summary
 
 
+def local_model_problem(model: str) -> str | None:
+    """Why the local model ``model`` cannot be loaded (a folder lacking files, or a path that is not
+    there), checked before loading it; None for a complete folder or a hub id (``org/name``)."""
+    from tools.common.model_dir import ModelDirError, require_model_dir
+
+    path = Path(model)
+    if not path.exists():
+        local = model.startswith(("/", ".", "~")) or model.count("/") > 1
+        return f"{model}: model folder not found" if local else None
+    try:
+        require_model_dir(path)
+    except ModelDirError as exc:
+        return str(exc)
+    return None
+
+
 def evaluate(args: argparse.Namespace) -> int:
     from tools.evaluation.eval_backends import DEFAULT_BATCH_SIZE, make_backend
     from tools.evaluation.eval_files import model_sha256
@@ -307,6 +323,9 @@ def evaluate(args: argparse.Namespace) -> int:
         raise SystemExit(
             "--backend openai sends images as they are: --max-pixels / --min-pixels do not apply"
         )
+    if not api and (problem := local_model_problem(args.model)):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     sampling = _sampling(args)
     jobs = []
     # An API model is its name (the endpoint may move: a proxy, a vllm serve on another port).

@@ -45,6 +45,7 @@ from types import ModuleType
 from typing import Any
 
 from tools.common import paths
+from tools.common.model_dir import ModelDirError, require_model_dir
 from tools.common.wandb_naming import child_environ
 from tools.train.recipes import DEFAULT_BUDGET, RecipeError, add_recipe_arguments
 
@@ -125,6 +126,11 @@ def make_plan(
     run_as = run_stage(stage, cfg["seed"], recipes.default_seed())  # --seed or --set seed=N alike
     stage_dir = (runs_root / size / run_as).resolve()
     init_model, parent_hash = _initial_model(cfg, runs_root, dry_run)
+    if not dry_run and Path(init_model).is_dir():
+        try:
+            require_model_dir(Path(init_model))
+        except ModelDirError as exc:
+            raise RunError(f"stage {stage} starts from {exc}") from exc
     engine = engines.for_config(cfg)
     engine.prepare(cfg, stage_dir, init_model, run_name(size, run_as))
     _require_frozen_vision(cfg)
