@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -15,8 +16,8 @@ import pytest
 from PIL import Image
 
 from rewards.judge.cache import JudgeCache
-from rewards.judge.reply import ReplyError, read_reply
-from rewards.rules import parse_choice
+from rewards.judge.reply import PARSE_FAILURES, ReplyError, read_reply
+from rewards.rules import accuracy_reward, format_reward, parse_choice
 from tests.test_data_errors import BAD, good_omnimedvqa
 from tests.test_data_real import fake_items
 from tests.test_eval import write_eval_file
@@ -35,6 +36,8 @@ from tools.train.engines import (
     llamafactory_check,
     prepare_trainer_resume,
     trainer_checkpoints,
+    trainer_finished,
+    trainer_step,
 )
 from tools.train.engines.ranges import numeric_leaves, rule_for
 from tools.train.engines.trl_grpo import grpo_arguments
@@ -359,3 +362,87 @@ def test_training_checks_its_initial_model_folder(
         RunError, match=rf"stage alpha starts from {model}: not a loadable model folder: no config"
     ):
         make_plan("alpha", "tiny", "cpu", tmp_path / "runs", [])
+
+
+# ------------------------------------------------------------------ adversarial sweep (hostile inputs)
+
+PIECES = ["<think>", "</think>", "<answer>", "</answer>", "<ANSWER>", "A)", "(B)", "C.", "D:", " or ",
+          ", ", "\n", "\r\n", " ", "\u3000", "Ａ）", "(H&E)", "{", "}", '"integrity_score": ',
+          '"knowledge_score": ', "0.5", "8.5", "-1", "NaN", "80%", "3/0", "1e999", "\x00", "\ud800", "é",
+          "x" * 50]  # fmt: skip
+
+
+def test_rewards_and_judge_replies_survive_hostile_text() -> None:
+    """Random concatenations: every rule returns a value in range, quickly; nothing raises."""
+    rng = random.Random(26)
+    start = time.perf_counter()
+    for _ in range(2000):
+        text = "".join(rng.choice(PIECES) * rng.choice((1, 1, 2, 500)) for _ in range(rng.randint(0, 12)))
+        assert format_reward(text) in (0.0, 1.0)
+        assert accuracy_reward(text, "C) Adenocarcinoma") in (0.0, 1.0)
+        choice = parse_choice(text)
+        assert choice is None or (len(choice[0]) == 1 and choice[1])
+        try:
+            integrity, knowledge = read_reply(text)
+        except ReplyError as error:
+            assert error.reason in PARSE_FAILURES
+        else:
+            assert 0.0 <= integrity <= 1.0 and 0.0 <= knowledge <= 1.0
+    assert time.perf_counter() - start < 20
+
+
+def test_the_judge_cache_survives_hostile_shards(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    values = [0.5, 8.5, -0.1, None, True, "0.5", [0.5], {"a": 1}, 1e308, float("inf")]
+    lines = [json.dumps({"key": f"k{i}", "integrity": rng.choice(values), "knowledge": rng.choice(values)})
+             for i in range(200)]  # fmt: skip
+    lines += ["", "null", "[]", "{", '{"key": null, "integrity": 0.5, "knowledge": 0.5}', "\ufffd" * 10]
+    (tmp_path / "judge-a.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    (tmp_path / "judge-b.jsonl").write_bytes(bytes(range(256)) * 4)
+    cache = JudgeCache(str(tmp_path))
+    assert all(0.0 <= score <= 1.0 for scores in cache.entries.values() for score in scores)
+    assert all(isinstance(key, str) for key in cache.entries)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "null", "[]", '{"global_step": "7"}', '{"global_step": true}', "\x00\xff", '{"log_history": []}'],
+)
+def test_unreadable_trainer_states_are_never_complete(text: str, tmp_path: Path) -> None:
+    _trainer_state(tmp_path / "checkpoint-5", text)
+    (tmp_path / "config.json").write_text("{}", encoding="utf-8")
+    _trainer_state(tmp_path, text)
+    assert trainer_step(tmp_path) is None and not trainer_finished(tmp_path)
+    assert prepare_trainer_resume(tmp_path) is None
+
+
+def test_model_folder_check_survives_hostile_weight_files(tiny_model: Path, tmp_path: Path) -> None:
+    """Cut the weights at every kind of place, or fill them with junk: a problem, never an exception."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    weights = next(model.glob("*.safetensors"))
+    data = weights.read_bytes()
+    for cut in (0, 3, 8, 9, 20, len(data) - 1):
+        weights.write_bytes(data[:cut])
+        assert model_dir_problems(model), cut
+    for junk in (b"\xff" * 64, (2**63).to_bytes(8, "little") + b"{}", (2).to_bytes(8, "little") + b"[]"):
+        weights.write_bytes(junk)
+        assert model_dir_problems(model), junk
+    (model / "config.json").write_text("[1, 2]", encoding="utf-8")
+    assert "config.json names no model_type" in model_dir_problems(model)
+
+
+HOSTILE_VALUES = ["-0.0", "1e308", ".nan", "-.inf", "[1]", "{a: 1}", "''", "99999999999999999999999"]
+
+
+@pytest.mark.parametrize(
+    ("stage", "key"), [("alpha", "llamafactory.learning_rate"), ("beta", "easyr1.trainer.max_steps")]
+)
+def test_hostile_set_values_get_one_line_never_a_traceback(
+    stage: str, key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for value in HOSTILE_VALUES:
+        code = main(["recipe", stage, "--profile", "cpu", "--hash", "--set", f"{key}={value}"])
+        err = capsys.readouterr().err
+        assert "Traceback" not in err, (value, err)
+        assert code == 0 or (code == 2 and err.startswith("error: ") and key.split(".", 1)[1] in err), value

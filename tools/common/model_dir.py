@@ -79,7 +79,7 @@ def _safetensors(file: Path) -> list[str]:
                 return [f"{file.name} is truncated or not a safetensors file (header of {length} bytes)"]
             header = json.loads(handle.read(length))
         end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
-    except (OSError, ValueError, struct.error, KeyError, TypeError, IndexError) as exc:
+    except (OSError, ValueError, struct.error, KeyError, TypeError, IndexError, AttributeError) as exc:
         return [f"{file.name} is not a readable safetensors file ({exc!r})"]
     if 8 + length + end > size:
         return [f"{file.name} is truncated ({size} bytes, its header lists {8 + length + end})"]
