@@ -108,7 +108,7 @@ def test_unfrozen_vision_tower_is_refused(runs: Path, capsys: pytest.CaptureFixt
 
 def test_make_n_prints_the_runner_commands_in_stage_order(repo_root: Path) -> None:
     out = subprocess.run(
-        ["make", "-n", "alpha", "beta", "r1", "SIZE=3b", "PROFILE=cpu"],
+        ["make", "-n", "alpha", "beta", "r1", "SIZE=3b", "PROFILE=lean"],
         cwd=repo_root,
         capture_output=True,
         text=True,
@@ -116,7 +116,7 @@ def test_make_n_prints_the_runner_commands_in_stage_order(repo_root: Path) -> No
     ).stdout
     runs = [line for line in out.splitlines() if " run " in line]
     assert runs == [
-        f".venv/bin/pathvlm run {stage} --size 3b --profile cpu --budget paper"
+        f".venv/bin/pathvlm run {stage} --size 3b --profile lean --budget paper"
         for stage in ("alpha", "beta", "r1")
     ]
     seeds = subprocess.run(
