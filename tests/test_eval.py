@@ -351,10 +351,10 @@ def test_eval_all_covers_finished_stages_and_base(tiny_model: Path, tmp_path: Pa
     assert main(argv) == 0
     found = sorted(str(p.parent.relative_to(runs)) for p in runs.glob("*/*/eval/*/summary.json"))
     assert found == [
-        "7b/alpha/eval/isic2020",
-        "7b/alpha/eval/test",
-        "7b/base/eval/isic2020",
-        "7b/base/eval/test",
+        "tiny/alpha/eval/isic2020",
+        "tiny/alpha/eval/test",
+        "tiny/base/eval/isic2020",
+        "tiny/base/eval/test",
     ]
     base = json.loads((runs / "tiny" / "base" / "eval" / "test" / "summary.json").read_text())
     assert (base["model"], base["max_pixels"], base["min_pixels"]) == (str(tiny_model), 6272, 3136)
