@@ -97,8 +97,10 @@ def test_a_verdict_with_a_duplicated_key_is_ambiguous(reply: str) -> None:
 def _composed_sections() -> Iterator[tuple[str, dict[str, Any]]]:
     for stage in registry.stages():
         for profile in registry.profiles():
-            cfg = recipes.to_container(recipes.compose(stage, "7b", profile))
-            yield cfg["engine"], cfg[cfg["engine"]]
+            for budget in registry.budgets():
+                size = registry.profile(profile).stand_in_size or "7b"
+                cfg = recipes.to_container(recipes.compose(stage, size, profile, budget=budget))
+                yield cfg["engine"], cfg[cfg["engine"]]
 
 
 def test_every_numeric_recipe_key_has_a_range_rule() -> None:
