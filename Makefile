@@ -15,8 +15,11 @@ EASYR1_COMMIT ?= b44b311
 EASYR1_HOME ?= .cache/EasyR1
 GPU_VENV ?= .venv-gpu
 
-SIZE ?= 7b
 PROFILE ?= h20x4
+# A profile that runs only a stand-in model names its size (recipes/profiles/cpu.yaml: stand_in_size: tiny).
+PROFILE_FILE = $(file <$(or $(PATHVLM_RECIPES),recipes)/profiles/$(PROFILE).yaml)
+STAND_IN_SIZE = $(patsubst stand_in_size:%,%,$(filter stand_in_size:%,$(subst stand_in_size: ,stand_in_size:,$(PROFILE_FILE))))
+SIZE ?= $(or $(STAND_IN_SIZE),7b)
 # Training budget overlay (recipes/budgets/: paper, fast); SEEDS="42 43 44" trains one replicate per seed.
 BUDGET ?= paper
 SEEDS ?=
@@ -174,7 +177,11 @@ BASELINE_TP ?= 4
 QWEN_32B ?= Qwen/Qwen2.5-VL-32B-Instruct
 GEMINI_MODEL ?= gemini-1.5-pro
 GEMINI_BASE_URL ?= https://generativelanguage.googleapis.com/v1beta/openai/
-EVAL_DATA_ARGS = --data "$(DATA)/pathmmu/eval/test.jsonl" $(foreach f,$(sort $(wildcard $(DATA)/omnimedvqa/eval/*.jsonl) $(wildcard $(DATA)/pathvqa/eval/*.jsonl) $(wildcard $(DATA)/mmmu/eval/*.jsonl)),--data "$(f)")
+# Evaluation files by folder and name (names have no spaces), found with DATA's spaces escaped: $(wildcard)
+# splits on spaces. OmniMedVQA subsets, and PathVQA / MMMU when converted.
+space := $(subst ,, )
+BENCHMARK_FILES = $(sort $(foreach b,omnimedvqa pathvqa mmmu,$(addprefix $(b)/eval/,$(notdir $(filter %.jsonl,$(wildcard $(subst $(space),\$(space),$(DATA))/$(b)/eval/*.jsonl))))))
+EVAL_DATA_ARGS = --data "$(DATA)/pathmmu/eval/test.jsonl" $(foreach f,$(BENCHMARK_FILES),--data "$(DATA)/$(f)")
 
 .PHONY: baselines
 baselines: | $(VENV)/.installed ## the paper's baselines: Qwen2.5-VL-$(SIZE) (SIZE=32b: tensor parallel), GPT-4o, Gemini

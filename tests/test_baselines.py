@@ -61,9 +61,9 @@ def test_base_only_before_any_training_uses_the_recipe(tiny_model: Path, tmp_pat
     write_eval_file(data / "pathmmu" / "eval" / "test.jsonl", 2)
     runs = tmp_path / "runs"
     monkeypatch.setenv("PATHVLM_TINY_MODEL", str(tiny_model))  # the cpu profile's base model
-    argv = ["eval-all", "--size", "7b", "--profile", "cpu", "--base-only", "--runs", str(runs)]
+    argv = ["eval-all", "--size", "tiny", "--profile", "cpu", "--base-only", "--runs", str(runs)]
     assert main([*argv, "--data-root", str(data), "--max-new-tokens", "4"]) == 0
-    assert sorted(p.relative_to(runs).as_posix() for p in runs.glob("*/*/eval/*")) == ["7b/base/eval/test"]
+    assert sorted(p.relative_to(runs).as_posix() for p in runs.glob("*/*/eval/*")) == ["tiny/base/eval/test"]
 
 
 def test_report_fills_the_32b_row_without_comparing_it(tmp_path: Path) -> None:

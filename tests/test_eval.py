@@ -333,18 +333,18 @@ def test_eval_all_covers_finished_stages_and_base(tiny_model: Path, tmp_path: Pa
     write_eval_file(data_root / "pathmmu" / "eval" / "test.jsonl", 2)
     write_eval_file(data_root / "omnimedvqa" / "eval" / "isic2020.jsonl", 2, subsets=("ISIC2020",))
     for stage, done in (("alpha", True), ("beta", False)):
-        (runs / "7b" / stage).mkdir(parents=True)
-        (runs / "7b" / stage / "model").symlink_to(tiny_model, target_is_directory=True)
+        (runs / "tiny" / stage).mkdir(parents=True)
+        (runs / "tiny" / stage / "model").symlink_to(tiny_model, target_is_directory=True)
         pixels = "easyr1: {data: {max_pixels: 6272, min_pixels: 3136}}"
-        (runs / "7b" / stage / "config.yaml").write_text(
+        (runs / "tiny" / stage / "config.yaml").write_text(
             f"experiment: exp\nbase_model: {tiny_model}\n{pixels}\n"
         )
         if done:
-            (runs / "7b" / stage / "DONE").write_text("hash\n")
+            (runs / "tiny" / stage / "DONE").write_text("hash\n")
     argv = [
         "eval-all",
         "--size",
-        "7b",
+        "tiny",
         "--profile",
         "cpu",  # its eval_backend: hf
         "--runs",
@@ -357,12 +357,12 @@ def test_eval_all_covers_finished_stages_and_base(tiny_model: Path, tmp_path: Pa
     assert main(argv) == 0
     found = sorted(str(p.parent.relative_to(runs)) for p in runs.glob("*/*/eval/*/summary.json"))
     assert found == [
-        "7b/alpha/eval/isic2020",
-        "7b/alpha/eval/test",
-        "7b/base/eval/isic2020",
-        "7b/base/eval/test",
+        "tiny/alpha/eval/isic2020",
+        "tiny/alpha/eval/test",
+        "tiny/base/eval/isic2020",
+        "tiny/base/eval/test",
     ]
-    base = json.loads((runs / "7b" / "base" / "eval" / "test" / "summary.json").read_text())
+    base = json.loads((runs / "tiny" / "base" / "eval" / "test" / "summary.json").read_text())
     assert (base["model"], base["max_pixels"], base["min_pixels"]) == (str(tiny_model), 6272, 3136)
 
 

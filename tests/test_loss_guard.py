@@ -128,6 +128,6 @@ def test_forced_divergence_stops_the_engine_with_a_clear_error(
     code = cli_main(["run", stage, "--profile", "cpu", "--set", *DIVERGE[stage], "loss_guard_steps=2"])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert f"error: 7b/{stage}: {MARKER} training stopped at step" in err
+    assert f"error: tiny/{stage}: {MARKER} training stopped at step" in err
     assert "on 2 consecutive logged steps" in err and "grad-norm nan" in err
-    assert not (runs / "7b" / stage / "DONE").exists() and not (runs / "7b" / stage / "model").exists()
+    assert not (runs / "tiny" / stage / "DONE").exists() and not (runs / "tiny" / stage / "model").exists()

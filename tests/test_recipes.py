@@ -492,8 +492,8 @@ def test_validate_leaves_the_environment_alone(monkeypatch: pytest.MonkeyPatch) 
 def test_cli_prints_and_refuses(capsys: pytest.CaptureFixture[str]) -> None:
     from tools.cli import main
 
-    assert main(["recipe", "gamma", "--size", "3b", "--profile", "cpu", "--hash"]) == 0
-    assert capsys.readouterr().out.strip() == config_hash(compose("gamma", "3b", "cpu"))
+    assert main(["recipe", "gamma", "--size", "tiny", "--profile", "cpu", "--hash"]) == 0
+    assert capsys.readouterr().out.strip() == config_hash(compose("gamma", "tiny", "cpu"))
     assert main(["recipe", "beta", "--set", "easyr1.worker.actor.optim.lrr=1"]) == 2
     assert "easyr1.worker.actor.optim.lrr: unknown key" in capsys.readouterr().err
 

@@ -56,7 +56,7 @@ def test_a_new_stage_and_profile_file_dry_run_with_no_code_change(
     assert main(["run", "zeta", "--profile", "laptop", "--runs", str(runs), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "stage: zeta" in out and "profile: laptop" in out
-    assert f"starts from beta, which has not finished ({runs}/7b/beta/DONE is missing)" in out
+    assert f"starts from beta, which has not finished ({runs}/tiny/beta/DONE is missing)" in out
     assert "# engine command (trl_grpo):" in out and "OMP_NUM_THREADS=2 " in out  # the profile's engine
     assert main(["run", "zeta", "--profile", "h20x4", "--runs", str(runs), "--dry-run"]) == 0
     assert "# engine command (easyr1):" in capsys.readouterr().out

@@ -63,9 +63,9 @@ def test_dry_run_cpu_grpo_uses_trl_engine(runs: Path, capsys: pytest.CaptureFixt
     assert (
         out.strip()
         .splitlines()[-1]
-        .endswith(f"-m tools.train.engines.trl_grpo {runs.resolve()}/7b/beta/config.yaml")
+        .endswith(f"-m tools.train.engines.trl_grpo {runs.resolve()}/tiny/beta/config.yaml")
     )
-    assert f"model_path: {runs.resolve()}/7b/alpha/model" in out  # the parent's export, once it exists
+    assert f"model_path: {runs.resolve()}/tiny/alpha/model" in out  # the parent's export, once it exists
     assert "# note: stage beta starts from alpha" in out
     assert not runs.exists() and not (runs.parent / "tiny").exists()
 
@@ -73,10 +73,10 @@ def test_dry_run_cpu_grpo_uses_trl_engine(runs: Path, capsys: pytest.CaptureFixt
 def test_missing_parent_names_the_command_that_makes_it(
     runs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli_main(["run", "r1", "--size", "3b", "--profile", "cpu"]) == 2
+    assert cli_main(["run", "r1", "--size", "tiny", "--profile", "cpu"]) == 2
     err = capsys.readouterr().err
-    assert f"{runs}/3b/beta/DONE is missing" in err
-    assert "\n  pathvlm run beta --size 3b --profile cpu\n" in err
+    assert f"{runs}/tiny/beta/DONE is missing" in err
+    assert "\n  pathvlm run beta --size tiny --profile cpu\n" in err
     assert not runs.exists()
 
 
@@ -108,7 +108,7 @@ def test_unfrozen_vision_tower_is_refused(runs: Path, capsys: pytest.CaptureFixt
 
 def test_make_n_prints_the_runner_commands_in_stage_order(repo_root: Path) -> None:
     out = subprocess.run(
-        ["make", "-n", "alpha", "beta", "r1", "SIZE=3b", "PROFILE=cpu"],
+        ["make", "-n", "alpha", "beta", "r1", "SIZE=3b", "PROFILE=lean"],
         cwd=repo_root,
         capture_output=True,
         text=True,
@@ -116,7 +116,7 @@ def test_make_n_prints_the_runner_commands_in_stage_order(repo_root: Path) -> No
     ).stdout
     runs = [line for line in out.splitlines() if " run " in line]
     assert runs == [
-        f".venv/bin/pathvlm run {stage} --size 3b --profile cpu --budget paper"
+        f".venv/bin/pathvlm run {stage} --size 3b --profile lean --budget paper"
         for stage in ("alpha", "beta", "r1")
     ]
     seeds = subprocess.run(
@@ -127,7 +127,7 @@ def test_make_n_prints_the_runner_commands_in_stage_order(repo_root: Path) -> No
         check=True,
     ).stdout
     assert [line for line in seeds.splitlines() if " run " in line] == [
-        f"for seed in 42 43; do .venv/bin/pathvlm run {stage} --size 7b --profile cpu --budget fast "
+        f"for seed in 42 43; do .venv/bin/pathvlm run {stage} --size tiny --profile cpu --budget fast "
         "--seed $seed || exit $?; done"
         for stage in ("alpha", "beta")
     ]

@@ -72,7 +72,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def run(stage: str, *extra: str) -> list[str]:
-    return ["run", stage, "--size", "7b", "--profile", "cpu", "--set", *OVERRIDES[stage], *extra]
+    return ["run", stage, "--size", "tiny", "--profile", "cpu", "--set", *OVERRIDES[stage], *extra]
 
 
 def train(stage: str, capsys: pytest.CaptureFixture[str]) -> str:
@@ -83,7 +83,7 @@ def train(stage: str, capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def stage_dir(workdir: Path, stage: str) -> Path:
-    return workdir / "runs" / "7b" / stage
+    return workdir / "runs" / "tiny" / stage
 
 
 def tensors(model_dir: Path) -> dict:
@@ -103,7 +103,7 @@ def test_alpha_trains_the_tiny_model_and_exports_it(
     out = train("alpha", capsys)
     run_dir = stage_dir(workdir, "alpha")
     assert f"building the base model at {workdir / 'tiny'} (pathvlm tiny-model)" in out
-    assert "-m tools.train.engines.sft_train" in out and "7b/alpha done in" in out
+    assert "-m tools.train.engines.sft_train" in out and "tiny/alpha done in" in out
     config_text = (run_dir / "config.yaml").read_text()
     config = yaml.safe_load(config_text)
     assert (run_dir / "DONE").read_text().strip() in config_text  # the header's config hash
@@ -114,14 +114,14 @@ def test_alpha_trains_the_tiny_model_and_exports_it(
     assert exported["model_type"] == "qwen2_5_vl" and "text_config" not in exported
     losses = [row["loss"] for row in metrics(workdir, "alpha") if "loss" in row]
     assert len(losses) == 4 and losses[-1] < losses[0]
-    assert list(workdir.glob("wandb/offline-run-*-smoke-cpu-7b-alpha-alpha"))  # W&B run id from wandb_naming
+    assert list(workdir.glob("wandb/offline-run-*-smoke-cpu-tiny-alpha-alpha"))  # W&B run id (wandb_naming)
 
 
 def test_rerun_of_a_finished_stage_is_a_no_op(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     done = stage_dir(workdir, "alpha") / "DONE"
     before = done.stat().st_mtime_ns
     out = train("alpha", capsys)
-    assert "7b/alpha is already done with config" in out and "skipping" in out
+    assert "tiny/alpha is already done with config" in out and "skipping" in out
     assert "tools.train.engines.sft_train" not in out and done.stat().st_mtime_ns == before
 
 
@@ -200,20 +200,20 @@ def test_sigusr1_checkpoints_and_stops_then_resumes(workdir: Path) -> None:
     runs = workdir / "signal-runs"
     args = [*run("epsilon", "easyr1.trainer.save_freq=100"), "--runs", str(runs)]  # no periodic checkpoint
     runner = subprocess.Popen([sys.executable, "-m", "tools.cli", *args], stdout=subprocess.DEVNULL)
-    train_log, deadline = runs / "7b" / "epsilon" / TRAIN_LOG, time.monotonic() + 600
+    train_log, deadline = runs / "tiny" / "epsilon" / TRAIN_LOG, time.monotonic() + 600
     while not (train_log.exists() and "'reward/format'" in train_log.read_text()):
         assert runner.poll() is None and time.monotonic() < deadline, "no training step logged"
         time.sleep(0.1)
     runner.send_signal(signal.SIGUSR1)
     assert runner.wait(timeout=300) != 0
-    checkpoints = sorted((runs / "7b" / "epsilon" / "checkpoints").glob("checkpoint-*/trainer_state.json"))
+    checkpoints = sorted((runs / "tiny" / "epsilon" / "checkpoints").glob("checkpoint-*/trainer_state.json"))
     assert len(checkpoints) == 1 and f"stopped by signal {int(signal.SIGUSR1)}" in train_log.read_text()
-    assert not (runs / "7b" / "epsilon" / "DONE").exists()
+    assert not (runs / "tiny" / "epsilon" / "DONE").exists()
     resumed = subprocess.run(
         [sys.executable, "-m", "tools.cli", *args], capture_output=True, text=True, check=True
     ).stdout
     assert f"resuming from checkpoint {checkpoints[0].parent}" in resumed
-    assert (runs / "7b" / "epsilon" / "DONE").is_file()
+    assert (runs / "tiny" / "epsilon" / "DONE").is_file()
 
 
 def test_sigusr1_checkpoints_llamafactory_at_the_step_it_reached_then_resumes(workdir: Path) -> None:
@@ -225,8 +225,8 @@ def test_sigusr1_checkpoints_llamafactory_at_the_step_it_reached_then_resumes(wo
     runs = workdir / "usr1-sft-runs"
     # 60 steps: the stop lands at step 2-3, however fast the tiny model trains (20 steps a second unloaded)
     sft = [*SFT[:-1], "llamafactory.save_steps=1000", "llamafactory.num_train_epochs=30"]
-    args = ["run", "alpha", "--size", "7b", "--profile", "cpu", "--runs", str(runs), "--set", *sft]
-    stage = runs / "7b" / "alpha"
+    args = ["run", "alpha", "--size", "tiny", "--profile", "cpu", "--runs", str(runs), "--set", *sft]
+    stage = runs / "tiny" / "alpha"
     runner = subprocess.Popen([sys.executable, "-m", "tools.cli", *args], stdout=subprocess.DEVNULL)
     progress, deadline = stage / "checkpoints" / "trainer_log.jsonl", time.monotonic() + 600
     while not (progress.exists() and len(progress.read_text().splitlines()) >= 2):  # LLaMA-Factory's log

@@ -102,7 +102,7 @@ def test_alpha_exports_the_best_validation_checkpoint_not_the_last(
     # a checkpoint every 120 steps and the final one (cpu profile: 250 steps): each costs two evaluations
     command = ["run", "alpha", "--profile", "cpu", "--set", "llamafactory.save_steps=120"]
     assert cli_main(command) == 0, capsys.readouterr().out[-3000:]
-    first = tmp_path / "runs" / "7b" / "alpha"
+    first = tmp_path / "runs" / "tiny" / "alpha"
     steps = [point["step"] for point in json.loads((first / "selection.json").read_text())["curve"]]
     sft = OmegaConf.load(first / "config.yaml").llamafactory  # the cpu profile's epochs and batch
     last = 200 // sft.per_device_train_batch_size * int(sft.num_train_epochs)
@@ -119,7 +119,7 @@ def test_alpha_exports_the_best_validation_checkpoint_not_the_last(
     code = cli_main([*command, "--runs", str(runs)])
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
-    stage = runs / "7b" / "alpha"
+    stage = runs / "tiny" / "alpha"
     for step in steps:  # premise: the seeded training is reproducible, so the answers above hold here
         assert _outputs(stage, step) == _outputs(first, step), step
     record = json.loads((stage / "selection.json").read_text())
@@ -142,5 +142,5 @@ def test_alpha_exports_the_best_validation_checkpoint_not_the_last(
         and f"selection_data: {data / 'eval' / 'validation.jsonl'}" in config
     )
     assert f"selection: exporting step {best} of {steps}" in out
-    logged = [p for p in tmp_path.glob("wandb/offline-run-*-smoke-cpu-7b-alpha-alpha/*.wandb")]
+    logged = [p for p in tmp_path.glob("wandb/offline-run-*-smoke-cpu-tiny-alpha-alpha/*.wandb")]
     assert any(b"selection/best_step" in p.read_bytes() for p in logged)  # the curve in the stage's W&B run

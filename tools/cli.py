@@ -11,6 +11,9 @@ import argparse
 import importlib
 import sys
 
+from tools.train import registry
+from tools.train.recipes import RecipeError, size_for
+
 SUBCOMMAND_MODULES = [
     "tools.dev.tiny_model",
     "tools.evaluation.evaluate",
@@ -47,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "size") and getattr(args, "profile", None) in registry.profiles():  # a recipe's
+        try:
+            args.size = size_for(args.size, args.profile)
+        except RecipeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     return int(args.func(args) or 0)
 
 

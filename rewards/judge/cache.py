@@ -8,12 +8,23 @@ import os
 import socket
 from pathlib import Path
 
+from rewards.judge.reply import ReplyError, score_value
+
 logger = logging.getLogger(__name__)
+
+
+def _score(value: object) -> float:
+    """A cached score under the rule of a fresh reply (``score_value``): a number in [0, 1], never clamped."""
+    if not isinstance(value, int | float):
+        raise ReplyError("not_a_number")
+    return score_value(value)
 
 
 class JudgeCache:
     """Judgements under ``directory``: each process appends to its own shard (no locks, safe on shared
-    file systems) and reads every shard when it starts; a torn last line from a killed process is skipped.
+    file systems) and reads every shard when it starts; a torn last line from a killed process is skipped,
+    and so is an entry whose scores a fresh reply could not give (outside [0, 1], not a number): that item
+    is judged again.
     Entries hold the key hash and the scores only, never the prompt or a credential.
 
     I/O never raises: an unreadable or unwritable directory leaves the cache in memory only, the judge's
@@ -38,12 +49,15 @@ class JudgeCache:
         self._path = self.directory / shard
 
     def _read(self, shard: Path) -> None:
+        rejected = 0
         for line in shard.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 record = json.loads(line)
-                self.entries[record["key"]] = (float(record["integrity"]), float(record["knowledge"]))
+                self.entries[str(record["key"])] = (_score(record["integrity"]), _score(record["knowledge"]))
             except (ValueError, KeyError, TypeError):
-                continue
+                rejected += line.strip() != ""
+        if rejected:
+            logger.warning("judge cache: %s: %d unreadable or out-of-range line(s) ignored", shard, rejected)
 
     def _failed(self, what: str, error: OSError) -> None:
         self.errors += 1

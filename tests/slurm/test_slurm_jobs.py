@@ -104,7 +104,7 @@ def jobs(slurm, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         _wait_port(port)
         env = {
             "PROFILE": "cpu",
-            "SIZE": "3b",
+            "SIZE": "tiny",
             "VENV": sys.prefix,
             "RUNS": str(root / "runs"),
             "PATHVLM_DATA": str(root / "data"),
@@ -152,8 +152,8 @@ def test_sft_then_grpo_complete_and_export_models(jobs: Jobs, trained: dict[str,
     assert re.search(r"\] end: exit 0 after \d+s", sft_log)
     for stage, log in (("alpha", sft_log), ("beta", grpo_log), ("r1", grpo_log)):
         assert f"stage {stage}: resolved config {jobs.runs(stage)}/config.yaml" in log
-        assert f"3b/{stage} done in" in log
-    assert grpo_log.index("3b/beta done in") < grpo_log.index("3b/r1: training from the start")
+        assert f"tiny/{stage} done in" in log
+    assert grpo_log.index("tiny/beta done in") < grpo_log.index("tiny/r1: training from the start")
     assert "OPENAI_API_KEY set" in sft_log
     for log in (sft_log, grpo_log):
         assert SECRET not in log
@@ -174,10 +174,10 @@ def test_pipeline_chains_jobs_with_dependencies(jobs: Jobs, trained: dict[str, s
     records = {stage: jobs.slurm.job(job_id) for stage, job_id in ids.items()}
     for stage, record in records.items():
         assert record["JobState"] == "COMPLETED", f"{stage}:\n{jobs.log(ids[stage])}"
-        assert record["JobName"] == f"pathvlm-3b-{stage}"
+        assert record["JobName"] == f"pathvlm-tiny-{stage}"
     for child, parent in (("beta", "alpha"), ("r1", "beta"), ("eval", "r1")):
         assert _time(records[child]["StartTime"]) >= _time(records[parent]["EndTime"]), (child, parent)
-    assert "3b/alpha is already done" in jobs.log(ids["alpha"])
+    assert "tiny/alpha is already done" in jobs.log(ids["alpha"])
     for model in ("base", "alpha", "beta", "r1"):
         summary = json.loads((jobs.runs(model) / "eval" / "test" / "summary.json").read_text())
         assert summary["n"] == 8, model
@@ -201,12 +201,12 @@ def test_requeued_job_resumes_from_its_checkpoint(jobs: Jobs) -> None:
     assert record["JobState"] == "COMPLETED", log
     assert record["Restarts"] == "1"
     assert "restart 1 on" in log
-    assert log.count("3b/delta: training from the start") == 1
-    resumed = re.search(r"3b/delta: resuming from \S*checkpoint-(\d+)", log)
+    assert log.count("tiny/delta: training from the start") == 1
+    resumed = re.search(r"tiny/delta: resuming from \S*checkpoint-(\d+)", log)
     assert resumed and int(resumed.group(1)) >= 10, log
     state = json.loads((checkpoints / "trainer_state.json").read_text())
     assert state["global_step"] == state["max_steps"] == 100  # 8 rl items, 8 per step, 100 epochs
-    runs = sorted(p.name for p in (jobs.root / "wandb").glob("offline-run-*-3b-delta-*"))
+    runs = sorted(p.name for p in (jobs.root / "wandb").glob("offline-run-*-tiny-delta-*"))
     assert len(runs) == 2 and len({name.split("-", 3)[3] for name in runs}) == 1, runs  # one W&B run id
 
 
@@ -222,7 +222,7 @@ def test_failing_stage_leaves_dependants_unstarted(jobs: Jobs, tmp_path: Path) -
         assert record["JobState"] == "CANCELLED", record
         assert record["Reason"] == "DependencyNeverSatisfied"
         assert not Path(record["StdOut"]).exists()  # never started: no output file
-    assert not (tmp_path / "runs" / "3b" / "beta").exists()
+    assert not (tmp_path / "runs" / "tiny" / "beta").exists()
 
 
 def test_pipeline_with_controls_dependency_graph(jobs: Jobs) -> None:

@@ -181,6 +181,11 @@ def check_output(out: Path) -> list[str]:
         for entries in splits.values()
     ):
         return [f"{out / 'manifest.json'}: expected 'splits' {{name: [{{{', '.join(sorted(ENTRY_KEYS))}}}]}}"]
+    problems += [
+        f"{out / 'manifest.json'}: split or subset {name!r} is empty: an empty eval file evaluates nothing"
+        for name, entries in splits.items()
+        if not entries
+    ]
     sizes = {name: len(entries) for name, entries in splits.items()}
     if counts != sizes:
         problems.append(f"{out / 'manifest.json'}: counts {counts} differ from the split lists {sizes}")

@@ -18,6 +18,9 @@ from tools.data.items import Item, item_error, sha256_file
 
 # Pixel formats that the engines' ``convert("RGB")`` clips to white or black instead of scaling.
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+# The Qwen2-VL processor's limit (transformers ``smart_resize``: "absolute aspect ratio must be smaller than
+# 200"), which it applies to every image at training and evaluation time.
+MAX_ASPECT_RATIO = 200
 
 
 def _image_sha256(path: Path) -> str:
@@ -29,7 +32,7 @@ def _image_sha256(path: Path) -> str:
     try:
         digest = sha256_file(path)
         with Image.open(path) as image:
-            mode = image.mode
+            mode, (width, height) = image.mode, image.size
             if mode not in WIDE_MODES:
                 image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -40,6 +43,11 @@ def _image_sha256(path: Path) -> str:
         raise ValueError(
             f"image {path} has {mode} pixels (16/32-bit), which RGB conversion turns white: "
             "convert it to 8 bits per channel"
+        )
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ValueError(
+            f"image {path} is {width}x{height}: an aspect ratio above {MAX_ASPECT_RATIO}, which the "
+            "Qwen2.5-VL processor refuses"
         )
     return digest
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rewards.rules import accuracy_reward, normalize_option_text
+from tools.common.prompt import IMAGE_TOKEN
 from tools.data.errors import ItemError
 
 OPTION_RE = re.compile(r"^\s*([A-Z])\s*[).:]\s*(\S.*?)\s*$", re.DOTALL)
@@ -56,13 +57,19 @@ def slugify(name: str) -> str:
 
 
 def check_text(value: str, what: str, file: Path | str, item: str) -> str:
-    """``value`` unchanged when it can be written as UTF-8 (a lone surrogate cannot)."""
+    """``value`` unchanged when it can be written as UTF-8 (a lone surrogate cannot) and holds no
+    ``<image>``: the prompt's image placeholder, of which a row has exactly one per image (``data check``;
+    LLaMA-Factory refuses the row)."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ItemError(
             file, item, f"{what} is not valid Unicode text ({exc.reason} at {exc.start})"
         ) from None
+    if IMAGE_TOKEN in value:
+        raise ItemError(
+            file, item, f"{what} contains {IMAGE_TOKEN}, the image placeholder of the prompt: remove it"
+        )
     return value
 
 

@@ -3,7 +3,9 @@
 Options ``option_A``..``option_D`` (some absent) become lettered options ``A) ..`` in order (absent ones
 skipped, the rest lettered consecutively); the answer is the option whose text equals ``gt_answer`` as the
 accuracy reward compares texts (case, whitespace, trailing period). Written all-or-nothing: a re-conversion
-replaces the whole output folder, so no eval file of an earlier subset list stays behind.
+replaces the whole output folder, so no eval file of an earlier subset list stays behind. Two subsets whose
+slugs are equal (``Chest CT Scan``, ``Chest-CT-Scan``) are refused (they would share one file), and so is a
+subset of which no item is left (``--skip-invalid``): nothing is written rather than an empty eval file.
 """
 
 from __future__ import annotations
@@ -97,11 +99,25 @@ def read_subset(root: Path, subset: str, rejects: Rejects) -> tuple[list[Item], 
     return items, len(data), path.relative_to(root).as_posix(), sha256
 
 
+def _check_slugs(subsets: Sequence[str]) -> None:
+    """Each subset gets its own ``eval/<slug>.jsonl``: two names with one slug would overwrite one file."""
+    owner: dict[str, str] = {}
+    for subset in subsets:
+        slug = slugify(subset)
+        if slug in owner:
+            raise DataError(
+                f"OmniMedVQA subsets {owner[slug]!r} and {subset!r} would both be written to "
+                f"eval/{slug}.jsonl: pass each subset once (--subsets)"
+            )
+        owner[slug] = subset
+
+
 def convert_omnimedvqa(
     root: Path, out: Path, subsets: Sequence[str] = SUBSETS, skip_invalid: bool = False
 ) -> dict[str, Any]:
     """Write ``out/eval/<slug>.jsonl`` per subset and ``out/manifest.json``; returns the manifest."""
     root, out = Path(root), Path(out)
+    _check_slugs(subsets)
     rejects = Rejects(skip_invalid)
     per_subset, read, sources = {}, {}, {}
     for subset in subsets:
@@ -109,6 +125,14 @@ def convert_omnimedvqa(
         per_subset[subset] = items
     hash_images([item for items in per_subset.values() for item in items], rejects)
     per_subset = {subset: [i for i in items if i.sha256] for subset, items in per_subset.items()}  # readable
+    empty = [subset for subset, items in per_subset.items() if not items]
+    if empty:
+        rejects.write_beside(out)
+        raise DataError(
+            f"OmniMedVQA {', '.join(empty)}: every item was rejected ({sum(read[s] for s in empty)} read; "
+            f"see {out.parent / f'{out.name}.{Rejects.FILE_NAME}'}), so no eval file is written for it and "
+            f"{out} is left as it was: fix the data or leave the subset out (--subsets)"
+        )
 
     with staged_output(out) as staging:
         rejects.write(staging)

@@ -148,13 +148,16 @@ def split_items(
     allocator = _Allocator(pools)
     takes = allocator.solve(0, tuple(sizes))
     if takes is None:
-        nearest = _nearest(allocator, sizes, total)
+        groups = sum(c for _, c in pools)
+        # Fewer groups than splits: no sizes can work, known without searching (5,385 items sharing one
+        # question searched for 96 s).
+        nearest = _nearest(allocator, sizes, total) if groups > len(sizes) else []
         hint = "; ".join(",".join(map(str, n)) for n in nearest) or (
-            f"none, {len(sizes) + 1} splits need more than {sum(c for _, c in pools)} groups"
+            f"none, {len(sizes) + 1} splits need more than {groups} groups"
         )
         raise DataError(
             f"cannot make splits of exactly {','.join(map(str, sizes))} items (test the rest): {total} items "
-            f"form {sum(c for _, c in pools)} groups that must stay together ({unit} unit; group sizes "
+            f"form {groups} groups that must stay together ({unit} unit; group sizes "
             f"{_describe(pools)}), and no assignment of whole groups meets these sizes; nearest feasible "
             f"--sizes: {hint}"
         )

@@ -329,6 +329,22 @@ def _answer_and_summarize(
     return summary
 
 
+def local_model_problem(model: str) -> str | None:
+    """Why the local model ``model`` cannot be loaded (a folder lacking files, or a path that is not
+    there), checked before loading it; None for a complete folder or a hub id (``org/name``)."""
+    from tools.common.model_dir import ModelDirError, require_model_dir
+
+    path = Path(model)
+    if not path.exists():
+        local = model.startswith(("/", ".", "~")) or model.count("/") > 1
+        return f"{model}: model folder not found" if local else None
+    try:
+        require_model_dir(path)
+    except ModelDirError as exc:
+        return str(exc)
+    return None
+
+
 def evaluate(args: argparse.Namespace) -> int:
     from tools.evaluation.eval_backends import DEFAULT_BATCH_SIZE, make_backend
     from tools.evaluation.eval_files import model_sha256
@@ -343,6 +359,9 @@ def evaluate(args: argparse.Namespace) -> int:
         raise SystemExit(
             "--backend openai sends images as they are: --max-pixels / --min-pixels do not apply"
         )
+    if not api and (problem := local_model_problem(args.model)):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     sampling = _sampling(args)
     jobs = []
     # An API model is its name (the endpoint may move: a proxy, a vllm serve on another port).
@@ -450,6 +469,11 @@ def eval_datasets(root: Path) -> list[Path]:
     return files
 
 
+def _has_rows(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return any(line.strip() for line in handle)
+
+
 def stage_models(runs: Path, size: str) -> list[Path]:
     """Finished stage exports ``<runs>/<size>/<stage>/model`` (a ``DONE`` marker beside them)."""
     return sorted(path / "model" for path in (runs / size).glob("*") if (path / "DONE").exists())
@@ -490,6 +514,9 @@ def evaluate_all(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"{args.data_root}: no pathmmu/eval/test.jsonl nor {{{','.join(EXTRA_BENCHMARKS)}}}/eval/*.jsonl"
         )
+    empty = [str(path) for path in datasets if not _has_rows(path)]
+    if empty:  # `eval` would stop at it before evaluating any other file
+        raise SystemExit(f"eval files without items (check them with pathvlm data check): {', '.join(empty)}")
     models = [] if args.base_only else [str(path) for path in stage_models(args.runs, args.size)]
     configs: list[Any] = sorted((args.runs / args.size).glob("*/config.yaml"))
     if not configs:  # nothing trained yet (baselines): what training would use

@@ -46,6 +46,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tools.evaluation.authors2026 import SPLIT as AUTHORS_SPLIT
 from tools.evaluation.markdown import markdown_table
 from tools.evaluation.paper import (
@@ -133,7 +135,6 @@ def model_split(run_dir: Path, in_domain: Result | None) -> str:
     manifest not on this machine) the manifest beside its in-domain eval data
     (``<data>/pathmmu/manifest.json`` for ``<data>/pathmmu/eval/test.jsonl``); the paper-style split when
     none can be read."""
-    import yaml
 
     manifests = []
     config = run_dir / "config.yaml"
@@ -172,6 +173,13 @@ def collect(runs: Path) -> Results:
         dataset_dir = path.parent
         stage_dir = dataset_dir.parent.parent
         key = (stage_dir.parent.name, stage_dir.name, dataset_dir.name)
+        trained = trained_size(stage_dir)
+        if trained not in (None, key[0]):
+            problems.append(
+                f"{stage_dir}: trained at size {trained} (config.yaml) but filed under {key[0]}, so it would "
+                f"be reported as {model_label(key[0], key[1])}: move it to {runs / trained / key[1]}"
+            )
+            continue
         try:
             summary, _ = check_folder(dataset_dir)
         except EvalFileError as error:
@@ -187,6 +195,16 @@ def collect(runs: Path) -> Results:
         for size, stage, _ in results
     }
     return {key: replace(result, split=splits[key[:2]]) for key, result in results.items()}
+
+
+def trained_size(stage_dir: Path) -> str | None:
+    """The ``size`` the run in ``stage_dir`` was composed with (its ``config.yaml``), None without one."""
+    try:
+        config = yaml.safe_load((stage_dir / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    size = config.get("size") if isinstance(config, dict) else None
+    return str(size) if size is not None else None
 
 
 def _stage_rank(key: tuple[str, str]) -> tuple[int, int, str]:

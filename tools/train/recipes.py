@@ -158,6 +158,25 @@ def stage_judge(cfg: dict[str, Any]) -> dict[str, Any] | None:
     return dict(judge) if judge else None
 
 
+def size_for(size: str | None, profile: str) -> str:
+    """The size of a run of ``profile``: ``size``; if None, the profile's ``stand_in_size`` (cpu: tiny) or
+    DEFAULT_SIZE. A profile with a stand-in size runs no other size (RecipeError), so its runs never land in
+    ``runs/7b/`` nor in a paper-size report row."""
+    stand_in = registry.profile(profile).stand_in_size
+    if size is None:
+        return stand_in or DEFAULT_SIZE
+    if stand_in not in (None, size):
+        raise RecipeError(
+            f"--size {size} --profile {profile}",
+            [
+                f"profile {profile} runs only the stand-in model of size {stand_in} (stands in for "
+                f"{registry.stands_in_for(stand_in)}): leave --size out or pass --size {stand_in} "
+                f"(make: SIZE={stand_in} or no SIZE)"
+            ],
+        )
+    return size
+
+
 def judge_settings(size: str, profile: str, overrides: list[str] | None = None) -> dict[str, Any] | None:
     """The ``judge`` of the first stage whose reward calls one (r1's), composed; None where none does."""
     for name, info in registry.stages().items():
@@ -344,9 +363,10 @@ def add_recipe_options(parser: argparse.ArgumentParser, budget: bool = True) -> 
     """--size, --profile, (--budget) and --set of a recipe whose stage the command fixes or takes."""
     parser.add_argument(
         "--size",
-        default=DEFAULT_SIZE,
+        default=None,
         choices=registry.sizes(),
-        help=f"model size overlay (default: {DEFAULT_SIZE})",
+        help=f"model size overlay (default: {DEFAULT_SIZE}; a profile that runs only a stand-in model "
+        "uses its size: cpu -> tiny)",
     )
     parser.add_argument(
         "--profile",

@@ -46,6 +46,7 @@ from types import ModuleType
 from typing import Any
 
 from tools.common import paths, wandb_key
+from tools.common.model_dir import ModelDirError, require_model_dir
 from tools.common.wandb_naming import child_environ
 from tools.train.recipes import DEFAULT_BUDGET, RecipeError, add_recipe_arguments
 
@@ -120,11 +121,17 @@ def make_plan(
     from tools.train import engines, recipes, registry, selection
     from tools.train.replicates import run_stage
 
+    recipes.size_for(size, profile)  # a stand-in profile runs no paper size
     seeded = [*overrides, f"seed={seed}"] if seed is not None else overrides
     cfg = recipes.to_container(recipes.compose(stage, size, profile, seeded, budget))
     run_as = run_stage(stage, cfg["seed"], recipes.default_seed())  # --seed or --set seed=N alike
     stage_dir = (runs_root / size / run_as).resolve()
     init_model, parent_hash = _initial_model(cfg, runs_root, dry_run)
+    if not dry_run and Path(init_model).is_dir():
+        try:
+            require_model_dir(Path(init_model))
+        except ModelDirError as exc:
+            raise RunError(f"stage {stage} starts from {exc}") from exc
     engine = engines.for_config(cfg)
     engine.prepare(cfg, stage_dir, init_model, run_name(size, run_as))
     _require_frozen_vision(cfg)
@@ -348,9 +355,20 @@ def execute(plan: Plan, force: bool = False) -> None:
         node_rank.announce(stage_dir, plan.config_hash, launch=True)
         print(f"{name}: " + (f"resuming from {resume}" if resume else "training from the start"), flush=True)
         _launch(plan, engines.TRAIN_LOG)
+    _require_steps(plan)
     plan.engine.export(plan.cfg, stage_dir, _selected_model(plan))
     (stage_dir / DONE_FILE).write_text(plan.config_hash + "\n", encoding="utf-8")
     print(f"{name} done in {time.monotonic() - start:.0f} s: model in {stage_dir / engines.MODEL_DIR}")
+
+
+def _require_steps(plan: Plan) -> None:
+    """A run that took no optimizer step would export its initial model as this stage: never DONE."""
+    if plan.engine.trained_steps(plan.cfg, plan.stage_dir) < 1:
+        raise RunError(
+            f"{plan.size}/{plan.stage}: the engine finished after 0 optimizer steps, so the stage is not "
+            f"marked done (its model would be the initial one): check the recipe's epochs/max_steps and the "
+            f"training data, then run again with --force (log: {plan.stage_dir / 'train.log'})"
+        )
 
 
 def _selected_model(plan: Plan) -> Path | None:

@@ -17,6 +17,8 @@ Each engine module defines:
   (``run_logged``'s ``on_signal``): checkpoint and stop, in the engine's own way;
 - ``before_launch(cfg)``: tidy what a killed run left, report what the engine will drop silently, and
   return the checkpoint training resumes from (None: from the start);
+- ``trained_steps(cfg, stage_dir)``: the optimizer steps the finished run took (the runner never marks a
+  run of 0 steps DONE);
 - ``checkpoints(cfg, stage_dir)``: the kept checkpoints as (step, Hugging Face model directory), for model
   selection on the validation split (``tools.train.selection``);
 - ``export(cfg, stage_dir, model_dir=None)``: write ``stage_dir/model`` (Hugging Face directory, flat
@@ -172,18 +174,34 @@ def die_with_parent() -> None:
 # ---------------------------------------------------------------------------------- Trainer checkpoints
 
 
+def trainer_step(directory: Path) -> int | None:
+    """``global_step`` of the trainer state in ``directory``; None where it is missing or torn."""
+    try:
+        state = json.loads((directory / TRAINER_STATE).read_text(encoding="utf-8"))
+        step = state["global_step"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
 def last_checkpoint(output_dir: Path) -> Path | None:
-    """The newest complete ``checkpoint-N`` (one whose trainer state was written), or None."""
-    complete = [p for p in _checkpoints(output_dir) if (p / TRAINER_STATE).is_file()]
+    """The newest complete ``checkpoint-N`` (one whose trainer state was written and reads), or None."""
+    complete = [p for p in _checkpoints(output_dir) if trainer_step(p) is not None]
     return max(complete, key=_step, default=None)
 
 
 def prepare_trainer_resume(output_dir: Path) -> Path | None:
-    """Delete half-written ``checkpoint-N`` directories a killed run left; return the one to resume from."""
+    """Delete half-written ``checkpoint-N`` directories a killed run left, set aside (rename to
+    ``checkpoint-N.torn``) one whose trainer state does not read; return the one to resume from."""
     for path in _checkpoints(output_dir):
         if not (path / TRAINER_STATE).is_file():
             print(f"removing incomplete checkpoint {path}", flush=True)
             shutil.rmtree(path)
+        elif trainer_step(path) is None:
+            aside = path.with_name(f"{path.name}.torn")
+            shutil.rmtree(aside, ignore_errors=True)
+            path.rename(aside)
+            print(f"{path / TRAINER_STATE} is torn or unreadable: set aside as {aside}", flush=True)
     return last_checkpoint(output_dir)
 
 
@@ -203,16 +221,15 @@ def _step(path: Path) -> int:
 
 def trainer_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
     """(step, directory) of every complete ``checkpoint-N`` and of the final model, if it is a later step."""
-    found = {_step(p): p for p in _checkpoints(output_dir) if (p / TRAINER_STATE).is_file()}
+    found = {_step(p): p for p in _checkpoints(output_dir) if trainer_step(p) is not None}
     if trainer_finished(output_dir):
-        state = json.loads((output_dir / TRAINER_STATE).read_text(encoding="utf-8"))
-        found.setdefault(int(state["global_step"]), output_dir)
+        found.setdefault(trainer_step(output_dir), output_dir)
     return sorted(found.items())
 
 
 def trainer_finished(output_dir: Path) -> bool:
     """A Hugging Face Trainer run saved its final model and state at the top of ``output_dir``."""
-    return (output_dir / TRAINER_STATE).is_file() and (output_dir / "config.json").is_file()
+    return trainer_step(output_dir) is not None and (output_dir / "config.json").is_file()
 
 
 # ---------------------------------------------------------------------------------- export

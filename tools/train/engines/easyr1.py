@@ -321,6 +321,11 @@ def set_dtype(model_dir: Path, dtype: str) -> None:
     config_file.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
+def trained_steps(cfg: dict[str, Any], stage_dir: Path) -> int:
+    """The step of the last checkpoint (EasyR1 saves one when training ends), 0 before any."""
+    return tracked_step(Path(cfg["easyr1"]["trainer"]["save_checkpoint_path"])) or 0
+
+
 def checkpoints(cfg: dict[str, Any], stage_dir: Path) -> list[tuple[int, Path]]:
     """Every kept ``global_step_N/actor``, merged (N counts EasyR1 steps)."""
     checkpoint_dir = Path(cfg["easyr1"]["trainer"]["save_checkpoint_path"])

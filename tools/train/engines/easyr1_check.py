@@ -25,6 +25,85 @@ from omegaconf.errors import OmegaConfBaseException
 from rewards.judge.guard import JudgeGuard, guard_problems
 from tools.common.paths import REPO_ROOT, repo_file
 from tools.train.engines import quiet
+from tools.train.engines.ranges import (
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    PIXELS,
+    POSITIVE,
+    Range,
+    check,
+    ordered,
+)
+
+_UNSET = Range(1, integer=True, unset=(-1,), note="-1: unset")
+_JUDGE = "worker.reward.reward_function_kwargs.judge."
+# The range of every numeric key a recipe sets (tests/test_bad_inputs.py keeps this in step with recipes/).
+RANGES = {
+    "algorithm.kl_coef": NON_NEGATIVE,
+    "algorithm.kl_horizon": POSITIVE,
+    "algorithm.kl_target": NON_NEGATIVE,
+    "algorithm.gamma": FRACTION,
+    "algorithm.lam": FRACTION,
+    "algorithm.filter_*": FRACTION,
+    "data.max_pixels": PIXELS,
+    "data.min_pixels": PIXELS,
+    "data.max_prompt_length": COUNT,
+    "data.max_response_length": COUNT,
+    "data.rollout_batch_size": COUNT,
+    "data.mini_rollout_batch_size": COUNT,
+    "data.val_batch_size": _UNSET,
+    "data.seed": NON_NEGATIVE_INT,
+    "data.video_fps": POSITIVE,
+    "data.filter_overlong_prompts_workers": COUNT,
+    "trainer.max_steps": Range(1, integer=True, note="null: train trainer.total_epochs"),
+    "trainer.total_epochs": COUNT,
+    "trainer.save_freq": Range(1, integer=True, unset=(-1,), note="-1: only at the end"),
+    "trainer.save_limit": _UNSET,
+    "trainer.val_freq": _UNSET,
+    "trainer.val_generations_to_log": NON_NEGATIVE_INT,
+    "trainer.critic_warmup": NON_NEGATIVE_INT,
+    "trainer.max_try_make_batch": _UNSET,
+    "trainer.nnodes": COUNT,
+    "trainer.n_gpus_per_node": COUNT,
+    "worker.*.optim.lr": POSITIVE,
+    "worker.*.optim.lr_warmup_ratio": FRACTION,
+    "worker.*.optim.weight_decay": NON_NEGATIVE,
+    "worker.*.max_grad_norm": POSITIVE,
+    "worker.*.global_batch_size": COUNT,
+    "worker.*.micro_batch_size_per_device_for_*": COUNT,
+    "worker.*.ppo_epochs": COUNT,
+    "worker.*.ulysses_size": COUNT,
+    "worker.*.fsdp.fsdp_size": _UNSET,
+    "worker.*.model.lora.rank": Range(0, integer=True, note="0: no LoRA"),
+    "worker.*.model.lora.alpha": POSITIVE,
+    "worker.actor.clip_ratio_low": POSITIVE,
+    "worker.actor.clip_ratio_high": POSITIVE,
+    "worker.actor.clip_ratio_dual": Range(1, low_open=True),
+    "worker.actor.tau_*": POSITIVE,
+    "worker.critic.cliprange_value": POSITIVE,
+    "worker.reward.num_cpus": POSITIVE,
+    "worker.reward.reward_function_kwargs.*_weight": NON_NEGATIVE,
+    f"{_JUDGE}*_fallback_*": FRACTION,
+    f"{_JUDGE}temperature": NON_NEGATIVE,
+    f"{_JUDGE}concurrency": COUNT,
+    f"{_JUDGE}max_retries": NON_NEGATIVE_INT,
+    f"{_JUDGE}max_tokens": COUNT,
+    f"{_JUDGE}*_s": POSITIVE,
+    f"{_JUDGE}*_usd_per_mtok": NON_NEGATIVE,
+    "worker.rollout.temperature": POSITIVE,
+    "worker.rollout.val_override_config.temperature": Range(0, note="0: greedy"),
+    "worker.rollout.val_override_config.n": COUNT,
+    "worker.rollout.*top_p": Range(0, 1, low_open=True),
+    "worker.rollout.top_k": _UNSET,
+    "worker.rollout.n": COUNT,
+    "worker.rollout.seed": NON_NEGATIVE_INT,
+    "worker.rollout.gpu_memory_utilization": Range(0, 1, low_open=True),
+    "worker.rollout.limit_images": NON_NEGATIVE_INT,
+    "worker.rollout.max_num_batched_tokens": COUNT,
+    "worker.rollout.tensor_parallel_size": COUNT,
+}
 
 
 def easyr1_config_class() -> type:
@@ -66,6 +145,10 @@ def validate(section: dict[str, Any]) -> list[str]:
     except OmegaConfBaseException as exc:
         message = str(exc).strip().splitlines()[0]
         return [f"{exc.full_key}: {message}" if getattr(exc, "full_key", None) else message]
+    values = OmegaConf.to_container(merged)  # as EasyR1 converted them ("inf" -> inf)
+    problems = check(values, RANGES, only=section) + ordered(values, "data.min_pixels", "data.max_pixels")
+    if problems:
+        return problems  # EasyR1's own rules below divide by these values
     reward = config.worker.reward
     problems = batch_rules(config) + _check_reward(reward.reward_function, reward.reward_function_kwargs)
     if section.get("data", {}).get("format_prompt") is not None:

@@ -31,6 +31,7 @@ from tools.train.engines import (
     request_stop_file,
     trainer_checkpoints,
     trainer_finished,
+    trainer_step,
 )
 
 CONFIG_NAME = "llamafactory.yaml"
@@ -113,6 +114,10 @@ def finished(cfg: dict[str, Any], stage_dir: Path) -> bool:
 
 def before_launch(cfg: dict[str, Any]) -> Path | None:
     return prepare_trainer_resume(Path(cfg["llamafactory"]["output_dir"]))
+
+
+def trained_steps(cfg: dict[str, Any], stage_dir: Path) -> int:
+    return trainer_step(Path(cfg["llamafactory"]["output_dir"])) or 0
 
 
 def checkpoints(cfg: dict[str, Any], stage_dir: Path) -> list[tuple[int, Path]]:

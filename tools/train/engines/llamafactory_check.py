@@ -15,10 +15,47 @@ from typing import Any
 
 from tools.common.paths import repo_file
 from tools.train.engines import quiet
+from tools.train.engines.ranges import (
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    PIXELS,
+    POSITIVE,
+    Range,
+    check,
+    ordered,
+)
 
 # Keys that depend on the machine running validation, not on the recipe: LLaMA-Factory/transformers refuse
 # bf16 on a CPU and turn DeepSpeed on process-wide when they parse it, so they are checked on their own.
 _LF_HARDWARE_KEYS = ("bf16", "fp16", "tf32", "deepspeed")
+# The range of every numeric key a recipe sets (tests/test_bad_inputs.py keeps this in step with recipes/).
+RANGES = {
+    "learning_rate": POSITIVE,
+    "num_train_epochs": POSITIVE,
+    "max_steps": Range(1, integer=True, unset=(-1,), note="-1: train num_train_epochs"),
+    "per_device_*_batch_size": COUNT,
+    "gradient_accumulation_steps": COUNT,
+    "cutoff_len": COUNT,
+    "save_steps": POSITIVE,
+    "logging_steps": POSITIVE,
+    "eval_steps": POSITIVE,
+    "save_total_limit": COUNT,
+    "seed": NON_NEGATIVE_INT,
+    "warmup_ratio": FRACTION,
+    "warmup_steps": NON_NEGATIVE_INT,
+    "weight_decay": NON_NEGATIVE,
+    "max_grad_norm": Range(0, note="0: no clipping"),
+    "lora_rank": COUNT,
+    "lora_alpha": POSITIVE,
+    "lora_dropout": Range(0, 1),
+    "dataloader_num_workers": NON_NEGATIVE_INT,
+    "preprocessing_num_workers": COUNT,
+    "ddp_timeout": COUNT,
+    "image_max_pixels": PIXELS,
+    "image_min_pixels": PIXELS,
+}
 
 
 def validate(args: dict[str, Any]) -> list[str]:
@@ -33,6 +70,7 @@ def validate(args: dict[str, Any]) -> list[str]:
     if problems:
         return problems
     problems = _check_types(args, _TRAIN_ARGS)
+    problems += check(args, RANGES) + ordered(args, "image_min_pixels", "image_max_pixels")
     problems += _check_deepspeed(args.get("deepspeed"))
     for key in ("bf16", "fp16", "tf32"):
         if args.get(key) not in (None, True, False):

@@ -56,6 +56,7 @@ from tools.train.engines import (
     request_stop_file,
     trainer_checkpoints,
     trainer_finished,
+    trainer_step,
 )
 from tools.train.engines import easyr1 as _easyr1
 from tools.train.engines.grpo_data import drop_overlong, load_rows
@@ -126,6 +127,10 @@ def before_launch(cfg: dict[str, Any]) -> Path | None:
     return prepare_trainer_resume(_output_dir(cfg))
 
 
+def trained_steps(cfg: dict[str, Any], stage_dir: Path) -> int:
+    return trainer_step(_output_dir(cfg)) or 0
+
+
 def checkpoints(cfg: dict[str, Any], stage_dir: Path) -> list[tuple[int, Path]]:
     return trainer_checkpoints(_output_dir(cfg))
 
@@ -187,7 +192,7 @@ def grpo_arguments(section: dict[str, Any], output_dir: Path, run_name: str) -> 
         "dataloader_num_workers": 0,
         "remove_unused_columns": False,
     }
-    if trainer.get("max_steps"):
+    if trainer.get("max_steps") is not None:  # 0 is not "unset": EasyR1 would train 0 steps
         args["max_steps"] = trainer["max_steps"] * updates_per_rollout
     else:
         args["num_train_epochs"] = trainer["total_epochs"]
