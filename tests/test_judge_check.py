@@ -114,22 +114,24 @@ def test_guard_keys_are_validated_with_the_recipe(rate: object, steps: object, p
     assert any(problem in line for line in guard_problems(rate, steps))
     kwargs = "easyr1.worker.reward.reward_function_kwargs"
     code = cli_main(
-        ["recipe", "r1", "--size", "7b", "--profile", "cpu", "--set",
+        ["recipe", "r1", "--size", "tiny", "--profile", "cpu", "--set",
          f"{kwargs}.judge_max_failure_rate={rate}", f"{kwargs}.judge_guard_steps={steps}"]
     )  # fmt: skip
     assert code == 2
 
 
 @pytest.fixture(scope="module")
-def r1_ready(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Synthetic data and a runs root where beta is DONE (r1's parent): enough to reach r1's launch."""
+def r1_ready(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """Synthetic data and a runs root where beta is DONE (r1's parent, the tiny model): enough to reach r1's
+    launch."""
     from tools.data.pathmmu import convert_pathmmu
     from tools.dev.synth import write_synthetic_pathmmu
 
     root = tmp_path_factory.mktemp("r1-check")
     convert_pathmmu(write_synthetic_pathmmu(root / "src", 40), root / "data" / "pathmmu", sizes=(16, 8))
-    beta = root / "runs" / "7b" / "beta"
-    (beta / "model").mkdir(parents=True)
+    beta = root / "runs" / "tiny" / "beta"
+    beta.mkdir(parents=True)
+    (beta / "model").symlink_to(tiny_model, target_is_directory=True)
     (beta / "DONE").write_text("0" * 64 + "\n")
     return root
 
@@ -158,9 +160,9 @@ def test_r1_refuses_to_start_without_a_working_judge(
         monkeypatch.setenv(name, str(value))
     runs = r1_ready / "runs"
     sets = [*sets, f"{JUDGE}.backoff_s=0.01", f"{JUDGE}.backoff_max_s=0.02"]
-    code = cli_main(["run", "r1", "--size", "7b", "--profile", "cpu", "--runs", str(runs), "--set", *sets])
+    code = cli_main(["run", "r1", "--size", "tiny", "--profile", "cpu", "--runs", str(runs), "--set", *sets])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.startswith("error: 7b/r1: " + expected.format(port=port)) and err.count("\n") == 1, err
-    assert not (runs / "7b" / "r1").exists()  # nothing written (a fixed judge is no new run), no model loaded
+    assert err.startswith("error: tiny/r1: " + expected.format(port=port)) and err.count("\n") == 1, err
+    assert not (runs / "tiny" / "r1").exists()  # nothing written, no model loaded
     assert os.environ.get("PATHVLM_TEST_JUDGE_KEY") is None

@@ -44,7 +44,7 @@ def test_a_failed_check_fails_the_run_and_skips_what_needs_it(
     checks = {name: (lambda _pre: "ok", needs) for name, (_, needs) in preflight.CHECKS.items()}
     checks["judge"] = (lambda _pre: "FAIL: judge: OPENAI_API_KEY is not set", ())
     monkeypatch.setattr(preflight, "CHECKS", checks)
-    pre = preflight.Preflight("7b", "cpu", tmp_path / "pf", preflight.environment(tmp_path / "pf"))
+    pre = preflight.Preflight("tiny", "cpu", tmp_path / "pf", preflight.environment(tmp_path / "pf"))
     assert preflight.run(pre) == 1
     table = capsys.readouterr().out
     assert "FAIL: judge: OPENAI_API_KEY is not set" in table and "skip: needs judge" in table
@@ -58,7 +58,7 @@ def test_a_failed_check_fails_the_run_and_skips_what_needs_it(
 
 
 def test_wandb_online_without_a_key_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    pre = preflight.Preflight("7b", "cpu", Path("unused"))
+    pre = preflight.Preflight("tiny", "cpu", Path("unused"))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_MODE", "online")
     assert preflight.check_wandb(pre).startswith("FAIL: WANDB_MODE online and WANDB_API_KEY unset")
@@ -77,7 +77,7 @@ def test_make_preflight_cpu_runs_every_check(tmp_path: Path) -> None:
     }
     env.pop("WANDB_SERVICE", None)
     result = subprocess.run(
-        ["make", "preflight", "PROFILE=cpu", "SIZE=7b", f"PREFLIGHT_DIR={tmp_path / 'pf'}"],
+        ["make", "preflight", "PROFILE=cpu", f"PREFLIGHT_DIR={tmp_path / 'pf'}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
@@ -88,6 +88,6 @@ def test_make_preflight_cpu_runs_every_check(tmp_path: Path) -> None:
     assert "ok: 2 steps, saved, exported" in rows["sft"]
     assert "ok: stopped at checkpoint-1, resumed, finished, merged" in rows["grpo"]
     assert "ok: 8 items" in rows["eval"] and str(tmp_path / "pf" / "logs" / "eval.log") in rows["eval"]
-    runs = tmp_path / "pf" / "runs" / "7b"
+    runs = tmp_path / "pf" / "runs" / "tiny"
     assert (runs / "alpha" / "DONE").is_file() and (runs / "r1" / "DONE").is_file()
     assert "resuming from" in (tmp_path / "pf" / "logs" / "grpo.log").read_text()

@@ -357,7 +357,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--size", default=DEFAULT_SIZE, choices=registry.sizes(), help="model size")
+    parser.add_argument(
+        "--size",
+        choices=registry.sizes(),
+        help=f"model size (default: the profile's stand-in size, cpu: tiny; else {DEFAULT_SIZE})",
+    )
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=registry.profiles(), help="hardware")
     parser.add_argument(
         "--dir",
