@@ -78,20 +78,22 @@ def file_sha256(path: Path) -> str:
 
 def load_items(path: Path) -> list[dict[str, Any]]:
     """Eval rows ``{id, subset, image, question, options, answer}``; ids must be unique."""
-    from tools.evaluation.eval_files import jsonl_objects
+    from tools.evaluation.eval_files import EvalFileError, jsonl_objects
 
     items, seen = [], set()
     for line_no, item in jsonl_objects(path):
         missing = [key for key in ITEM_KEYS if key not in item]
         if missing:
-            raise ValueError(f"{path}:{line_no}: eval item lacks {missing}; expected keys {list(ITEM_KEYS)}")
+            raise EvalFileError(
+                f"{path}:{line_no}: eval item lacks {missing}; expected keys {list(ITEM_KEYS)}"
+            )
         item["id"] = str(item["id"])
         if item["id"] in seen:
-            raise ValueError(f"{path}:{line_no}: duplicate id {item['id']!r}")
+            raise EvalFileError(f"{path}:{line_no}: duplicate id {item['id']!r}")
         seen.add(item["id"])
         items.append(item)
     if not items:
-        raise ValueError(f"{path}: no eval items")
+        raise EvalFileError(f"{path}: no eval items (convert the data again: pathvlm data)")
     return items
 
 

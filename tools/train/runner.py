@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import re
 import shlex
@@ -45,6 +44,7 @@ from types import ModuleType
 from typing import Any
 
 from tools.common import paths
+from tools.common.errors import UserError, read_json
 from tools.common.wandb_naming import child_environ
 from tools.train.recipes import DEFAULT_BUDGET, RecipeError, add_recipe_arguments
 
@@ -52,7 +52,7 @@ CONFIG_FILE, DONE_FILE = "config.yaml", "DONE"
 _HASH_LINE = re.compile(r"^# config hash: ([0-9a-f]{64})$", re.MULTILINE)
 
 
-class RunError(RuntimeError):
+class RunError(UserError, RuntimeError):
     """A stage that cannot run as asked; the message says what to do instead."""
 
 
@@ -245,7 +245,10 @@ def _split_unit(manifest: Path) -> str:
     """How the data were split (``split_unit`` of the manifest: image or question; older ones: image)."""
     if not manifest.is_file():
         return "image"
-    return str(json.loads(manifest.read_text(encoding="utf-8")).get("split_unit", "image"))
+    content = read_json(manifest)
+    if not isinstance(content, dict):
+        raise RunError(f"{manifest}: expected a JSON object; convert the data again (pathvlm data)")
+    return str(content.get("split_unit", "image"))
 
 
 def _sha256(path: Path, dry_run: bool) -> str | None:

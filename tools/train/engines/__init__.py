@@ -41,6 +41,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tools.common.errors import naming
+
 CHECKPOINT_DIR = "checkpoints"
 MODEL_DIR = "model"
 METRICS_FILE = "metrics.jsonl"
@@ -135,10 +137,11 @@ def run_logged(
         }
         try:
             assert process.stdout is not None
-            for line in process.stdout:
-                print(line, end="", flush=True)
-                log.write(line)
-                log.flush()
+            with naming(log_path):  # a full disk names the log
+                for line in process.stdout:
+                    print(line, end="", flush=True)
+                    log.write(line)
+                    log.flush()
             return process.wait()
         except BaseException:
             process.terminate()
