@@ -46,6 +46,7 @@ from typing import Any
 from tools.common import paths
 from tools.common.errors import UserError, read_json
 from tools.common.wandb_naming import child_environ
+from tools.train import failure
 from tools.train.recipes import DEFAULT_BUDGET, RecipeError, add_recipe_arguments
 
 CONFIG_FILE, DONE_FILE = "config.yaml", "DONE"
@@ -337,7 +338,7 @@ def execute(plan: Plan, force: bool = False) -> None:
         (stage_dir / engines.STOP_FILE).unlink(missing_ok=True)  # a stop request of an earlier attempt
         node_rank.announce(stage_dir, plan.config_hash, launch=True)
         print(f"{name}: " + (f"resuming from {resume}" if resume else "training from the start"), flush=True)
-        _launch(plan, engines.TRAIN_LOG)
+        _launch(plan, engines.TRAIN_LOG, resume)
     plan.engine.export(plan.cfg, stage_dir, _selected_model(plan))
     (stage_dir / DONE_FILE).write_text(plan.config_hash + "\n", encoding="utf-8")
     print(f"{name} done in {time.monotonic() - start:.0f} s: model in {stage_dir / engines.MODEL_DIR}")
@@ -383,8 +384,9 @@ def _print_judge_estimate(cfg: dict[str, Any]) -> None:
         print(result.line(), flush=True)
 
 
-def _launch(plan: Plan, log_name: str) -> None:
-    """Run the engine; its stop handlers turn SLURM's signals into a checkpoint (tools.train.engines)."""
+def _launch(plan: Plan, log_name: str, resumed_from: Path | None = None) -> None:
+    """Run the engine; its stop handlers turn SLURM's signals into a checkpoint (tools.train.engines).
+    A failure says what to do by its cause (``tools.train.failure``)."""
     from tools.train import engines
 
     print(f"$ {plan.shell_command()}", flush=True)
@@ -402,8 +404,8 @@ def _launch(plan: Plan, log_name: str) -> None:
         if (line := diverged_line(log, offset)) is not None:
             raise RunError(f"{plan.size}/{plan.stage}: {line} (log: {log})")
         raise RunError(
-            f"{plan.size}/{plan.stage}: the engine exited with code {code} (log: {log}). "
-            "Running the same command again resumes from the last checkpoint."
+            f"{plan.size}/{plan.stage}: the engine exited with code {code} (log: {log}): "
+            + failure.advice(code, log, offset, resumed_from)
         )
 
 

@@ -121,7 +121,7 @@ def run_logged(
     """
     handlers = {signal.SIGTERM: forward_signal} if on_signal is None else on_signal
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("a", encoding="utf-8") as log:
+    with naming(log_path), log_path.open("a", encoding="utf-8") as log:  # a full disk names the log
         process = subprocess.Popen(
             command,
             env=dict(env),
@@ -137,11 +137,10 @@ def run_logged(
         }
         try:
             assert process.stdout is not None
-            with naming(log_path):  # a full disk names the log
-                for line in process.stdout:
-                    print(line, end="", flush=True)
-                    log.write(line)
-                    log.flush()
+            for line in process.stdout:
+                print(line, end="", flush=True)
+                log.write(line)
+                log.flush()
             return process.wait()
         except BaseException:
             process.terminate()
