@@ -447,8 +447,6 @@ def evaluate_all(args: argparse.Namespace) -> int:
     from tools.train.registry import profile
 
     args.backend = args.backend or profile(args.profile).eval_backend
-    if args.backend == "openai":
-        raise SystemExit("eval-all evaluates local models: use pathvlm eval --backend openai for an API")
     datasets = eval_datasets(args.data_root)
     if not datasets:
         raise SystemExit(f"{args.data_root}: no pathmmu/eval/test.jsonl nor omnimedvqa/eval/*.jsonl")
@@ -505,14 +503,17 @@ def _positive_int(value: str) -> int:
     return number
 
 
-def _add_generation_args(parser: argparse.ArgumentParser, backend_help: str = "default hf") -> None:
+def _add_generation_args(parser: argparse.ArgumentParser, eval_all: bool = False) -> None:
+    """Generation flags of ``eval``, or of ``eval-all`` (local backends only, default: the profile's)."""
     from tools.evaluation.eval_backends import BACKENDS
 
     parser.add_argument(
         "--backend",
-        choices=BACKENDS,
-        default="hf" if backend_help == "default hf" else None,
-        help=f"hf (CPU/tests), vllm (GPU) or openai (an API: see below); {backend_help}",
+        choices=[b for b in BACKENDS if b != "openai"] if eval_all else BACKENDS,
+        default=None if eval_all else "hf",
+        help="hf (CPU/tests) or vllm (GPU); default: the profile's eval_backend"
+        if eval_all
+        else "hf (CPU/tests), vllm (GPU) or openai (an API: see below); default hf",
     )
     parser.add_argument("--batch-size", type=_positive_int, help="items per generate call (hf: 8, vllm: 512)")
     parser.add_argument(
@@ -600,7 +601,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser_all = subparsers.add_parser(
         "eval-all",
         help="evaluate every finished stage model and the base model of a size",
-        description=__doc__,
+        description=__doc__[__doc__.index("``pathvlm eval-all") :],
         formatter_class=formatter,
     )
     parser_all.add_argument("--size", required=True, help="model size directory under the runs root (3b, 7b)")
@@ -624,5 +625,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=data_root(),
         help="generated data (default: $PATHVLM_DATA or data/generated)",
     )
-    _add_generation_args(parser_all, "default: the profile's eval_backend")
+    _add_generation_args(parser_all, eval_all=True)
     parser_all.set_defaults(func=evaluate_all)

@@ -455,6 +455,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    checking = "checking it against the engine's own argument schema (some seconds)"
+    print(
+        f"pathvlm run {args.stage}: composing the recipe ({args.size}, {args.profile}), {checking}",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         plan = make_plan(
             args.stage,
