@@ -21,7 +21,8 @@ validation split in the data, every checkpoint is kept and the best on it is exp
 W&B: project ``pathvlm-r1``, group = the recipe's ``experiment``, job type = stage, run name
 ``<size>-<stage>`` (``-seedN`` for a replicate; ``tools.common.wandb_naming``);
 tags carry the profile, budget, seed,
-manifest and config hashes. What the profile declares (``tools.train.registry``) picks the GRPO engine, the
+manifest and config hashes; its files (offline runs) go to ``runs/<size>/<stage>/wandb`` unless
+``WANDB_DIR`` is set. What the profile declares (``tools.train.registry``) picks the GRPO engine, the
 engine's torch threads (``torch_threads``: ``OMP_NUM_THREADS`` unless it is set) and how a missing local base
 model is built (``base_model_build``, e.g. the cpu profile's ``pathvlm tiny-model``).
 """
@@ -156,6 +157,8 @@ def make_plan(
     if threads is not None and "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = str(threads)
     env[engines.STOP_FILE_ENV] = str(stage_dir / engines.STOP_FILE)
+    if "WANDB_DIR" not in os.environ:  # W&B's files (offline runs) go with the run, not into ./wandb
+        env["WANDB_DIR"] = str(stage_dir)
     return Plan(
         stage,
         size,
@@ -353,7 +356,7 @@ def _selected_model(plan: Plan) -> Path | None:
 
     checkpoints = plan.engine.checkpoints(plan.cfg, plan.stage_dir)
     record = selection.select(plan.cfg, plan.stage_dir, checkpoints, Path(data))
-    selection.log_to_wandb(record, plan.env, Path(os.environ.get("WANDB_DIR", ".")))
+    selection.log_to_wandb(record, plan.env, Path({**os.environ, **plan.env}["WANDB_DIR"]))
     return dict(checkpoints)[record["best_step"]]
 
 
