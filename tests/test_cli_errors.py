@@ -167,6 +167,19 @@ def test_eval_into_a_read_only_out(
     one_error_line(capsys, str(tmp_path / "out"), "read-only")
 
 
+def test_eval_on_a_full_disk(
+    tmp_path: Path, scripted, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_eval_file(tmp_path / "test.jsonl", 2)
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a failed write reports it: no file
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert cli(eval_argv(data, tmp_path / "out")) == 2
+    one_error_line(capsys, str(tmp_path / "out" / "test"), "the disk is full")
+
+
 # ---------------------------------------------------------------------------------------------- report
 
 

@@ -56,6 +56,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.common.errors import naming
 from tools.common.paths import data_root, runs_root
 
 ITEM_KEYS = ("id", "subset", "image", "question", "options", "answer")
@@ -208,7 +209,7 @@ def evaluate_dataset(
     """
     from tools.evaluation.eval_files import ITEMS_FILE, claim_folder, eval_lock
 
-    with eval_lock(out_dir):
+    with eval_lock(out_dir), naming(out_dir):  # a write failing on a full disk names the folder
         claim_folder(out_dir, config)
         return _answer_and_summarize(backend, data, out_dir / ITEMS_FILE, batch_size, config)
 
