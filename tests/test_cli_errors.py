@@ -314,6 +314,17 @@ def test_engine_failures_say_what_to_do_by_cause(
     assert says in line and (not never or never not in line), line
 
 
+def test_a_failed_step_process_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from tools.dev import smoke
+
+    def fail(args) -> int:
+        raise subprocess.CalledProcessError(2, ["pathvlm", "tiny-model", "--out", "/x y"])
+
+    monkeypatch.setattr(smoke, "_run", fail)
+    assert cli(["smoke", "--dir", "d"]) == 2
+    one_error_line(capsys, "pathvlm tiny-model --out '/x y' exited with code 2")
+
+
 # ---------------------------------------------------------------------------------------------- entry
 
 

@@ -6,8 +6,8 @@ run is imported (``pathvlm --help`` lists the commands from COMMANDS alone), and
 dependencies (torch, transformers, ...) inside ``func``.
 
 Errors a user can fix never end in a traceback: ``main`` prints one line for a ``UserError``, a
-``SystemExit`` with a message and a file-system fault naming its file (read-only, full, no permission),
-each with exit code 2; Ctrl-C prints one line and exits with 130.
+``SystemExit`` with a message, a failed step run as its own process and a file-system fault naming its
+file (read-only, full, no permission), each with exit code 2; Ctrl-C prints one line and exits with 130.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import shlex
+import subprocess
 import sys
 
 from tools.common.errors import UserError, is_user_fault, os_error_line
@@ -107,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         raise ErrorExit(exit_.code) from None
     except UserError as error:
         return _error(str(error))
+    except subprocess.CalledProcessError as error:  # a step run as its own process (smoke, exports)
+        command = shlex.join(map(str, error.cmd)) if isinstance(error.cmd, list) else str(error.cmd)
+        return _error(f"{command} exited with code {error.returncode} (its output above says why)")
     except (UnicodeDecodeError, json.JSONDecodeError) as error:  # a reader that did not name its file
         return _error(f"a file this command reads is not UTF-8 JSON ({error}): restore or regenerate it")
     except OSError as error:

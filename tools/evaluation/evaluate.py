@@ -335,6 +335,9 @@ def evaluate(args: argparse.Namespace) -> int:
         if is_up_to_date(out_dir, config, len(load_items(data))):
             print(f"{out_dir}: up to date, skipped")
             continue
+        out_dir.mkdir(
+            parents=True, exist_ok=True
+        )  # a folder that cannot be written fails before the model loads
         jobs.append((data, out_dir, config))
     if not jobs:
         return 0
