@@ -80,7 +80,7 @@ class RewardWatch(TrainerCallback):
         self.rewards.append(float(logs["reward"]))
         if len(self.rewards) == self.k and not any(self.rewards):
             print(
-                f"warning: the reward is 0 on all of the first {self.k} logged steps (up to step "
+                f"\nwarning: the reward is 0 on all of the first {self.k} logged steps (up to step "
                 f"{state.global_step}): the parent model never produces the rewarded "
                 "<think>...</think><answer>...</answer> format, so GRPO has nothing to learn from. Check the "
                 "parent's outputs (pathvlm eval: format_ok) or train it longer.",
