@@ -259,6 +259,14 @@ def test_run_into_a_read_only_runs_root(
     one_error_line(capsys, str(data_env / "runs"), "read-only")
 
 
+def test_run_into_a_full_runs_root(
+    data_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fail_under(monkeypatch, "write_text", data_env / "runs", errno.ENOSPC, False)
+    assert _run_alpha(data_env, monkeypatch, "print('step')") == 2
+    one_error_line(capsys, str(data_env / "runs" / "7b" / "alpha"), "the disk is full")
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_run_whose_train_log_fills_the_disk(
     data_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

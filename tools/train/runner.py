@@ -45,7 +45,7 @@ from types import ModuleType
 from typing import Any
 
 from tools.common import paths
-from tools.common.errors import UserError, read_json
+from tools.common.errors import UserError, naming, read_json
 from tools.common.wandb_naming import child_environ
 from tools.train import failure
 from tools.train.recipes import DEFAULT_BUDGET, RecipeError, add_recipe_arguments
@@ -485,7 +485,8 @@ def main(args: argparse.Namespace) -> int:
             print(f"# engine command ({plan.engine.__name__.rsplit('.', 1)[1]}):")
             print(plan.shell_command())
             return 0
-        execute(plan, force=args.force)
+        with naming(plan.stage_dir):  # a write failing on a full disk names the stage folder
+            execute(plan, force=args.force)
     except (
         RecipeError,
         RunError,
