@@ -88,7 +88,7 @@ def test_data_into_a_read_only_or_full_out(
     fail_under(monkeypatch, method, tmp_path / "ro", code, filename)
     command = ["data", "pathmmu", "--root", str(pathmmu_source), "--out", str(out), "--sizes", "8,8"]
     assert cli(command) == 2
-    one_error_line(capsys, str(tmp_path / "ro"), advice)
+    one_error_line(capsys, str(tmp_path / "ro"), advice)  # --out itself, or its folder that refused
     assert not out.exists()
 
 

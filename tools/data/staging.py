@@ -37,7 +37,7 @@ def staged_output(out: Path) -> Iterator[Path]:
     staging = out.parent / f".{out.name}.new-{tag}"
     staging.mkdir()
     try:
-        with naming(staging):
+        with naming(out):  # a write failing on a full disk names --out
             yield staging
         if out.exists():
             old = out.parent / f".{out.name}.old-{tag}"
