@@ -2,6 +2,21 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# ---------------------------------------------------------------- quoting
+# What a user sets (command line or environment) is taken literally: make expands no $(...) in these
+# variables, and recipes hand them to the shell as `$(call q,$(X))` (one single-quoted word) or
+# `$(call qw,$(X))` (each word quoted), so no backtick, $(...), quote, ; or space in them is evaluated.
+USER_VARS := SIZE PROFILE BUDGET SEEDS DATA PATHVLM_DATA PATHMMU_ROOT PATHMMU_ARGS OMNIMEDVQA_ROOT RUN_ARGS \
+  EVAL_BACKEND EVAL_ARGS JUDGE_EVAL JUDGE_EVAL_ARGS REPORTS REPORT_ARGS SMOKE_DIR SMOKE_ARGS SBATCH_ARGS \
+  CONTROLS BASELINE_TP QWEN_32B GEMINI_MODEL GEMINI_BASE_URL LOCAL_JUDGE PREFLIGHT_DIR
+$(foreach v,$(USER_VARS),$(if $(filter command environment,$(firstword $(origin $(v)))),\
+  $(eval override $(v) := $$(value $(v)))))
+_SAFE := a b c d e f g h i j k l m n o p q r s t u v w x y z A B C D E F G H I J K L M N O P Q R S T U V W X Y Z \
+  0 1 2 3 4 5 6 7 8 9 - _ . / : = , + @ %
+_unsafe = $(if $(2),$(call _unsafe,$(subst $(firstword $(2)),,$(1)),$(wordlist 2,$(words $(2)),$(2))),$(1))
+q = $(if $(and $(1),$(if $(call _unsafe,$(1),$(_SAFE)),,safe)),$(1),'$(subst ','\'',$(1))')
+qw = $(foreach w,$(1),$(call q,$(w)))
+
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -74,7 +89,7 @@ setup-judge: ## create the judge-serving environment in .venv-judge (vLLM 0.14.1
 # folder every node sees.
 LOCAL_JUDGE ?=
 models: ## login node: download SIZE's base model (+ a self-hosted judge; LOCAL_JUDGE=1: the served one) into $$HF_HOME
-	HF_HUB_OFFLINE=0 $(or $(wildcard $(GPU_VENV)/bin/pathvlm),$(PATHVLM)) models --size $(SIZE)$(if $(LOCAL_JUDGE), --local-judge)
+	HF_HUB_OFFLINE=0 $(or $(wildcard $(GPU_VENV)/bin/pathvlm),$(PATHVLM)) models --size $(call q,$(SIZE))$(if $(LOCAL_JUDGE), --local-judge)
 
 # ---------------------------------------------------------------- quality
 # Without PYTEST_ARGS (as CI runs it), the BESIDE tests run in a second pytest beside the rest, their report after
@@ -104,7 +119,7 @@ OMNIMEDVQA_ROOT ?=
 
 .PHONY: data
 data: ## convert PathMMU + OmniMedVQA: make data PATHMMU_ROOT=DIR OMNIMEDVQA_ROOT=DIR (into data/generated)
-	@if [ -z "$(PATHMMU_ROOT)" ] || [ -z "$(OMNIMEDVQA_ROOT)" ]; then \
+	@if [ -z $(call q,$(PATHMMU_ROOT)) ] || [ -z $(call q,$(OMNIMEDVQA_ROOT)) ]; then \
 	  echo "make data needs PATHMMU_ROOT=<folder with data.json and images/>" >&2; \
 	  echo "            and OMNIMEDVQA_ROOT=<folder with QA_information/ and Images/>." >&2; \
 	  echo "Both datasets are gated and never shipped here: download them yourself as data/README.md explains." >&2; \
@@ -112,10 +127,10 @@ data: ## convert PathMMU + OmniMedVQA: make data PATHMMU_ROOT=DIR OMNIMEDVQA_ROO
 	  exit 2; \
 	fi
 	@$(MAKE) --no-print-directory setup
-	$(PATHVLM) data pathmmu --root "$(PATHMMU_ROOT)" --out "$(DATA)/pathmmu" $(PATHMMU_ARGS)
-	$(PATHVLM) data omnimedvqa --root "$(OMNIMEDVQA_ROOT)" --out "$(DATA)/omnimedvqa"
-	$(PATHVLM) data check "$(DATA)/pathmmu"
-	$(PATHVLM) data check "$(DATA)/omnimedvqa"
+	$(PATHVLM) data pathmmu --root $(call q,$(PATHMMU_ROOT)) --out $(call q,$(DATA)/pathmmu) $(call qw,$(PATHMMU_ARGS))
+	$(PATHVLM) data omnimedvqa --root $(call q,$(OMNIMEDVQA_ROOT)) --out $(call q,$(DATA)/omnimedvqa)
+	$(PATHVLM) data check $(call q,$(DATA)/pathmmu)
+	$(PATHVLM) data check $(call q,$(DATA)/omnimedvqa)
 
 # ---------------------------------------------------------------- stages
 # `pathvlm run` skips a finished stage whose config is unchanged, refuses a changed one (RUN_ARGS=--force
@@ -124,8 +139,9 @@ data: ## convert PathMMU + OmniMedVQA: make data PATHMMU_ROOT=DIR OMNIMEDVQA_ROO
 # ($$PATHVLM_RUNS overrides). In PROFILE=cpu, r1's judge is the fake server on $$PATHVLM_JUDGE_PORT.
 # With SEEDS, each stage trains once per seed (runs/$(SIZE)/<stage>-seedN, from the parent of the same seed).
 RUN_ARGS ?=
-STAGE_CMD = $(strip $(PATHVLM) run $@ --size $(SIZE) --profile $(PROFILE) --budget $(BUDGET) $(RUN_ARGS))
-STAGE_RUN = $(if $(strip $(SEEDS)),for seed in $(SEEDS); do $(STAGE_CMD) --seed $$seed || exit $$?; done,$(STAGE_CMD))
+STAGE_CMD = $(strip $(PATHVLM) run $@ --size $(call q,$(SIZE)) --profile $(call q,$(PROFILE)) \
+  --budget $(call q,$(BUDGET)) $(call qw,$(RUN_ARGS)))
+STAGE_RUN = $(if $(strip $(SEEDS)),for seed in $(call qw,$(SEEDS)); do $(STAGE_CMD) --seed $$seed || exit $$?; done,$(STAGE_CMD))
 
 .PHONY: alpha beta r1 gamma delta epsilon
 alpha: | $(VENV)/.installed ## stage α: SFT of the base model (LLaMA-Factory); SIZE=7b|3b PROFILE=h20x4|a100x8|h100x8|lean|cpu BUDGET=paper|fast SEEDS=...
@@ -154,7 +170,7 @@ epsilon: | $(VENV)/.installed ## control ε: GRPO from the base model, format + 
 # `make report` writes $(REPORTS)/ and logs to W&B (offline by default: `wandb sync $(REPORTS)/wandb/offline-run-*`).
 # EVAL_BACKEND (hf|vllm): default, the profile's eval_backend (recipes/profiles/$(PROFILE).yaml).
 EVAL_BACKEND ?=
-EVAL_BACKEND_ARG = $(if $(EVAL_BACKEND),--backend $(EVAL_BACKEND))
+EVAL_BACKEND_ARG = $(if $(EVAL_BACKEND),--backend $(call q,$(EVAL_BACKEND)))
 EVAL_ARGS ?=
 # With a judge configured (OPENAI_API_KEY or PATHVLM_JUDGE_BASE_URL set, or JUDGE_EVAL=1), `make eval` then grades
 # every test output with r1's judge (`pathvlm judge-eval`: judged.jsonl beside items.jsonl). JUDGE_EVAL= turns it off.
@@ -165,8 +181,8 @@ REPORT_ARGS ?=
 
 .PHONY: eval report
 eval: | $(VENV)/.installed ## evaluate SIZE's finished stages + base model (EVAL_BACKEND=hf|vllm, EVAL_ARGS=...)
-	$(strip $(PATHVLM) eval-all --size $(SIZE) --profile $(PROFILE) $(EVAL_BACKEND_ARG) --data-root "$(DATA)" $(EVAL_ARGS))
-	$(if $(JUDGE_EVAL),$(PATHVLM) judge-eval --size $(SIZE) --profile $(PROFILE) $(JUDGE_EVAL_ARGS))
+	$(strip $(PATHVLM) eval-all --size $(call q,$(SIZE)) --profile $(call q,$(PROFILE)) $(EVAL_BACKEND_ARG) --data-root $(call q,$(DATA)) $(call qw,$(EVAL_ARGS)))
+	$(if $(JUDGE_EVAL),$(PATHVLM) judge-eval --size $(call q,$(SIZE)) --profile $(call q,$(PROFILE)) $(call qw,$(JUDGE_EVAL_ARGS)))
 
 # `make baselines SIZE=3b|7b|32b` evaluates the paper's baselines on the test split and the OOD subsets:
 # Qwen2.5-VL-$(SIZE)-Instruct (3b/7b: the size's base model as `make eval` evaluates it; 32b: vLLM with tensor
@@ -181,20 +197,20 @@ GEMINI_BASE_URL ?= https://generativelanguage.googleapis.com/v1beta/openai/
 # splits on spaces. OmniMedVQA subsets, and PathVQA / MMMU when converted.
 space := $(subst ,, )
 BENCHMARK_FILES = $(sort $(foreach b,omnimedvqa pathvqa mmmu,$(addprefix $(b)/eval/,$(notdir $(filter %.jsonl,$(wildcard $(subst $(space),\$(space),$(DATA))/$(b)/eval/*.jsonl))))))
-EVAL_DATA_ARGS = --data "$(DATA)/pathmmu/eval/test.jsonl" $(foreach f,$(BENCHMARK_FILES),--data "$(DATA)/$(f)")
+EVAL_DATA_ARGS = --data $(call q,$(DATA)/pathmmu/eval/test.jsonl) $(foreach f,$(BENCHMARK_FILES),--data $(call q,$(DATA)/$(f)))
 
 .PHONY: baselines
 baselines: | $(VENV)/.installed ## the paper's baselines: Qwen2.5-VL-$(SIZE) (SIZE=32b: tensor parallel), GPT-4o, Gemini
 ifeq ($(SIZE),32b)
-	$(PATHVLM) eval --backend vllm --model $(QWEN_32B) --size 32b --tensor-parallel-size $(BASELINE_TP) $(EVAL_DATA_ARGS) $(EVAL_ARGS)
+	$(PATHVLM) eval --backend vllm --model $(call q,$(QWEN_32B)) --size 32b --tensor-parallel-size $(call q,$(BASELINE_TP)) $(EVAL_DATA_ARGS) $(call qw,$(EVAL_ARGS))
 else
-	$(strip $(PATHVLM) eval-all --size $(SIZE) --profile $(PROFILE) --base-only $(EVAL_BACKEND_ARG) --data-root "$(DATA)" $(EVAL_ARGS))
+	$(strip $(PATHVLM) eval-all --size $(call q,$(SIZE)) --profile $(call q,$(PROFILE)) --base-only $(EVAL_BACKEND_ARG) --data-root $(call q,$(DATA)) $(call qw,$(EVAL_ARGS)))
 endif
 	$(if $(OPENAI_API_KEY),$(PATHVLM) eval --backend openai --model gpt-4o $(EVAL_DATA_ARGS),@echo "OPENAI_API_KEY not set: GPT-4o skipped")
-	$(if $(GEMINI_API_KEY),$(PATHVLM) eval --backend openai --model $(GEMINI_MODEL) --base-url $(GEMINI_BASE_URL) --api-key-env GEMINI_API_KEY $(EVAL_DATA_ARGS),@echo "GEMINI_API_KEY not set: $(GEMINI_MODEL) skipped")
+	$(if $(GEMINI_API_KEY),$(PATHVLM) eval --backend openai --model $(call q,$(GEMINI_MODEL)) --base-url $(call q,$(GEMINI_BASE_URL)) --api-key-env GEMINI_API_KEY $(EVAL_DATA_ARGS),@echo "GEMINI_API_KEY not set: $(GEMINI_MODEL) skipped")
 
 report: | $(VENV)/.installed ## tables 1-3 next to the paper, McNemar tests, plots in reports/; W&B runs
-	$(PATHVLM) report --out "$(REPORTS)" $(REPORT_ARGS)
+	$(PATHVLM) report --out $(call q,$(REPORTS)) $(call qw,$(REPORT_ARGS))
 
 # ---------------------------------------------------------------- benchmarks
 .PHONY: bench-rewards bench-judge
@@ -213,7 +229,7 @@ CONTROLS ?=
 
 .PHONY: pipeline test-slurm
 pipeline: ## submit alpha -> beta -> r1 -> eval as chained Slurm jobs (CONTROLS=1 adds gamma, delta, epsilon; LOCAL_JUDGE=1 serves r1's judge)
-	SIZE=$(SIZE) PROFILE=$(PROFILE) BUDGET=$(BUDGET) SEEDS="$(SEEDS)" slurm/pipeline.sh $(if $(CONTROLS),--controls) $(if $(LOCAL_JUDGE),--local-judge) -- $(SBATCH_ARGS)
+	SIZE=$(call q,$(SIZE)) PROFILE=$(call q,$(PROFILE)) BUDGET=$(call q,$(BUDGET)) SEEDS=$(call q,$(SEEDS)) slurm/pipeline.sh $(if $(CONTROLS),--controls) $(if $(LOCAL_JUDGE),--local-judge) -- $(call qw,$(SBATCH_ARGS))
 
 test-slurm: setup ## only the SLURM tests: a local slurmctld + slurmd (installs slurm-wlm, munge if missing; root)
 	$(VENV)/bin/pytest tests/slurm $(PYTEST_ARGS)
@@ -229,7 +245,7 @@ PREFLIGHT_PATHVLM = $(if $(filter cpu,$(PROFILE)),$(PATHVLM),$(or $(wildcard $(G
 
 .PHONY: preflight
 preflight: | $(VENV)/.installed ## prove the cluster path in ~15 min: make preflight SIZE=7b PROFILE=h20x4 (cpu: minutes)
-	+$(PREFLIGHT_PATHVLM) preflight --size $(SIZE) --profile $(PROFILE) --dir "$(PREFLIGHT_DIR)"$(if $(findstring n,$(firstword -$(MAKEFLAGS))), --dry-run)
+	+$(PREFLIGHT_PATHVLM) preflight --size $(call q,$(SIZE)) --profile $(call q,$(PROFILE)) --dir $(call q,$(PREFLIGHT_DIR))$(if $(findstring n,$(firstword -$(MAKEFLAGS))), --dry-run)
 
 # ---------------------------------------------------------------- smoke
 # The whole pipeline on CPU with the embedded defaults: tiny offline Qwen2.5-VL, synthetic learnable data in the
@@ -239,7 +255,7 @@ SMOKE_ARGS ?=
 
 .PHONY: smoke smoke-clean
 smoke: setup ## START HERE: data -> alpha -> beta -> r1 -> eval -> report on CPU in minutes (outputs in smoke/)
-	$(PATHVLM) smoke --dir "$(SMOKE_DIR)" $(SMOKE_ARGS)
+	$(PATHVLM) smoke --dir $(call q,$(SMOKE_DIR)) $(call qw,$(SMOKE_ARGS))
 
 smoke-clean: ## remove everything `make smoke` wrote
-	rm -rf "$(SMOKE_DIR)"
+	rm -rf $(call q,$(SMOKE_DIR))

@@ -34,7 +34,7 @@ def test_make_baselines_prints_the_real_commands(tmp_path: Path) -> None:
     (data / "omnimedvqa" / "eval" / "isic2020.jsonl").write_text("")
     lines = make_n("SIZE=7b", f"DATA={data}")
     assert lines[0].endswith(
-        f'pathvlm eval-all --size 7b --profile h20x4 --base-only --data-root "{data}"'
+        f"pathvlm eval-all --size 7b --profile h20x4 --base-only --data-root {data}"
     )  # the backend: the profile's eval_backend (vllm)
     assert lines[1:] == [
         'echo "OPENAI_API_KEY not set: GPT-4o skipped"',
@@ -42,7 +42,7 @@ def test_make_baselines_prints_the_real_commands(tmp_path: Path) -> None:
     ]
 
     lines = make_n("SIZE=32b", f"DATA={data}", OPENAI_API_KEY="sk-secret", GEMINI_API_KEY="g-secret")
-    data_args = f'--data "{data}/pathmmu/eval/test.jsonl" --data "{data}/omnimedvqa/eval/isic2020.jsonl"'
+    data_args = f"--data {data}/pathmmu/eval/test.jsonl --data {data}/omnimedvqa/eval/isic2020.jsonl"
     assert lines[0].endswith(
         "pathvlm eval --backend vllm --model Qwen/Qwen2.5-VL-32B-Instruct --size 32b "
         f"--tensor-parallel-size 4 {data_args}"

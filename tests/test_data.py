@@ -353,7 +353,7 @@ def test_cli_end_to_end(tmp_path: Path, capsys) -> None:
     )
     assert main(["data", "omnimedvqa", "--root", str(tmp_path / "omni"), "--out", str(tmp_path / "ood")]) == 0
     assert main(["data", "check", str(tmp_path / "ood")]) == 0
-    assert main(["data", "pathmmu", "--root", str(tmp_path / "nowhere"), "--out", str(out)]) == 1
+    assert main(["data", "pathmmu", "--root", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert f"error: {tmp_path / 'nowhere' / 'data.json'} not found" in capsys.readouterr().err
 
 

@@ -187,7 +187,7 @@ def test_bad_input_through_the_cli(tmp_path: Path, capsys) -> None:
     _bad(data)["answer"] = "E) Heart"
     (root / "data.json").write_text(json.dumps(data))
     args = ["data", "pathmmu", "--root", str(root), "--out", str(tmp_path / "out"), "--sizes", "4,4"]
-    assert main(args) == 1
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert f"error: {root / 'data.json'}: item PubMed/test[3] (No=3): answer 'E) Heart' is not among" in err
     assert main([*args, "--skip-invalid"]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -302,13 +303,35 @@ def test_finished_eval_is_skipped_and_settings_are_checked(
         run_eval("scripted", data, tmp_path / "out", "--max-new-tokens", "16")
 
 
-def test_bad_eval_rows_name_the_file_and_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            json.dumps({"id": "x", "question": "q"}) + "\n",
+            r"bad\.jsonl:1: eval item lacks \['subset', 'image'",
+        ),
+        ("", r"bad\.jsonl: no eval items"),
+        ("{not json\n", r"bad\.jsonl:1: not UTF-8 JSON"),
+        (b"\xff\xfe{}\n", r"bad\.jsonl:1: not UTF-8 JSON"),
+        ("[1]\n", r"bad\.jsonl:1: expected a JSON object"),
+    ],
+)
+def test_bad_eval_rows_name_the_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, content: str | bytes, message: str
+) -> None:
     data = tmp_path / "bad.jsonl"
-    data.write_text(json.dumps({"id": "x", "question": "q"}) + "\n")
-    with pytest.raises(
-        ValueError, match=r"bad\.jsonl:1: eval item lacks \['subset', 'image', 'options', 'answer'\]"
-    ):
-        run_eval("scripted", data, tmp_path / "out")
+    data.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert run_eval("scripted", data, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_duplicate_eval_ids_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = write_eval_file(tmp_path / "bad.jsonl", 2)
+    lines = data.read_text().splitlines(keepends=True)
+    data.write_text(lines[0] + lines[0])
+    assert run_eval("scripted", data, tmp_path / "out") == 2
+    assert "bad.jsonl:2: duplicate id 'bad-0'" in capsys.readouterr().err
 
 
 def test_output_dir_layout(tmp_path: Path) -> None:

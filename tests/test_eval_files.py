@@ -149,7 +149,8 @@ def test_resume_with_another_model_is_refused(tmp_path: Path, scripted) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("not json\n", r"items\.jsonl:2: not JSON"),
+        ("not json\n", r"items\.jsonl:2: not UTF-8 JSON"),
+        ("\xff\xfe\n", r"items\.jsonl:2: not UTF-8 JSON"),
         ("[1, 2]\n", r"items\.jsonl:2: expected a JSON object, got list"),
         ('{"subset": "x"}\n', r"items\.jsonl:2: record lacks 'id'"),
         ("\n", r"items\.jsonl:2: blank line"),

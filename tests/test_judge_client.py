@@ -429,12 +429,24 @@ def test_parse_and_transport_failures_get_their_own_fallbacks(server: JudgeServe
 
 @pytest.mark.parametrize(
     "url",
-    ["http://user:sk-secret-123456@judge.example/v1", "https://judge.example/v1?api_key=sk-secret-123456"],
+    [
+        "http://user:sk-secret-123456@judge.example/v1",
+        "https://judge.example/v1?api_key=sk-secret-123456",
+        "http://judge.example/sk-secret-123456/v1",
+        "http://judge.example/proxy/hf_secretsecret12/v1/",
+    ],
 )
 def test_credentials_in_the_base_url_are_refused(url: str) -> None:
     with pytest.raises(ValueError, match="carries a credential") as info:
         JudgeConfig.from_dict({"base_url": url})
-    assert "sk-secret" not in str(info.value)
+    assert "sk-secret" not in str(info.value) and "secretsecret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8000/v1", "https://generativelanguage.googleapis.com/v1beta/openai/"]
+)
+def test_a_plain_base_url_is_accepted(url: str) -> None:
+    assert JudgeConfig.from_dict({"base_url": url}).base_url == url
 
 
 def test_any_transport_plugs_in(image: Path) -> None:

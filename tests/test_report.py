@@ -210,8 +210,9 @@ def test_plots_are_pngs(runs: Path, tmp_path: Path) -> None:
 
 
 def test_empty_runs_still_lists_the_paper(tmp_path: Path) -> None:
-    out = tmp_path / "reports"
-    assert main(["report", "--runs", str(tmp_path / "none"), "--out", str(out), "--no-wandb"]) == 0
+    out, empty = tmp_path / "reports", tmp_path / "empty"
+    empty.mkdir()
+    assert main(["report", "--runs", str(empty), "--out", str(out), "--no-wandb"]) == 0
     assert len(rows_of(out / "table1_in_domain.csv")) == 16
     assert (out / "report.md").read_text().count("| missing |") >= 16
 

@@ -10,10 +10,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 DEFAULT_PROMPT_VERSION = "judge_v2"
 _SECRET_PARAM = re.compile(r"(key|token|secret|password|passwd|auth|sig)", re.IGNORECASE)
+# A path segment shaped like a provider's API key (OpenAI, Hugging Face, GitHub, Groq, xAI, Google).
+_KEY_SEGMENT = re.compile(r"^(sk-|sk_|hf_|ghp_|gsk_|xai-|AIza)[A-Za-z0-9_-]{8,}$")
 
 
 def credentials_in_url(url: str) -> bool:
-    """True when ``url`` carries a credential: ``user:password@`` or a key-like query parameter."""
+    """True when ``url`` carries a credential: ``user:password@``, a key-like query parameter or a key-like
+    path segment (``http://host/sk-.../v1``)."""
     try:
         parts = urlsplit(url.strip())
     except ValueError:
@@ -21,6 +24,8 @@ def credentials_in_url(url: str) -> bool:
     if not parts.scheme or not parts.netloc:
         return False
     if parts.username is not None or parts.password is not None:
+        return True
+    if any(_KEY_SEGMENT.match(segment) for segment in parts.path.split("/")):
         return True
     return any(_SECRET_PARAM.search(name) for name, _ in parse_qsl(parts.query, keep_blank_values=True))
 
@@ -75,7 +80,7 @@ class JudgeConfig:
             raise ValueError("judge config: base_url must be an http:// or https:// URL")
         if credentials_in_url(base_url):
             raise ValueError(
-                "judge config: base_url carries a credential (user:password@ or a key in the query): "
+                "judge config: base_url carries a credential (user:password@, a key in the path or query): "
                 "put the key in an environment variable and name that variable with api_key_env"
             )
         config = cls(**values)

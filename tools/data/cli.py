@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tools.common.errors import UserError
 from tools.common.paths import data_root
 
 OUTPUT_LAYOUT = """\
@@ -186,11 +187,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     return commands
 
 
-def _fail(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
-    return 1
-
-
 def _pathmmu(args: argparse.Namespace) -> int:
     from tools.data.pathmmu import convert_pathmmu
 
@@ -213,32 +209,30 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 
 def _convert(convert, args: argparse.Namespace, name: str, options: tuple[str, ...]) -> int:
-    """``convert(root, out, **options)``, out defaulting to ``$PATHVLM_DATA/<name>``; DataError: exit 1."""
-    from tools.data.errors import DataError
-
-    try:
-        convert(args.root, args.out or data_root() / name, **{key: getattr(args, key) for key in options})
-    except DataError as exc:
-        return _fail(exc)
+    """``convert(root, out, **options)``, out defaulting to ``$PATHVLM_DATA/<name>`` (a DataError becomes one
+    line and exit 2 in ``tools.cli``)."""
+    convert(args.root, args.out or data_root() / name, **{key: getattr(args, key) for key in options})
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
     from tools.data.check import check_output
 
+    if not args.dir.is_dir():
+        raise UserError(f"{args.dir}: no such folder (a `pathvlm data` output folder)")
     problems = check_output(args.dir)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if problems:
-        print(f"{args.dir}: {len(problems)} problem(s)", file=sys.stderr)
+        print(f"{args.dir}: {len(problems)} problem(s)")  # the verdict on stdout, the problems on stderr
         return 1
-    print(f"{args.dir}: OK", file=sys.stderr)
+    print(f"{args.dir}: OK")
     if args.model:
         from tools.train.engines.grpo_data import count_overlong, overlong_line
 
         rl = args.dir / "easyr1" / "rl.jsonl"
         if not rl.is_file():
-            return _fail(ValueError(f"--model counts RL prompts: {rl} not found (a PathMMU output has it)"))
+            raise UserError(f"--model counts RL prompts: {rl} not found (a PathMMU output has it)")
         data = {"train_files": str(rl), "max_prompt_length": args.max_prompt_length}
         data |= {"max_pixels": args.max_pixels, "min_pixels": args.min_pixels}
         dropped, total, longest = count_overlong(data, args.model)

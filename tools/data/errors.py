@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tools.common.errors import UserError
 
-class DataError(Exception):
+
+class DataError(UserError):
     """Bad input that stops a conversion (wrong file, wrong JSON shape, impossible split, ...)."""
 
 

@@ -133,9 +133,12 @@ def split_items(
     if any(size < 1 for size in sizes):
         raise DataError(f"split sizes must be positive, got {list(sizes)}")
     if total <= sum(sizes):
+        smaller = [max(1, total * size // (2 * sum(sizes))) for size in sizes]  # half of the items
+        flags = f"--sizes {','.join(map(str, smaller[:2]))}"
+        flags += f" --val {smaller[2]}" if len(sizes) > 2 else ""
         raise DataError(
             f"too few items: {total} kept, but sizes {'+'.join(map(str, sizes))} = {sum(sizes)} "
-            "leave none for the test split"
+            f"leave none for the test split: pass smaller sizes, e.g. {flags}"
         )
 
     def order(group: list[int]) -> str:

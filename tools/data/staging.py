@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tools.common.errors import naming
 from tools.data.errors import DataError
 from tools.data.items import absolute, sha256_file
 
@@ -36,7 +37,8 @@ def staged_output(out: Path) -> Iterator[Path]:
     staging = out.parent / f".{out.name}.new-{tag}"
     staging.mkdir()
     try:
-        yield staging
+        with naming(out):  # a write failing on a full disk names --out
+            yield staging
         if out.exists():
             old = out.parent / f".{out.name}.old-{tag}"
             out.rename(old)

@@ -12,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from tools.common.errors import UserError
 from tools.common.prompt import ANSWER_INSTRUCTION
 from tools.dev.synth import ORGANS, QUESTIONS, STAINS
 from tools.dev.synth import corpus as synthetic_corpus
@@ -218,6 +219,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out}: is a file; pass a folder for the model")
     out = build_tiny_model(args.out, seed=args.seed)
     size = sum(path.stat().st_size for path in out.iterdir())
     print(f"tiny Qwen2.5-VL written to {out} ({size / 1e6:.1f} MB)")

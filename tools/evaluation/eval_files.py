@@ -23,6 +23,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tools.common.errors import UserError
+
 IDENTITY_KEYS = (
     "model",
     "model_sha256",
@@ -54,7 +56,7 @@ _WHOLE_FILE_LIMIT = 16 << 20
 _EDGE = 1 << 20
 
 
-class EvalFileError(ValueError):
+class EvalFileError(UserError, ValueError):
     """An evaluation file that cannot be trusted; the message names the file (and line)."""
 
 
@@ -143,8 +145,8 @@ def read_records(path: Path, repair: bool = False) -> dict[str, dict[str, Any]]:
             raise EvalFileError(f"{where}: blank line")
         try:
             record = json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise EvalFileError(f"{where}: not JSON ({error})") from error
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise EvalFileError(f"{where}: not UTF-8 JSON ({error})") from error
         record = validate_record(record, where)
         if record["id"] in records:
             raise EvalFileError(f"{where}: duplicate id {record['id']!r}")
@@ -154,18 +156,18 @@ def read_records(path: Path, repair: bool = False) -> dict[str, dict[str, Any]]:
 
 
 def jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) of every non-blank line of a JSONL file; any other line is a ValueError that
+    """(line number, object) of every non-blank line of a JSONL file; any other line is an EvalFileError that
     names the file and line."""
-    with path.open(encoding="utf-8") as handle:
+    with path.open("rb") as handle:
         for line_no, line in enumerate(handle, 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_no}: not JSON ({error})") from None
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise EvalFileError(f"{path}:{line_no}: not UTF-8 JSON ({error})") from None
             if not isinstance(row, dict):
-                raise ValueError(f"{path}:{line_no}: expected a JSON object")
+                raise EvalFileError(f"{path}:{line_no}: expected a JSON object")
             yield line_no, row
 
 
@@ -180,14 +182,21 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in an evaluation folder's ``path``; missing, damaged or another shape: an error that
+    says what to do (a summary is rebuilt from items.jsonl; other files: evaluate the folder again)."""
     if not path.is_file():
         raise EvalFileError(f"{path}: missing")
+    advice = (
+        "delete it and rerun pathvlm eval (it is rebuilt from items.jsonl)"
+        if path.name == SUMMARY_FILE
+        else f"delete {path.parent} and rerun pathvlm eval"
+    )
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise EvalFileError(f"{path}: not JSON ({error})") from error
+        value = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise EvalFileError(f"{path}: not UTF-8 JSON ({error}); {advice}") from error
     if not isinstance(value, dict):
-        raise EvalFileError(f"{path}: expected a JSON object")
+        raise EvalFileError(f"{path}: expected a JSON object; {advice}")
     return value
 
 

@@ -62,6 +62,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.common.errors import naming
 from tools.common.paths import data_root, runs_root
 from tools.evaluation.scorings import SCORINGS, authors_scorings
 
@@ -87,20 +88,22 @@ def file_sha256(path: Path) -> str:
 
 def load_items(path: Path) -> list[dict[str, Any]]:
     """Eval rows ``{id, subset, image, question, options, answer}``; ids must be unique."""
-    from tools.evaluation.eval_files import jsonl_objects
+    from tools.evaluation.eval_files import EvalFileError, jsonl_objects
 
     items, seen = [], set()
     for line_no, item in jsonl_objects(path):
         missing = [key for key in ITEM_KEYS if key not in item]
         if missing:
-            raise ValueError(f"{path}:{line_no}: eval item lacks {missing}; expected keys {list(ITEM_KEYS)}")
+            raise EvalFileError(
+                f"{path}:{line_no}: eval item lacks {missing}; expected keys {list(ITEM_KEYS)}"
+            )
         item["id"] = str(item["id"])
         if item["id"] in seen:
-            raise ValueError(f"{path}:{line_no}: duplicate id {item['id']!r}")
+            raise EvalFileError(f"{path}:{line_no}: duplicate id {item['id']!r}")
         seen.add(item["id"])
         items.append(item)
     if not items:
-        raise ValueError(f"{path}: no eval items")
+        raise EvalFileError(f"{path}: no eval items (convert the data again: pathvlm data)")
     return items
 
 
@@ -240,7 +243,7 @@ def evaluate_dataset(
     """
     from tools.evaluation.eval_files import ITEMS_FILE, claim_folder, eval_lock
 
-    with eval_lock(out_dir):
+    with eval_lock(out_dir), naming(out_dir):  # a write failing on a full disk names the folder
         claim_folder(out_dir, config)
         return _answer_and_summarize(backend, data, out_dir / ITEMS_FILE, batch_size, config)
 
@@ -387,6 +390,9 @@ def evaluate(args: argparse.Namespace) -> int:
         if is_up_to_date(out_dir, config, len(load_items(data))):
             print(f"{out_dir}: up to date, skipped")
             continue
+        out_dir.mkdir(
+            parents=True, exist_ok=True
+        )  # a folder that cannot be written fails before the model loads
         jobs.append((data, out_dir, config))
     if not jobs:
         return 0
@@ -507,8 +513,6 @@ def evaluate_all(args: argparse.Namespace) -> int:
     from tools.train.registry import profile
 
     args.backend = args.backend or profile(args.profile).eval_backend
-    if args.backend == "openai":
-        raise SystemExit("eval-all evaluates local models: use pathvlm eval --backend openai for an API")
     datasets = eval_datasets(args.data_root)
     if not datasets:
         raise SystemExit(
@@ -570,14 +574,17 @@ def _positive_int(value: str) -> int:
     return number
 
 
-def _add_generation_args(parser: argparse.ArgumentParser, backend_help: str = "default hf") -> None:
+def _add_generation_args(parser: argparse.ArgumentParser, eval_all: bool = False) -> None:
+    """Generation flags of ``eval``, or of ``eval-all`` (local backends only, default: the profile's)."""
     from tools.evaluation.eval_backends import BACKENDS
 
     parser.add_argument(
         "--backend",
-        choices=BACKENDS,
-        default="hf" if backend_help == "default hf" else None,
-        help=f"hf (CPU/tests), vllm (GPU) or openai (an API: see below); {backend_help}",
+        choices=[b for b in BACKENDS if b != "openai"] if eval_all else BACKENDS,
+        default=None if eval_all else "hf",
+        help="hf (CPU/tests) or vllm (GPU); default: the profile's eval_backend"
+        if eval_all
+        else "hf (CPU/tests), vllm (GPU) or openai (an API: see below); default hf",
     )
     parser.add_argument("--batch-size", type=_positive_int, help="items per generate call (hf: 8, vllm: 512)")
     parser.add_argument(
@@ -665,7 +672,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser_all = subparsers.add_parser(
         "eval-all",
         help="evaluate every finished stage model and the base model of a size",
-        description=__doc__,
+        description=__doc__[__doc__.index("``pathvlm eval-all") :],
         formatter_class=formatter,
     )
     parser_all.add_argument("--size", required=True, help="model size directory under the runs root (3b, 7b)")
@@ -689,5 +696,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=data_root(),
         help="generated data (default: $PATHVLM_DATA or data/generated)",
     )
-    _add_generation_args(parser_all, "default: the profile's eval_backend")
+    _add_generation_args(parser_all, eval_all=True)
     parser_all.set_defaults(func=evaluate_all)

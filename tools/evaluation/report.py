@@ -48,6 +48,7 @@ from typing import Any
 
 import yaml
 
+from tools.common.errors import UserError
 from tools.evaluation.authors2026 import SPLIT as AUTHORS_SPLIT
 from tools.evaluation.markdown import markdown_table
 from tools.evaluation.paper import (
@@ -98,6 +99,7 @@ COMPARISON_COLUMNS = (
 )
 PAPER_SPLIT = "paper-style"  # a data manifest without "split" (or another one): the paper's layout
 NO_IMAGES = "n/a (records lack images)"
+SUMMARIES = "*/*/eval/*/summary.json"  # every evaluation under a runs root
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ def collect(runs: Path) -> Results:
 
     results: Results = {}
     problems = []
-    for path in sorted(runs.glob("*/*/eval/*/summary.json")):
+    for path in sorted(runs.glob(SUMMARIES)):
         dataset_dir = path.parent
         stage_dir = dataset_dir.parent.parent
         key = (stage_dir.parent.name, stage_dir.name, dataset_dir.name)
@@ -636,6 +638,7 @@ def write_report(
 def run_report(args: argparse.Namespace) -> int:
     if not args.no_wandb:
         import tools.common.wandb_first  # noqa: F401  (before scipy and matplotlib)
+    _check_arguments(args)
     results = collect(args.runs)
     if not results:
         print(f"{args.runs}: no evaluations found (run `pathvlm eval` first); writing an empty report")
@@ -647,6 +650,19 @@ def run_report(args: argparse.Namespace) -> int:
         for path in log_report(results, tables, plots, args.runs, args.out):
             print(f"W&B run: {path}")
     return 0
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """A mistyped ``--runs`` / ``--compare-runs`` or a file as ``--out``: an error, not empty tables."""
+    if not args.runs.is_dir():
+        raise UserError(f"--runs {args.runs}: no such folder (the runs root your stages trained into)")
+    if args.compare_runs is not None:
+        if not args.compare_runs.is_dir():
+            raise UserError(f"--compare-runs {args.compare_runs}: no such folder")
+        if not any(args.compare_runs.glob(SUMMARIES)):
+            raise UserError(f"--compare-runs {args.compare_runs}: no evaluations (run pathvlm eval-all)")
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out}: is a file; pass a folder for the report")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tools.common.errors import UserError
 from tools.train import registry
 from tools.train.recipes import DEFAULT_PROFILE, DEFAULT_SIZE, compose, judge_settings, to_container
 
@@ -35,7 +36,7 @@ OPENAI_HOST = "api.openai.com"
 LOCAL_JUDGE_MODEL = "Qwen/Qwen2.5-VL-32B-Instruct"
 
 
-class ModelNotCachedError(FileNotFoundError):
+class ModelNotCachedError(UserError, FileNotFoundError):
     """A hub model the stage needs is missing from the offline cache; the message names the command."""
 
 

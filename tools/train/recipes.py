@@ -35,6 +35,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from tools.common.errors import UserError
 from tools.train import registry
 
 DEFAULT_BUDGET = "paper"
@@ -62,7 +63,7 @@ _SECRET_KEY = re.compile(r"(api_key|apikey|token|secret|password)$", re.IGNORECA
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
-class RecipeError(ValueError):
+class RecipeError(UserError, ValueError):
     """A recipe that cannot be composed or does not validate; the message lists every problem."""
 
     def __init__(self, where: str, problems: list[str]) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from tools.common.errors import UserError
 from tools.common.paths import recipes_dir
 
 ABOUT = "about"
@@ -42,7 +43,7 @@ GRPO_ENGINES = ("easyr1", "trl")
 EVAL_BACKENDS = ("vllm", "hf")
 
 
-class RegistryError(ValueError):
+class RegistryError(UserError, ValueError):
     """A recipe file that does not declare what the registry needs; the message names the file and key."""
 
 

@@ -22,7 +22,8 @@ validation split in the data, every checkpoint is kept and the best on it is exp
 W&B: project ``pathvlm-r1``, group = the recipe's ``experiment``, job type = stage, run name
 ``<size>-<stage>`` (``-seedN`` for a replicate; ``tools.common.wandb_naming``);
 tags carry the profile, budget, seed,
-manifest and config hashes. What the profile declares (``tools.train.registry``) picks the GRPO engine, the
+manifest and config hashes; its files (offline runs) go to ``runs/<size>/<stage>/wandb`` unless
+``WANDB_DIR`` is set. What the profile declares (``tools.train.registry``) picks the GRPO engine, the
 engine's torch threads (``torch_threads``: ``OMP_NUM_THREADS`` unless it is set) and how a missing local base
 model is built (``base_model_build``, e.g. the cpu profile's ``pathvlm tiny-model``).
 """
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import re
 import shlex
@@ -46,15 +46,17 @@ from types import ModuleType
 from typing import Any
 
 from tools.common import paths, wandb_key
+from tools.common.errors import UserError, naming, read_json
 from tools.common.model_dir import ModelDirError, require_model_dir
 from tools.common.wandb_naming import child_environ
+from tools.train import failure
 from tools.train.recipes import DEFAULT_BUDGET, RecipeError, add_recipe_arguments
 
 CONFIG_FILE, DONE_FILE = "config.yaml", "DONE"
 _HASH_LINE = re.compile(r"^# config hash: ([0-9a-f]{64})$", re.MULTILINE)
 
 
-class RunError(RuntimeError):
+class RunError(UserError, RuntimeError):
     """A stage that cannot run as asked; the message says what to do instead."""
 
 
@@ -164,6 +166,8 @@ def make_plan(
     if threads is not None and "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = str(threads)
     env[engines.STOP_FILE_ENV] = str(stage_dir / engines.STOP_FILE)
+    if "WANDB_DIR" not in os.environ:  # W&B's files (offline runs) go with the run, not into ./wandb
+        env["WANDB_DIR"] = str(stage_dir)
     return Plan(
         stage,
         size,
@@ -254,7 +258,10 @@ def _split_unit(manifest: Path) -> str:
     """How the data were split (``split_unit`` of the manifest: image or question; older ones: image)."""
     if not manifest.is_file():
         return "image"
-    return str(json.loads(manifest.read_text(encoding="utf-8")).get("split_unit", "image"))
+    content = read_json(manifest)
+    if not isinstance(content, dict):
+        raise RunError(f"{manifest}: expected a JSON object; convert the data again (pathvlm data)")
+    return str(content.get("split_unit", "image"))
 
 
 def _split(manifest: Path) -> dict[str, str]:
@@ -262,7 +269,8 @@ def _split(manifest: Path) -> dict[str, str]:
     data are not; nothing for our seeded split, so that the config hash of runs on it stays as it was."""
     if not manifest.is_file():
         return {}
-    split = json.loads(manifest.read_text(encoding="utf-8")).get("split")
+    content = read_json(manifest)
+    split = content.get("split") if isinstance(content, dict) else None
     return {"split": str(split)} if split else {}
 
 
@@ -354,7 +362,7 @@ def execute(plan: Plan, force: bool = False) -> None:
         (stage_dir / engines.STOP_FILE).unlink(missing_ok=True)  # a stop request of an earlier attempt
         node_rank.announce(stage_dir, plan.config_hash, launch=True)
         print(f"{name}: " + (f"resuming from {resume}" if resume else "training from the start"), flush=True)
-        _launch(plan, engines.TRAIN_LOG)
+        _launch(plan, engines.TRAIN_LOG, resume)
     _require_steps(plan)
     plan.engine.export(plan.cfg, stage_dir, _selected_model(plan))
     (stage_dir / DONE_FILE).write_text(plan.config_hash + "\n", encoding="utf-8")
@@ -380,7 +388,7 @@ def _selected_model(plan: Plan) -> Path | None:
 
     checkpoints = plan.engine.checkpoints(plan.cfg, plan.stage_dir)
     record = selection.select(plan.cfg, plan.stage_dir, checkpoints, Path(data))
-    selection.log_to_wandb(record, plan.env, Path(os.environ.get("WANDB_DIR", ".")))
+    selection.log_to_wandb(record, plan.env, Path({**os.environ, **plan.env}["WANDB_DIR"]))
     return dict(checkpoints)[record["best_step"]]
 
 
@@ -428,8 +436,9 @@ def _print_judge_estimate(cfg: dict[str, Any]) -> None:
         print(result.line(), flush=True)
 
 
-def _launch(plan: Plan, log_name: str) -> None:
-    """Run the engine; its stop handlers turn SLURM's signals into a checkpoint (tools.train.engines)."""
+def _launch(plan: Plan, log_name: str, resumed_from: Path | None = None) -> None:
+    """Run the engine; its stop handlers turn SLURM's signals into a checkpoint (tools.train.engines).
+    A failure says what to do by its cause (``tools.train.failure``)."""
     from tools.train import engines
 
     print(f"$ {plan.shell_command()}", flush=True)
@@ -450,8 +459,8 @@ def _launch(plan: Plan, log_name: str) -> None:
             if (line := diverged_line(log, offset, marker)) is not None:
                 raise RunError(f"{plan.size}/{plan.stage}: {line} (log: {log})")
         raise RunError(
-            f"{plan.size}/{plan.stage}: the engine exited with code {code} (log: {log}). "
-            "Running the same command again resumes from the last checkpoint."
+            f"{plan.size}/{plan.stage}: the engine exited with code {code} (log: {log}): "
+            + failure.advice(code, log, offset, resumed_from)
         )
 
 
@@ -501,6 +510,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    checking = "checking it against the engine's own argument schema (some seconds)"
+    print(
+        f"pathvlm run {args.stage}: composing the recipe ({args.size}, {args.profile}), {checking}",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         if not args.dry_run and (found := wandb_key.problem(os.environ)):
             raise RunError(found)  # before a model is built, loaded or trained
@@ -524,7 +539,8 @@ def main(args: argparse.Namespace) -> int:
             print(f"# engine command ({plan.engine.__name__.rsplit('.', 1)[1]}):")
             print(plan.shell_command())
             return 0
-        execute(plan, force=args.force)
+        with naming(plan.stage_dir):  # a write failing on a full disk names the stage folder
+            execute(plan, force=args.force)
     except (
         RecipeError,
         RunError,

@@ -43,6 +43,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tools.common.errors import naming
+
 CHECKPOINT_DIR = "checkpoints"
 MODEL_DIR = "model"
 METRICS_FILE = "metrics.jsonl"
@@ -111,7 +113,8 @@ def run_logged(
     log_path: Path,
     on_signal: Mapping[int, StopHandler] | None = None,
 ) -> int:
-    """Run ``command``, copying its output to stdout and appending it to ``log_path``; return its exit code.
+    """Run ``command``, appending its output to ``log_path`` and copying it to stdout but for INFO records of
+    LLaMA-Factory / transformers (``QuietInfo``: progress, warnings and errors stay); return its exit code.
 
     While it runs, a signal in ``on_signal`` (SLURM's SIGUSR1 warning before the time limit, SIGTERM on
     preemption; default: SIGTERM forwarded) calls its handler with the process, which asks the engine to
@@ -120,8 +123,9 @@ def run_logged(
     SIGTERM when the runner dies in any other way (a killed job), so it never trains on as an orphan.
     """
     handlers = {signal.SIGTERM: forward_signal} if on_signal is None else on_signal
+    console = QuietInfo()
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("a", encoding="utf-8") as log:
+    with naming(log_path), log_path.open("a", encoding="utf-8") as log:  # a full disk names the log
         process = subprocess.Popen(
             command,
             env=dict(env),
@@ -138,7 +142,8 @@ def run_logged(
         try:
             assert process.stdout is not None
             for line in process.stdout:
-                print(line, end="", flush=True)
+                if console.shown(line):
+                    print(line, end="", flush=True)
                 log.write(line)
                 log.flush()
             return process.wait()
@@ -149,6 +154,25 @@ def run_logged(
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+class QuietInfo:
+    """Which engine output lines reach the console: not an ``[INFO|…]`` / ``[DEBUG|…]`` record of
+    LLaMA-Factory or transformers, nor the lines continuing it (indented, ``- …``, brackets, blank)."""
+
+    _RECORD = re.compile(r"^\[(INFO|DEBUG|WARNING|ERROR|CRITICAL)\|")
+    _CONTINUATION = re.compile(r"^(\s|- |[{}\[\]()],?$|$)")
+
+    def __init__(self) -> None:
+        self.hiding = False
+
+    def shown(self, line: str) -> bool:
+        record = self._RECORD.match(line)
+        if record is not None:
+            self.hiding = record.group(1) in ("INFO", "DEBUG")
+        elif not self._CONTINUATION.match(line.rstrip("\n")):
+            self.hiding = False
+        return not self.hiding
 
 
 def forward_signal(process: subprocess.Popen[str], signum: int) -> None:

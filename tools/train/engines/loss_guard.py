@@ -9,11 +9,15 @@ the engine exits with an error instead of training on and exporting a dead model
 (``diverged_line``). A zero loss counts only where it cannot be healthy: transformers logs the loss rounded
 to 4 decimals, and a GRPO loss is about 0 on every healthy step (zero-mean advantages, the policy near its
 reference), so the GRPO engine passes ``zero_loss_is_bad=False`` and relies on NaN/inf.
+
+``RewardWatch(k)`` (GRPO) warns once when the first ``k`` logged steps all have a mean reward of 0: the
+parent model never produces the rewarded format, so GRPO has no signal to learn from (all advantages 0).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +62,30 @@ class LossGuard(TrainerCallback):
                 f"{MARKER} training stopped at step {state.global_step}: loss or grad-norm NaN/inf{zero} on "
                 f"{self.k} consecutive logged steps ({steps}). Lower the learning rate, check the data and "
                 "precision (bf16/DeepSpeed), then retrain with --force (recipe key loss_guard_steps = K)."
+            )
+
+
+class RewardWatch(TrainerCallback):
+    """Warn (stderr, once) when the first ``k`` logged GRPO steps all have a mean ``reward`` of exactly 0."""
+
+    def __init__(self, k: int = 5) -> None:
+        self.k = k
+        self.rewards: list[float] = []
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any
+    ) -> None:
+        if not logs or "reward" not in logs or len(self.rewards) >= self.k:
+            return
+        self.rewards.append(float(logs["reward"]))
+        if len(self.rewards) == self.k and not any(self.rewards):
+            print(
+                f"\nwarning: the reward is 0 on all of the first {self.k} logged steps (up to step "
+                f"{state.global_step}): the parent model never produces the rewarded "
+                "<think>...</think><answer>...</answer> format, so GRPO has nothing to learn from. Check the "
+                "parent's outputs (pathvlm eval: format_ok) or train it longer.",
+                file=sys.stderr,
+                flush=True,
             )
 
 

@@ -230,7 +230,7 @@ def train(cfg: dict[str, Any]) -> int:
     from trl import GRPOConfig, GRPOTrainer
 
     from rewards.trl import make_reward_funcs
-    from tools.train.engines.loss_guard import LossGuard
+    from tools.train.engines.loss_guard import LossGuard, RewardWatch
     from tools.train.engines.stop import StopAndSave
 
     class Trainer(GRPOTrainer):
@@ -274,6 +274,7 @@ def train(cfg: dict[str, Any]) -> int:
         callbacks=[  # StopAndSave exits after the checkpoint, before the final save
             StopAndSave(STOP_SIGNALS),
             LossGuard(cfg["loss_guard_steps"], zero_loss_is_bad=False),
+            RewardWatch(),
         ],
     )
     resume = last_checkpoint(output_dir)
