@@ -259,3 +259,14 @@ def test_wandb_offline_runs_hold_tables_and_metrics(
     for key in (b"eval/in_domain/accuracy", b"eval/ood/isic2020/accuracy", b"eval/avg_output_tokens"):
         assert key in training
     assert b"7b-r1-eval" not in training and b"7b-r1" in training
+
+
+def test_table3_holds_ood_sets_only(runs: Path, tmp_path: Path) -> None:
+    """The validation split and the authors' other benchmarks are no OOD test; a user's own OOD set is."""
+    for dataset in ("validation", "pathvqa_closed", "mmmu_nonmedical_dev", "my_ood_set"):
+        write_eval(runs, "7b", "r1", dataset, [True, False])
+    out = tmp_path / "reports"
+    assert main(["report", "--runs", str(runs), "--out", str(out), "--no-wandb"]) == 0
+    datasets = {row["dataset"] for row in rows_of(out / "table3_ood.csv")}
+    assert "my_ood_set" in datasets and "isic2020" in datasets
+    assert not datasets & {"test", "validation", "pathvqa_closed", "mmmu_nonmedical_dev"}

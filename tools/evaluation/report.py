@@ -49,6 +49,7 @@ from typing import Any
 import yaml
 
 from tools.common.errors import UserError
+from tools.evaluation.authors2026 import METRICS as AUTHORS_METRICS
 from tools.evaluation.authors2026 import SPLIT as AUTHORS_SPLIT
 from tools.evaluation.markdown import markdown_table
 from tools.evaluation.paper import (
@@ -284,8 +285,13 @@ def build_table(
     return rows
 
 
+# Evaluations that are no out-of-domain test: the in-domain test, the validation split, the authors' other
+# benchmarks (their own section); any other evaluation (a user's own OOD set) joins Table 3.
+NOT_OOD = {IN_DOMAIN, "validation", *(dataset for dataset, _ in AUTHORS_METRICS.values())}
+
+
 def build_tables(results: Results) -> dict[str, list[dict[str, Any]]]:
-    ood = list(OOD_SUBSETS) + sorted({d for _, _, d in results} - set(OOD_SUBSETS) - {IN_DOMAIN})
+    ood = list(OOD_SUBSETS) + sorted({d for _, _, d in results} - set(OOD_SUBSETS) - NOT_OOD)
     return {
         "table1_in_domain": build_table(results, TABLE1, IN_DOMAIN, "accuracy"),
         "table2_output_tokens": build_table(results, TABLE2, IN_DOMAIN, "avg_output_tokens"),
