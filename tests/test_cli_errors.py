@@ -222,14 +222,17 @@ def test_report_and_tiny_model_refuse_a_file_as_out(
 
 
 @pytest.fixture
-def data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pathmmu_source: Path) -> Path:
-    """Converted data (PATHVLM_DATA), a runs root (PATHVLM_RUNS) and a local stand-in base model folder."""
+def data_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pathmmu_source: Path, tiny_model: Path
+) -> Path:
+    """Converted data (PATHVLM_DATA), a runs root (PATHVLM_RUNS) and a local base model folder (the tiny
+    model: the runner checks it before it launches)."""
     from tools.data.pathmmu import convert_pathmmu
 
     convert_pathmmu(pathmmu_source, tmp_path / "data" / "pathmmu", sizes=(8, 8))
     monkeypatch.setenv("PATHVLM_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("PATHVLM_RUNS", str(tmp_path / "runs"))
-    (tmp_path / "base").mkdir()
+    (tmp_path / "base").symlink_to(tiny_model, target_is_directory=True)
     return tmp_path
 
 
@@ -264,14 +267,14 @@ def test_run_into_a_full_runs_root(
 ) -> None:
     fail_under(monkeypatch, "write_text", data_env / "runs", errno.ENOSPC, False)
     assert _run_alpha(data_env, monkeypatch, "print('step')") == 2
-    one_error_line(capsys, str(data_env / "runs" / "7b" / "alpha"), "the disk is full")
+    one_error_line(capsys, str(data_env / "runs" / "tiny" / "alpha"), "the disk is full")
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_run_whose_train_log_fills_the_disk(
     data_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stage_dir = data_env / "runs" / "7b" / "alpha"
+    stage_dir = data_env / "runs" / "tiny" / "alpha"
     stage_dir.mkdir(parents=True)
     (stage_dir / engines.TRAIN_LOG).symlink_to("/dev/full")
     assert _run_alpha(data_env, monkeypatch, "print('step 1', flush=True)") == 2

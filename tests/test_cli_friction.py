@@ -38,7 +38,7 @@ def test_run_prints_a_line_before_composing(monkeypatch: pytest.MonkeyPatch, cap
 
     monkeypatch.setattr(runner, "make_plan", plan)
     assert main(["run", "alpha", "--profile", "cpu", "--dry-run"]) == 2
-    assert seen and seen[0].startswith("pathvlm run alpha: composing the recipe (7b, cpu)")
+    assert seen and seen[0].startswith("pathvlm run alpha: composing the recipe (tiny, cpu)")
 
 
 def test_dry_run_puts_wandb_files_under_the_stage(

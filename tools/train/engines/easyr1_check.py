@@ -85,6 +85,8 @@ RANGES = {
     "worker.critic.cliprange_value": POSITIVE,
     "worker.reward.num_cpus": POSITIVE,
     "worker.reward.reward_function_kwargs.*_weight": NON_NEGATIVE,
+    "worker.reward.reward_function_kwargs.judge_max_failure_rate": FRACTION,  # below 1: rewards.judge.guard
+    "worker.reward.reward_function_kwargs.judge_guard_steps": COUNT,
     f"{_JUDGE}*_fallback_*": FRACTION,
     f"{_JUDGE}temperature": NON_NEGATIVE,
     f"{_JUDGE}concurrency": COUNT,
