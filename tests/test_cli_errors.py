@@ -222,9 +222,7 @@ def test_report_and_tiny_model_refuse_a_file_as_out(
 
 
 @pytest.fixture
-def data_env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pathmmu_source: Path, tiny_model: Path
-) -> Path:
+def data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pathmmu_source: Path, tiny_model: Path) -> Path:
     """Converted data (PATHVLM_DATA), a runs root (PATHVLM_RUNS) and a local base model folder (the tiny
     model: the runner checks it before it launches)."""
     from tools.data.pathmmu import convert_pathmmu
