@@ -195,6 +195,7 @@ def _engine(tmp_path: Path) -> Any:
         ],  # fmt: skip
         engine_config=lambda cfg: {"x": 1},
         finished=lambda cfg, stage_dir: False,
+        trained_steps=lambda cfg, stage_dir: 1,
         before_launch=lambda cfg: calls.append("before_launch"),
         stop_handlers=lambda cfg, stage_dir: {},
         export=lambda cfg, stage_dir, model_dir=None: calls.append("export") or (stage_dir / "model").mkdir(),

@@ -163,6 +163,8 @@ def test_r1_refuses_to_start_without_a_working_judge(
     code = cli_main(["run", "r1", "--size", "tiny", "--profile", "cpu", "--runs", str(runs), "--set", *sets])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.startswith("error: tiny/r1: " + expected.format(port=port)) and err.count("\n") == 1, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: tiny/r1: " + expected.format(port=port)), err
+    assert err.splitlines()[-1] == errors[0]  # one line, nothing after it
     assert not (runs / "tiny" / "r1").exists()  # nothing written, no model loaded
     assert os.environ.get("PATHVLM_TEST_JUDGE_KEY") is None

@@ -90,6 +90,7 @@ def test_the_runner_prints_the_estimate_before_r1(
         CONFIG_NAME=runner.CONFIG_FILE,
         LAUNCH_ENV=(),
         finished=lambda cfg, stage_dir: False,
+        trained_steps=lambda cfg, stage_dir: 1,
         before_launch=lambda cfg: None,
         command=lambda stage_dir: ["true"],
         export=lambda cfg, stage_dir, model_dir=None: None,
