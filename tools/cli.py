@@ -20,8 +20,6 @@ import subprocess
 import sys
 
 from tools.common.errors import UserError, is_user_fault, os_error_line
-from tools.train import registry
-from tools.train.recipes import size_for
 
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 RESUMABLE = ("run", "eval", "eval-all", "judge-eval", "smoke")  # commands that resume where they stopped
@@ -45,7 +43,7 @@ COMMANDS = {
     ),
     "judge": (
         "tools.evaluation.judge_cli",
-        "the process-reward judge: cost estimate, agreement of two judges",
+        "the process-reward judge: cost estimate, one real call, agreement of two judges",
     ),
     "models": (
         "tools.train.models",
@@ -104,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv[0] if argv and argv[0] in COMMANDS else "").parse_args(argv)
     try:
-        if hasattr(args, "size") and getattr(args, "profile", None) in registry.profiles():  # a recipe's
-            args.size = size_for(args.size, args.profile)  # a stand-in profile (cpu) implies its size
+        if hasattr(args, "size") and hasattr(args, "profile"):  # a recipe's size and profile
+            args.size = _size(args.size, args.profile)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         resume = "; run the same command again to resume" if args.command in RESUMABLE else ""
@@ -126,6 +124,16 @@ def main(argv: list[str] | None = None) -> int:
         if not is_user_fault(error):
             raise
         return _error(os_error_line(error))
+
+
+def _size(size: str | None, profile: str | None) -> str | None:
+    """``--size``, or the profile's stand-in size (cpu: tiny) when left out; a stand-in profile refuses
+    another. An unknown profile is left to the command's own check."""
+    # Imported here, not at the top: `pathvlm --help` imports no command module (omegaconf, the registry).
+    from tools.train import registry
+    from tools.train.recipes import size_for
+
+    return size_for(size, profile) if profile in registry.profiles() else size
 
 
 class ErrorExit(SystemExit):
