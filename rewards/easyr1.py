@@ -24,9 +24,12 @@ if _REPO_ROOT not in sys.path:
 from rewards.judge.guard import JudgeGuard  # noqa: E402
 from rewards.process import process_rewards  # noqa: E402
 from rewards.rules import accuracy_reward, format_reward  # noqa: E402
+from rewards.watch import ZeroRewardWatch  # noqa: E402
 
 REWARD_NAME = "pathvlm_r1"
 REWARD_TYPE = "batch"
+# EasyR1's reward manager calls the reward function once per step, in one process for the whole run.
+_ZERO_REWARD = ZeroRewardWatch()
 
 
 def outcome_reward(
@@ -40,6 +43,8 @@ def outcome_reward(
         scores.append(
             {"overall": format_weight * fmt + accuracy_weight * acc, "format": fmt, "accuracy": acc}
         )
+    if scores:
+        _ZERO_REWARD.observe(sum(score["overall"] for score in scores) / len(scores))
     return scores
 
 

@@ -93,7 +93,7 @@ def test_grpo_without_any_reward_is_warned_once(rewards: list[float], warned: bo
         state, logs = _log(step, reward)
         watch.on_log(None, state, None, logs=logs)
     err = capsys.readouterr().err
-    assert err.count("warning: the reward is 0 on all of the first 5 logged steps (up to step 5)") == int(
+    assert err.count("warning: the reward is 0 on all of the first 5 steps (up to step 5)") == int(
         warned
     )
 

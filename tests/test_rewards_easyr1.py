@@ -15,8 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
+import rewards.easyr1 as easyr1_rewards
 from rewards.easyr1 import REWARD_TYPE
 from rewards.judge import reset_judges
+from rewards.watch import ZeroRewardWatch
 from tools.dev.judge_server import FakeJudgeConfig, JudgeServer, fake_scores
 
 REWARDS_FILE = Path(__file__).resolve().parent.parent / "rewards" / "easyr1.py"
@@ -166,3 +168,24 @@ def test_a_failing_judge_stops_the_run_in_the_reward_manager(
     assert message.startswith(f"{MARKER} training stopped at reward call 3")
     assert "fell back/sent: 10/10, 10/10, 10/10" in message and "{'http_500': 10}" in message
     assert f"last error: http_500 from {server.url}" in message
+
+
+RIGHT = f"<think>{THINK}</think><answer>C) Adenocarcinoma</answer>"
+
+
+@pytest.mark.parametrize(
+    ("responses", "warned"), [(["no format"] * 4, True), (["no format"] * 3 + [RIGHT], False)]
+)
+def test_easyr1_grpo_without_any_reward_is_warned_once(
+    answer: str,
+    responses: list[str],
+    warned: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """EasyR1 has no trainer callback: the batch reward function warns after 5 steps of reward 0."""
+    monkeypatch.setattr(easyr1_rewards, "_ZERO_REWARD", ZeroRewardWatch(k=5))
+    for _ in range(6):
+        easyr1_rewards.outcome_reward([{"response": r, "ground_truth": answer} for r in responses])
+    warning = "warning: the reward is 0 on all of the first 5 steps"
+    assert capsys.readouterr().err.count(warning) == int(warned)

@@ -17,11 +17,12 @@ parent model never produces the rewarded format, so GRPO has no signal to learn 
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+
+from rewards.watch import ZeroRewardWatch
 
 MARKER = "loss guard:"
 
@@ -66,27 +67,16 @@ class LossGuard(TrainerCallback):
 
 
 class RewardWatch(TrainerCallback):
-    """Warn (stderr, once) when the first ``k`` logged GRPO steps all have a mean ``reward`` of exactly 0."""
+    """The TRL engine's ``rewards.watch.ZeroRewardWatch``: fed each logged step's mean ``reward``."""
 
     def __init__(self, k: int = 5) -> None:
-        self.k = k
-        self.rewards: list[float] = []
+        self.watch = ZeroRewardWatch(k)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any
     ) -> None:
-        if not logs or "reward" not in logs or len(self.rewards) >= self.k:
-            return
-        self.rewards.append(float(logs["reward"]))
-        if len(self.rewards) == self.k and not any(self.rewards):
-            print(
-                f"\nwarning: the reward is 0 on all of the first {self.k} logged steps (up to step "
-                f"{state.global_step}): the parent model never produces the rewarded "
-                "<think>...</think><answer>...</answer> format, so GRPO has nothing to learn from. Check the "
-                "parent's outputs (pathvlm eval: format_ok) or train it longer.",
-                file=sys.stderr,
-                flush=True,
-            )
+        if logs and "reward" in logs:
+            self.watch.observe(logs["reward"], state.global_step)
 
 
 def diverged_line(log: Path, offset: int = 0, marker: str = MARKER) -> str | None:
