@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,9 +54,10 @@ def _no_inherited_wandb_service(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def gpu_stubs(monkeypatch: pytest.MonkeyPatch) -> None:
+def gpu_stubs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """EasyR1's rollout and dataset modules imported afresh over stand-ins for the GPU-only packages they
-    import (vLLM, msgspec, qwen-vl-utils: tests/stubs/README.md)."""
+    import (vLLM, msgspec, qwen-vl-utils: tests/stubs/README.md); afterwards the stand-ins are gone again, so
+    later tests see no vLLM."""
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent / "stubs"))
     stale = (
         "vllm",
@@ -65,5 +67,11 @@ def gpu_stubs(monkeypatch: pytest.MonkeyPatch) -> None:
         "verl.utils.vllm_utils",
         "verl.utils.dataset",
     )
-    for name in [module for module in sys.modules if module.startswith(stale)]:
-        monkeypatch.delitem(sys.modules, name)
+
+    def take() -> dict[str, object]:
+        return {name: sys.modules.pop(name) for name in [m for m in sys.modules if m.startswith(stale)]}
+
+    before = take()
+    yield
+    take()
+    sys.modules.update(before)

@@ -51,7 +51,7 @@ def test_run_refuses_online_without_a_key_before_anything_loads(
     monkeypatch.delenv("NETRC", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("PATHVLM_TINY_MODEL", str(tmp_path / "tiny"))
-    assert cli_main(["run", "alpha", "--size", "3b", "--profile", "cpu", "--runs", str(runs)]) == 2
+    assert cli_main(["run", "alpha", "--profile", "cpu", "--runs", str(runs)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: WANDB_MODE=online but no W&B key") and err.count("\n") == 1
     assert not runs.exists() and not (tmp_path / "tiny").exists()  # nothing built, nothing written

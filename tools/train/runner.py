@@ -510,6 +510,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if not args.dry_run and (found := wandb_key.problem(os.environ)):
+        raise RunError(found)  # at once: before a recipe is composed, a model built, loaded or trained
     checking = "checking it against the engine's own argument schema (some seconds)"
     print(
         f"pathvlm run {args.stage}: composing the recipe ({args.size}, {args.profile}), {checking}",
@@ -517,8 +519,6 @@ def main(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        if not args.dry_run and (found := wandb_key.problem(os.environ)):
-            raise RunError(found)  # before a model is built, loaded or trained
         plan = make_plan(
             args.stage,
             args.size,
