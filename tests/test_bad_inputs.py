@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from test_data_errors import BAD, good_omnimedvqa
+from test_data_real import fake_items
+from test_eval import write_eval_file
 
 from rewards.judge.cache import JudgeCache
 from rewards.judge.reply import PARSE_FAILURES, ReplyError, read_reply
 from rewards.rules import accuracy_reward, format_reward, parse_choice
-from tests.test_data_errors import BAD, good_omnimedvqa
-from tests.test_data_real import fake_items
-from tests.test_eval import write_eval_file
 from tools.cli import main
 from tools.common.model_dir import model_dir_problems
 from tools.data.check import check_output
