@@ -81,8 +81,10 @@ def test_make_preflight_cpu_runs_every_check(tmp_path: Path) -> None:
         cwd=REPO, env=env, capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
-    rows = {line.split()[0]: line for line in result.stdout.splitlines()[-8:]}
-    assert list(rows) == list(preflight.CHECKS)
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("check "))  # the table's first line
+    rows = {line.split()[0]: line for line in lines[header + 1 : header + 1 + len(preflight.CHECKS)]}
+    assert list(rows) == list(preflight.CHECKS), result.stdout[-3000:]
     assert "skip: cpu profile" in rows["host"] and "WANDB_MODE offline" in rows["wandb"]
     assert "judge 'gpt-4o' at http://127.0.0.1:" in rows["judge"] and "answered in" in rows["judge"]
     assert "ok: 2 steps, saved, exported" in rows["sft"]
