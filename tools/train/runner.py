@@ -147,8 +147,7 @@ def make_plan(
         "parent_config_hash": parent_hash,
         "manifest": str(manifest),
         "manifest_sha256": _sha256(manifest, dry_run),
-        "split_unit": _split_unit(manifest),
-        **_split(manifest),
+        **_split_fields(manifest),
         "selection_data": None if validation is None else str(validation),
     }
     config_hash = recipes.config_hash(OmegaConf.create(cfg))
@@ -254,24 +253,20 @@ def _manifest_path(cfg: dict[str, Any]) -> Path:
     return Path(str(cfg["easyr1"]["data"]["train_files"]).split("@", 1)[0]).parent.parent / "manifest.json"
 
 
-def _split_unit(manifest: Path) -> str:
-    """How the data were split (``split_unit`` of the manifest: image or question; older ones: image)."""
+def _split_fields(manifest: Path) -> dict[str, str]:
+    """How the data were split, read once from the manifest: ``split_unit`` (image or question; older
+    manifests: image) and, when the manifest names its split (``authors-v2``), ``split`` for
+    ``pathvlm report`` where the data are not; no ``split`` for our seeded split, so the config hash of runs
+    on it stays as it was."""
     if not manifest.is_file():
-        return "image"
+        return {"split_unit": "image"}
     content = read_json(manifest)
     if not isinstance(content, dict):
         raise RunError(f"{manifest}: expected a JSON object; convert the data again (pathvlm data)")
-    return str(content.get("split_unit", "image"))
-
-
-def _split(manifest: Path) -> dict[str, str]:
-    """``{"split": ...}`` when the manifest names its split (``authors-v2``), for ``pathvlm report`` where the
-    data are not; nothing for our seeded split, so that the config hash of runs on it stays as it was."""
-    if not manifest.is_file():
-        return {}
-    content = read_json(manifest)
-    split = content.get("split") if isinstance(content, dict) else None
-    return {"split": str(split)} if split else {}
+    fields = {"split_unit": str(content.get("split_unit", "image"))}
+    if split := content.get("split"):
+        fields["split"] = str(split)
+    return fields
 
 
 def _sha256(path: Path, dry_run: bool) -> str | None:
