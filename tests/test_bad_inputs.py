@@ -30,7 +30,10 @@ from tools.data.split import split_items
 from tools.data.staging import file_hashes
 from tools.dev.synth import write_synthetic_omnimedvqa
 from tools.evaluation.report import collect
-from tools.train import recipes, registry
+from tools.recipe import compose as recipes
+from tools.recipe import registry
+from tools.recipe.checks.ranges import numeric_leaves, rule_for
+from tools.recipe.registry import RecipeError
 from tools.train.engines import (
     easyr1_check,
     llamafactory_check,
@@ -39,9 +42,7 @@ from tools.train.engines import (
     trainer_finished,
     trainer_step,
 )
-from tools.train.engines.ranges import numeric_leaves, rule_for
 from tools.train.engines.trl_grpo import grpo_arguments
-from tools.train.recipes import RecipeError
 from tools.train.runner import RunError, execute, make_plan
 
 

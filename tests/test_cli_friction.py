@@ -93,9 +93,7 @@ def test_grpo_without_any_reward_is_warned_once(rewards: list[float], warned: bo
         state, logs = _log(step, reward)
         watch.on_log(None, state, None, logs=logs)
     err = capsys.readouterr().err
-    assert err.count("warning: the reward is 0 on all of the first 5 steps (up to step 5)") == int(
-        warned
-    )
+    assert err.count("warning: the reward is 0 on all of the first 5 steps (up to step 5)") == int(warned)
 
 
 def test_console_leaves_out_info_records_that_the_log_keeps(tmp_path: Path, capsys) -> None:

@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from tools.recipe.compose import compose, to_container
+from tools.recipe.registry import RecipeError
+from tools.recipe.validate import validate
 from tools.train.engines import easyr1
-from tools.train.recipes import RecipeError, compose, to_container, validate
 
 
 def _save(checkpoints: Path, step: int) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tools.train import registry
+from tools.recipe import registry
+from tools.recipe.compose import compose, to_container
 from tools.train.engines.paths import easyr1_file
-from tools.train.recipes import compose, to_container
 
 GRPO = [stage for stage, info in registry.stages().items() if info.engine == "easyr1"]
 

@@ -14,9 +14,9 @@ from PIL import Image
 from rewards.judge import reset_judges
 from tools.cli import main as cli_main
 from tools.dev.judge_server import FakeJudgeConfig, JudgeServer
+from tools.recipe.compose import compose, to_container
 from tools.train import engines, runner
 from tools.train.judge_estimate import image_tokens
-from tools.train.recipes import compose, to_container
 
 JUDGE = "easyr1.worker.reward.reward_function_kwargs.judge"
 

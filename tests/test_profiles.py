@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from tools.common.paths import RECIPES_ENV, recipes_dir
-from tools.train import registry
+from tools.recipe import registry
+from tools.recipe.compose import compose, to_container
+from tools.recipe.registry import RecipeError
+from tools.recipe.validate import validate
 from tools.train.profile_args import check_job, resources
-from tools.train.recipes import RecipeError, compose, to_container, validate
 
 BUDGETS, PROFILES, SIZES = registry.budgets(), registry.profiles(), registry.sizes()
 GRPO = [s for s, info in registry.stages().items() if info.engine == "easyr1"]
@@ -152,7 +154,7 @@ def test_bad_engine_choices_are_named(
     profiles = _profiles_copy(tmp_path, monkeypatch)
     text = (profiles / "lean.yaml").read_text()
     (profiles / "lean.yaml").write_text(re.sub(rf"^{key}: .*$", f"{key}: {value}", text, flags=re.M))
-    with pytest.raises(registry.RegistryError, match=f"{key}: '{value}', expected one of"):
+    with pytest.raises(registry.RecipeError, match=f"{key}: '{value}', expected one of"):
         registry.profile("lean")
 
 

@@ -16,9 +16,12 @@ from omegaconf import OmegaConf
 
 from tools.cli import main as cli_main
 from tools.common.paths import recipes_dir
-from tools.train import recipes, registry
-from tools.train.engines.easyr1_check import easyr1_config_class
-from tools.train.recipes import RecipeError, compose, config_hash, to_container, validate
+from tools.recipe import compose as recipes
+from tools.recipe import registry
+from tools.recipe.checks.easyr1 import easyr1_config_class
+from tools.recipe.compose import compose, config_hash, to_container
+from tools.recipe.registry import RecipeError
+from tools.recipe.validate import find_secrets, validate
 
 STAGES = registry.stages()
 SIZES, PROFILES, BUDGETS = registry.sizes(), registry.profiles(), registry.budgets()
@@ -418,7 +421,7 @@ def test_no_secrets_in_composed_configs(
     monkeypatch.setenv("OPENAI_API_KEY", fake_key)
     text = recipes.resolved_yaml(compose(stage, size, profile))
     assert fake_key not in text and "sk-" not in text
-    assert recipes.find_secrets(to_container(compose(stage, size, profile))) == []
+    assert find_secrets(to_container(compose(stage, size, profile))) == []
 
 
 @pytest.mark.parametrize(
@@ -444,9 +447,9 @@ def test_credentials_in_a_url_are_refused_and_never_printed(capsys: pytest.Captu
 
 
 def test_find_secrets_flags_set_token_keys() -> None:
-    assert recipes.find_secrets(
-        {"llamafactory": {"hf_hub_token": "hf_" + "a" * 30, "ms_hub_token": None}}
-    ) == ["llamafactory.hf_hub_token"]
+    assert find_secrets({"llamafactory": {"hf_hub_token": "hf_" + "a" * 30, "ms_hub_token": None}}) == [
+        "llamafactory.hf_hub_token"
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- engines

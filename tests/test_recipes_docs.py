@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tools.common.paths import recipes_dir
-from tools.train import registry
-from tools.train.recipes import compose, stage_file, to_container
+from tools.recipe import registry
+from tools.recipe.compose import compose, stage_file, to_container
 
 STAGES = registry.stages()
 SIZES, PROFILES, BUDGETS = registry.sizes(), registry.profiles(), registry.budgets()

@@ -11,8 +11,10 @@ import pytest
 
 from tools.cli import main
 from tools.common.paths import recipes_dir
-from tools.train import registry
-from tools.train.recipes import RecipeError, compose, to_container, validate
+from tools.recipe import registry
+from tools.recipe.compose import compose, to_container
+from tools.recipe.registry import RecipeError
+from tools.recipe.validate import validate
 
 ZETA = """\
 # Stage zeta (throw-away): GRPO from beta, format + accuracy.
@@ -73,15 +75,13 @@ def test_stages_are_listed_parents_first(recipes: Path) -> None:
 def test_a_profile_must_declare_its_engines(recipes: Path) -> None:
     laptop = recipes / "profiles" / "laptop.yaml"
     laptop.write_text(laptop.read_text().replace("grpo_engine: trl", "grpo_engine: verl"))
-    with pytest.raises(
-        registry.RegistryError, match=r"laptop.yaml:\n  - grpo_engine: 'verl', expected one of"
-    ):
+    with pytest.raises(registry.RecipeError, match=r"laptop.yaml:\n  - grpo_engine: 'verl', expected one of"):
         registry.profile("laptop")
 
 
 def test_a_stage_must_declare_its_about_block(recipes: Path) -> None:
     (recipes / "stages" / "zeta.yaml").write_text(ZETA.replace("  paper_steps: null\n", ""))
-    with pytest.raises(registry.RegistryError, match=r"zeta.yaml: missing \['about.paper_steps'\]"):
+    with pytest.raises(registry.RecipeError, match=r"zeta.yaml:\n  - missing \['about.paper_steps'\]"):
         registry.stages()
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tools.cli import main as cli_main
-from tools.train.recipes import compose, to_container
+from tools.recipe.compose import compose, to_container
 
 EASYR1_TARBALL = Path(__file__).resolve().parents[2] / "shared" / "vendor" / "EasyR1-b44b311.tar.gz"
 
@@ -188,7 +188,8 @@ def test_trl_arguments_split_a_rollout_batch_into_updates() -> None:
 
 def test_trl_engine_refuses_batches_that_do_not_divide_with_easyr1s_rules() -> None:
     """One copy of the batch rules (easyr1_check.batch_rules) serves both GRPO engines."""
-    from tools.train.recipes import RecipeError, validate
+    from tools.recipe.registry import RecipeError
+    from tools.recipe.validate import validate
 
     with pytest.raises(
         RecipeError, match="rollout_batch_size 6 is not divisible by worker.actor.global_batch_size 8"

@@ -53,7 +53,7 @@ COMMANDS = {
         "tools.evaluation.judge_eval",
         "judge the reasoning of every test output (judged.jsonl beside items.jsonl)",
     ),
-    "recipe": ("tools.train.recipes", "print a composed stage recipe and validate it"),
+    "recipe": ("tools.recipe.compose", "print a composed stage recipe and validate it"),
     "profile-args": (
         "tools.train.profile_args",
         "print the sbatch options (GPUs, CPUs, memory) a hardware profile asks for",
@@ -130,8 +130,8 @@ def _size(size: str | None, profile: str | None) -> str | None:
     """``--size``, or the profile's stand-in size (cpu: tiny) when left out; a stand-in profile refuses
     another. An unknown profile is left to the command's own check."""
     # Imported here, not at the top: `pathvlm --help` imports no command module (omegaconf, the registry).
-    from tools.train import registry
-    from tools.train.recipes import size_for
+    from tools.recipe import registry
+    from tools.recipe.compose import size_for
 
     return size_for(size, profile) if profile in registry.profiles() else size
 

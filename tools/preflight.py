@@ -42,8 +42,8 @@ from pathlib import Path
 
 from tools.common import paths
 from tools.common.wandb_naming import child_environ
-from tools.train import registry
-from tools.train.recipes import DEFAULT_PROFILE, DEFAULT_SIZE
+from tools.recipe import registry
+from tools.recipe.compose import DEFAULT_PROFILE, DEFAULT_SIZE
 
 MARKER = ".pathvlm-preflight"  # a --dir holding it may be emptied; any other non-empty folder is refused
 SYNTH_ITEMS, SPLIT_SIZES = 32, "16,8"  # sft, rl; the 8 left are the test items
@@ -146,8 +146,8 @@ def check_host(pre: Preflight) -> str:
 
 
 def check_models(pre: Preflight) -> str:
+    from tools.recipe.compose import compose, to_container
     from tools.train.models import ModelNotCachedError, require_cached
-    from tools.train.recipes import compose, to_container
 
     base = to_container(compose("alpha", pre.size, pre.profile))["base_model"]
     if Path(base).exists():
@@ -331,7 +331,7 @@ def dry_run(pre: Preflight) -> None:
     """The checks and the commands they run (``make -n preflight``)."""
     env = {k: pre.env[k] for k in (paths.RUNS_ENV, paths.DATA_ENV, "PATHVLM_JUDGE_CACHE", "WANDB_DIR")}
     print("# pathvlm preflight: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()))
-    from tools.train.recipes import compose, to_container
+    from tools.recipe.compose import compose, to_container
 
     alpha = to_container(compose("alpha", pre.size, pre.profile))
     engine = "EasyR1 (Ray, FSDP, vLLM rollout)" if pre.gpu else "TRL's GRPOTrainer (cpu engine)"

@@ -3,7 +3,7 @@
 Every command reads these here, each time it is called (a test or a wrapper may set the variable first):
 
 - ``PATHVLM_RECIPES``: the recipes folder (default ``recipes/`` of this repository), the registry of stages,
-  sizes, budgets and profiles (``tools.train.registry``);
+  sizes, budgets and profiles (``tools.recipe.registry``);
 - ``PATHVLM_RUNS``: the runs root (default ``runs``), ``<runs>/<size>/<stage>/``;
 - ``PATHVLM_DATA``: the generated data (default ``data/generated``).
 """

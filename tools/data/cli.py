@@ -40,8 +40,8 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def _grpo_data() -> dict[str, int]:
     """The GRPO recipes' prompt-length and pixel settings (recipes/stages/_grpo.yaml)."""
-    from tools.train.recipes import stage_file
-    from tools.train.registry import load_with_defaults
+    from tools.recipe.compose import stage_file
+    from tools.recipe.registry import load_with_defaults
 
     data = load_with_defaults(stage_file("_grpo")).easyr1.data
     return {key: data[key] for key in ("max_prompt_length", "max_pixels", "min_pixels")}

@@ -510,7 +510,7 @@ def training_settings(config_paths: Sequence[Any], hint: str) -> dict[str, Any]:
 
 
 def evaluate_all(args: argparse.Namespace) -> int:
-    from tools.train.registry import profile
+    from tools.recipe.registry import profile
 
     args.backend = args.backend or profile(args.profile).eval_backend
     datasets = eval_datasets(args.data_root)
@@ -524,7 +524,7 @@ def evaluate_all(args: argparse.Namespace) -> int:
     models = [] if args.base_only else [str(path) for path in stage_models(args.runs, args.size)]
     configs: list[Any] = sorted((args.runs / args.size).glob("*/config.yaml"))
     if not configs:  # nothing trained yet (baselines): what training would use
-        from tools.train.recipes import compose, one_stage_per_engine
+        from tools.recipe.compose import compose, one_stage_per_engine
 
         configs = [compose(stage, args.size, args.profile, []) for stage in one_stage_per_engine()]
     trained = training_settings(configs, "--base-model / --max-pixels / --min-pixels")
@@ -666,8 +666,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_api_args(parser)
     parser.set_defaults(func=evaluate)
 
-    from tools.train import registry
-    from tools.train.recipes import DEFAULT_PROFILE
+    from tools.recipe import registry
+    from tools.recipe.compose import DEFAULT_PROFILE
 
     parser_all = subparsers.add_parser(
         "eval-all",

@@ -13,7 +13,7 @@ from tools.train import judge_estimate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tools.train.recipes import add_recipe_arguments
+    from tools.recipe.cli import add_recipe_arguments
 
     parser = subparsers.add_parser(
         "judge", help="the process-reward judge: cost estimate, one real call, agreement of two judges"
@@ -69,7 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _estimate(args: argparse.Namespace) -> int:
-    from tools.train.recipes import RecipeError, compose, to_container
+    from tools.recipe.compose import compose, to_container
+    from tools.recipe.registry import RecipeError
 
     try:
         cfg = to_container(compose(args.stage, args.size, args.profile, args.overrides, args.budget))
@@ -90,7 +91,8 @@ def _estimate(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from rewards.judge import JudgeConfig
     from rewards.judge.check import JudgeUnusable, check_judge
-    from tools.train.recipes import RecipeError, compose, stage_judge, to_container
+    from tools.recipe.compose import compose, stage_judge, to_container
+    from tools.recipe.registry import RecipeError
 
     try:
         cfg = to_container(compose(args.stage, args.size, args.profile, args.overrides, args.budget))

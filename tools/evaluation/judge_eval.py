@@ -32,7 +32,7 @@ CHUNK = 256  # items per judge batch (each batch has the recipe's deadline)
 
 def judge_settings(size: str, profile: str, overrides: list[str]) -> dict[str, Any]:
     """The ``judge`` settings of the composed r1 recipe (the reward's own judge)."""
-    from tools.train.recipes import judge_settings as recipe_judge
+    from tools.recipe.compose import judge_settings as recipe_judge
 
     judge = recipe_judge(size, profile, overrides)
     if judge is None:
@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from tools.common.paths import runs_root
-    from tools.train.recipes import add_recipe_options
+    from tools.recipe.cli import add_recipe_options
 
     parser = subparsers.add_parser(
         "judge-eval",

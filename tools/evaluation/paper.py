@@ -3,7 +3,7 @@
 Values are kept as the strings the paper prints (``"54.20"``, not ``54.2``) so the report shows them
 verbatim. ``size``/``stage`` name the run of ours that reproduces a row (``base`` is the untrained
 Qwen2.5-VL-Instruct); rows without them are models this project does not train or evaluate. A stage's
-display name comes from its stage file (``about.label``, ``tools.train.registry``).
+display name comes from its stage file (``about.label``, ``tools.recipe.registry``).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ API_LABELS = {"gemini-1.5-pro": "Gemini-1.5-Pro", "gpt-4o": "GPT-4o"}
 def model_label(size: str, stage: str) -> str:
     """Display name of one of our runs: ``Qwen2.5-VL-7B``, ``β-7B``, ``PathVLM-R1`` (r1 at 7B), ``GPT-4o``,
     ``tiny (stands in for β-7B)``."""
-    from tools.train.registry import stages, stands_in_for
+    from tools.recipe.registry import stages, stands_in_for
 
     if size == API_SIZE:
         return API_LABELS.get(stage, stage)
@@ -61,7 +61,7 @@ def model_label(size: str, stage: str) -> str:
 
 def stage_order() -> tuple[str, ...]:
     """Report row order: the base model and the stages as Table 1 lists them, then any other stage."""
-    from tools.train.registry import stages
+    from tools.recipe.registry import stages
 
     named = [row.stage for row in TABLE1 if row.stage is not None and row.size != API_SIZE]
     return tuple(dict.fromkeys([BASE_STAGE, *named, *stages()]))
@@ -69,7 +69,7 @@ def stage_order() -> tuple[str, ...]:
 
 def size_order() -> tuple[str, ...]:
     """Report size order: the recipes' sizes, largest ``<N>b`` first, then any other."""
-    from tools.train.registry import sizes
+    from tools.recipe.registry import sizes
 
     def billions(size: str) -> float:
         match = re.fullmatch(r"(\d+(?:\.\d+)?)b", size)

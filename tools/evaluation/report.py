@@ -272,7 +272,7 @@ def build_table(
         )
         for p in paper_rows
     ]
-    from tools.train.replicates import parse_run_stage
+    from tools.recipe.run import split_name as parse_run_stage
 
     covered = {(p.size, p.stage) for p in paper_rows}
     runs = {

@@ -32,7 +32,7 @@ from tools.evaluation.report import (
     write_csv,
 )
 from tools.evaluation.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_ci
-from tools.train.replicates import parse_run_stage
+from tools.recipe.run import split_name as parse_run_stage
 
 PATHMMU, BENCHMARKS, COMPARISONS = "authors2026_pathmmu", "authors2026_benchmarks", "authors2026_comparisons"
 REFERENCE = ("authors_2026", "Authors 2026")

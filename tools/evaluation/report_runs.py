@@ -1,6 +1,6 @@
 """Report sections about how runs were made: replicate seeds, model selection, split units.
 
-- **Seeds**: runs of one stage with other training seeds (``<stage>-seedN``, ``tools.train.replicates``) are
+- **Seeds**: runs of one stage with other training seeds (``<stage>-seedN``, ``tools.recipe.run``) are
   grouped with the recipe-seed run: accuracy mean ± sd across seeds next to each seed's bootstrap CI, and
   the paper's pairs per matching seed (both stages trained with that seed): exact McNemar and paired
   image-cluster bootstrap.
@@ -23,13 +23,13 @@ from typing import Any
 
 from tools.evaluation.markdown import markdown_table
 from tools.evaluation.paper import COMPARISONS, model_label
-from tools.train.replicates import parse_run_stage
+from tools.recipe.run import split_name as parse_run_stage
 
 Z95 = 1.959964
 
 
 def _seed_of(run: str) -> tuple[str, int]:
-    from tools.train.recipes import default_seed
+    from tools.recipe.compose import default_seed
 
     stage, seed = parse_run_stage(run)
     return stage, default_seed() if seed is None else seed

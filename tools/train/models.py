@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 from tools.common.errors import UserError
-from tools.train import registry
-from tools.train.recipes import DEFAULT_PROFILE, DEFAULT_SIZE, compose, judge_settings, to_container
+from tools.recipe import registry
+from tools.recipe.compose import DEFAULT_PROFILE, DEFAULT_SIZE, compose, judge_settings, to_container
 
 OPENAI_HOST = "api.openai.com"
 # The judge slurm/judge.sbatch serves by default, in bf16, tensor parallel over the judge job's GPUs, at most

@@ -45,8 +45,8 @@ class Resources:
 
 def resources(profile: str) -> Resources:
     """The resources declared by ``recipes/profiles/<profile>.yaml`` (its ``defaults`` merged in)."""
-    from tools.train import registry
-    from tools.train.recipes import RecipeError
+    from tools.recipe import registry
+    from tools.recipe.registry import RecipeError
 
     path = registry.recipe_file("profiles", profile)
     cfg = OmegaConf.to_container(registry.load_with_defaults(path), resolve=False)
@@ -135,7 +135,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from tools.train.recipes import RecipeError
+    from tools.recipe.registry import RecipeError
 
     try:
         res = resources(args.profile)
@@ -143,7 +143,8 @@ def _main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.field:
-        from tools.train.registry import RegistryError, profile
+        from tools.recipe.registry import RecipeError as RegistryError
+        from tools.recipe.registry import profile
 
         try:
             print(getattr(profile(args.profile), args.field))

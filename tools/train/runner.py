@@ -16,14 +16,14 @@ only node rank 0 prepares, exports and writes DONE (``tools.train.node_rank``). 
 resolved config and the engine command and changes nothing.
 
 ``--seed N`` trains a replicate with another training seed in ``runs/<size>/<stage>-seedN``, from the parent
-run of the same seed (``tools.train.replicates``; the recipe's own seed keeps ``runs/<size>/<stage>``). With a
+run of the same seed (``tools.recipe.run``; the recipe's own seed keeps ``runs/<size>/<stage>``). With a
 validation split in the data, every checkpoint is kept and the best on it is exported (``selection``).
 
 W&B: project ``pathvlm-r1``, group = the recipe's ``experiment``, job type = stage, run name
 ``<size>-<stage>`` (``-seedN`` for a replicate; ``tools.common.wandb_naming``);
 tags carry the profile, budget, seed,
 manifest and config hashes; its files (offline runs) go to ``runs/<size>/<stage>/wandb`` unless
-``WANDB_DIR`` is set. What the profile declares (``tools.train.registry``) picks the GRPO engine, the
+``WANDB_DIR`` is set. What the profile declares (``tools.recipe.registry``) picks the GRPO engine, the
 engine's torch threads (``torch_threads``: ``OMP_NUM_THREADS`` unless it is set) and how a missing local base
 model is built (``base_model_build``, e.g. the cpu profile's ``pathvlm tiny-model``).
 """
@@ -49,8 +49,14 @@ from tools.common import paths, wandb_key
 from tools.common.errors import UserError, naming, read_json
 from tools.common.model_dir import ModelDirError, require_model_dir
 from tools.common.wandb_naming import child_environ
+from tools.recipe import compose as recipes
+from tools.recipe import registry
+from tools.recipe.cli import add_recipe_arguments
+from tools.recipe.compose import DEFAULT_BUDGET
+from tools.recipe.registry import RecipeError
+from tools.recipe.run import Run
+from tools.recipe.validate import validate
 from tools.train import failure
-from tools.train.recipes import DEFAULT_BUDGET, RecipeError, add_recipe_arguments
 
 CONFIG_FILE, DONE_FILE = "config.yaml", "DONE"
 _HASH_LINE = re.compile(r"^# config hash: ([0-9a-f]{64})$", re.MULTILINE)
@@ -120,13 +126,14 @@ def make_plan(
     from omegaconf import OmegaConf
 
     from tools.common.wandb_naming import run_name, wandb_env
-    from tools.train import engines, recipes, registry, selection
-    from tools.train.replicates import run_stage
+    from tools.train import engines, selection
 
     recipes.size_for(size, profile)  # a stand-in profile runs no paper size
     seeded = [*overrides, f"seed={seed}"] if seed is not None else overrides
     cfg = recipes.to_container(recipes.compose(stage, size, profile, seeded, budget))
-    run_as = run_stage(stage, cfg["seed"], recipes.default_seed())  # --seed or --set seed=N alike
+    run_as = Run.of(
+        runs_root, size, stage, cfg["seed"], recipes.default_seed()
+    ).name  # --seed or --set seed=N alike
     stage_dir = (runs_root / size / run_as).resolve()
     init_model, parent_hash = _initial_model(cfg, runs_root, dry_run)
     if not dry_run and Path(init_model).is_dir():
@@ -141,7 +148,7 @@ def make_plan(
     validation = selection.validation_data(manifest)
     if validation is not None:
         selection.keep_checkpoints(cfg)
-    recipes.validate(OmegaConf.create(cfg))
+    validate(OmegaConf.create(cfg))
     cfg["run"] = {
         "init_model": init_model,
         "parent_config_hash": parent_hash,
@@ -185,9 +192,8 @@ def make_plan(
 
 def _initial_model(cfg: dict[str, Any], runs_root: Path, dry_run: bool) -> tuple[str, str | None]:
     """(model path or hub id, parent's config hash): the parent's export (same seed), or the base model."""
-    from tools.train.recipes import default_seed
-    from tools.train.registry import profile as profile_info
-    from tools.train.replicates import run_stage
+    from tools.recipe.compose import default_seed
+    from tools.recipe.registry import profile as profile_info
 
     parent, size, profile = cfg.get("parent"), cfg["size"], cfg["profile"]
     if parent is None:
@@ -200,7 +206,7 @@ def _initial_model(cfg: dict[str, Any], runs_root: Path, dry_run: bool) -> tuple
             require_cached(base, size)  # compute nodes are offline: name `make models`
         return (str(Path(base).resolve()) if Path(base).exists() else base), None
     seed = None if cfg["seed"] == default_seed() else cfg["seed"]
-    parent_dir = runs_root / size / run_stage(parent, seed, default_seed())
+    parent_dir = Run.of(runs_root, size, parent, seed, default_seed()).dir
     done = parent_dir / DONE_FILE
     if not done.is_file():
         make_it = run_command(parent, size, profile, runs_root, budget=cfg["budget"], seed=seed)
@@ -310,8 +316,8 @@ def execute(plan: Plan, force: bool = False) -> None:
     """Train, export and mark the stage done (or skip it, or resume it); raises RunError when it cannot."""
     from omegaconf import OmegaConf
 
+    from tools.recipe.compose import resolved_yaml
     from tools.train import engines, node_rank
-    from tools.train.recipes import resolved_yaml
 
     stage_dir, name = plan.stage_dir, f"{plan.size}/{plan.stage}"
     if node_rank.node_rank() > 0:
@@ -411,7 +417,7 @@ def check_judge(plan: Plan) -> None:
     the run here with one line naming the variable or the URL."""
     from rewards.judge import JudgeConfig
     from rewards.judge.check import JudgeUnusable, check_judge
-    from tools.train.recipes import stage_judge
+    from tools.recipe.compose import stage_judge
 
     settings = stage_judge(plan.cfg)
     if settings is None:
@@ -527,7 +533,7 @@ def main(args: argparse.Namespace) -> int:
         if args.dry_run:
             from omegaconf import OmegaConf
 
-            from tools.train.recipes import resolved_yaml
+            from tools.recipe.compose import resolved_yaml
 
             print(f"# {plan.stage_dir / CONFIG_FILE} (config hash {plan.config_hash})")
             print(resolved_yaml(OmegaConf.create(plan.cfg)), end="")

@@ -4,9 +4,6 @@ A stage's ``engine`` names the recipe section it fills (``SECTIONS``); the profi
 module that trains an ``easyr1:`` section there (``GRPO_ENGINES``: EasyR1 on GPUs, TRL on a CPU).
 Each engine module defines:
 
-- ``validate(section)``: every problem of its recipe section, as its engine's own schema sees it, and every
-  key it cannot honour, named (``llamafactory_check``, ``easyr1_check``);
-
 - ``CONFIG_NAME``: the file (in the stage directory) the engine reads;
 - ``prepare(cfg, stage_dir, init_model, run_name)``: fill the engine section of the resolved config ``cfg``
   (a plain dict) in place: the initial model, checkpoint/output directories, logger names;
@@ -28,22 +25,22 @@ Each engine module defines:
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import io
+import importlib
 import json
-import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from tools.common.errors import naming
+from tools.recipe import registry
+from tools.recipe.compose import SECTIONS
 
 CHECKPOINT_DIR = "checkpoints"
 MODEL_DIR = "model"
@@ -69,18 +66,13 @@ _NOT_MODEL_FILES = {
 _NOT_MODEL_SUFFIXES = {".jsonl", ".md", ".png", ".pt", ".pth", ".py"}  # .pt/.pth: optimizer, scheduler, rng
 
 
-# Recipe sections (a stage's `engine`) and, per section, the module of each engine a profile may name.
-SECTIONS = ("llamafactory", "easyr1")
+# Per recipe section, the module of each engine a profile may name.
 GRPO_ENGINES = {"easyr1": "easyr1", "trl": "trl_grpo"}
 
 
 def for_config(cfg: Mapping[str, Any]) -> ModuleType:
     """The engine module of a composed config: LLaMA-Factory for ``llamafactory:``, the profile's
     ``grpo_engine`` (EasyR1, or TRL) for ``easyr1:``."""
-    import importlib
-
-    from tools.train import registry
-
     if cfg["engine"] == "llamafactory":
         name = "llamafactory"
     elif cfg["engine"] == "easyr1":
@@ -88,20 +80,6 @@ def for_config(cfg: Mapping[str, Any]) -> ModuleType:
     else:
         raise ValueError(f"engine {cfg['engine']!r}: expected one of {list(SECTIONS)}")
     return importlib.import_module(f"{__name__}.{name}")
-
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Silence what engines print while parsing (e.g. EasyR1's 'file not found') and undo the environment
-    variables they set (transformers' TrainingArguments exports ACCELERATE_MIXED_PRECISION)."""
-    saved = dict(os.environ)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        if dict(os.environ) != saved:
-            os.environ.clear()
-            os.environ.update(saved)
 
 
 StopHandler = Callable[["subprocess.Popen[str]", int], None]

@@ -55,13 +55,6 @@ MERGE_WORK_DIR = "merge.tmp"  # the merger's temporary local_dir (a leftover is 
 DEFAULT_DTYPE = "bfloat16"  # a base config without a dtype: the merger's own
 
 
-def validate(section: dict[str, Any]) -> list[str]:
-    """EasyR1's PPOConfig and the rules its trainer applies at start-up (``easyr1_check``)."""
-    from tools.train.engines import easyr1_check
-
-    return easyr1_check.validate(section)
-
-
 def prepare(cfg: dict[str, Any], stage_dir: Path, init_model: str, run_name: str) -> None:
     """Model, checkpoint directory and logger names; shared with the TRL engine, which reads the same keys."""
     section = cfg["easyr1"]

@@ -38,13 +38,6 @@ CONFIG_NAME = "llamafactory.yaml"
 LAUNCH_ENV = ("FORCE_TORCHRUN", "NNODES", "NODE_RANK", "NPROC_PER_NODE", "MASTER_ADDR", "MASTER_PORT")
 
 
-def validate(section: dict[str, Any]) -> list[str]:
-    """LLaMA-Factory 0.9.5's own train arguments (``llamafactory_check``)."""
-    from tools.train.engines import llamafactory_check
-
-    return llamafactory_check.validate(section)
-
-
 def prepare(cfg: dict[str, Any], stage_dir: Path, init_model: str, run_name: str) -> None:
     args = cfg["llamafactory"]
     args["model_name_or_path"] = init_model
@@ -67,7 +60,7 @@ def fit_batch_to_job(cfg: dict[str, Any]) -> None:
     """Keep the effective batch (per-GPU batch x accumulation x GPUs) the profile's ``gpus_per_node`` assumes
     when the job has other GPUs (``sbatch --gres=gpu:2``, ``--nodes=2``): recompute
     ``gradient_accumulation_steps`` and say so, or refuse when no integer accumulation keeps it."""
-    from tools.train.recipes import RecipeError
+    from tools.recipe.registry import RecipeError
 
     job, expected = job_gpus(), cfg["gpus_per_node"]
     if not expected or job is None or job[0] * job[1] == expected:

@@ -36,7 +36,6 @@ Usage: ``python -m tools.train.engines.trl_grpo runs/<size>/<stage>/config.yaml`
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from pathlib import Path
@@ -44,6 +43,7 @@ from typing import Any
 
 import yaml
 
+from tools.recipe.checks.trl import LOSS_TYPES
 from tools.train.engines import (
     STOP_FILE,
     StopHandler,
@@ -66,41 +66,6 @@ LAUNCH_ENV: tuple[str, ...] = ()
 # SLURM's warning (USR1) reaches the engine as the runner's stop file: a signal that arrived while the model
 # loads, before the handler exists, would kill it. TERM (preempted) is caught: checkpoint, then stop.
 STOP_SIGNALS = (signal.SIGTERM,)
-LOSS_TYPES = {"token": "dapo", "seq": "grpo"}
-# EasyR1 keys this engine honours at these values only (GRPO as the table above maps it); any other value is
-# refused with the key named, so a DAPO-like recipe cannot train as plain GRPO here without a word.
-HONOURED = (
-    (("algorithm", "adv_estimator"), ("grpo",), "TRL's GRPOTrainer computes GRPO advantages only"),
-    (("algorithm", "online_filtering"), (False,), "TRL has no online (DAPO) filtering of prompt groups"),
-    (("data", "mini_rollout_batch_size"), (None,), "TRL does not over-generate prompts for online filtering"),
-    (("algorithm", "kl_penalty"), ("low_var_kl",), "TRL's KL term is the k3 (low_var_kl) estimator"),
-    (("algorithm", "kl_type"), ("fixed",), "TRL's beta is a fixed coefficient"),
-    (("worker", "actor", "loss_avg_mode"), tuple(LOSS_TYPES), "TRL's loss types map only these"),
-    (("trainer", "nnodes"), (1,), "the TRL engine trains in one process"),
-    (("trainer", "n_gpus_per_node"), (1,), "the TRL engine trains in one process"),
-)
-
-
-def validate(section: dict[str, Any]) -> list[str]:
-    """EasyR1's own checks of the section (the same keys and batch rules), then every key whose value this
-    engine cannot honour."""
-    problems = _easyr1.validate(section)
-    for keys, honoured, why in HONOURED:
-        node: Any = section
-        for key in keys:
-            node = node.get(key, honoured[0]) if isinstance(node, dict) else honoured[0]
-        if node not in honoured:
-            shown = " or ".join(json.dumps(value) for value in honoured)
-            problems.append(
-                f"{'.'.join(keys)}: {json.dumps(node)}, the TRL GRPO engine honours only {shown} ({why})"
-            )
-    algorithm = section.get("algorithm", {})
-    if not algorithm.get("disable_kl") and algorithm.get("use_kl_loss") is False:
-        problems.append(
-            "algorithm.use_kl_loss: false, the TRL GRPO engine honours only true (its KL is a loss term, "
-            "not a reward penalty) unless algorithm.disable_kl is true"
-        )
-    return problems
 
 
 def prepare(cfg: dict[str, Any], stage_dir: Path, init_model: str, run_name: str) -> None:

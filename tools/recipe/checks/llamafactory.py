@@ -14,8 +14,8 @@ import typing
 from typing import Any
 
 from tools.common.paths import repo_file
-from tools.train.engines import quiet
-from tools.train.engines.ranges import (
+from tools.recipe.checks import quiet
+from tools.recipe.checks.ranges import (
     COUNT,
     FRACTION,
     NON_NEGATIVE,

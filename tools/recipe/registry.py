@@ -17,7 +17,7 @@
   and a ``slurm:`` block for the sbatch scripts.
 
 The ``about:`` block and the profile's own keys (``PROFILE_KEYS``) describe a recipe, they do not configure an
-engine: ``tools.train.recipes.compose`` leaves them out of the composed config (and its hash).
+engine: ``tools.recipe.compose`` leaves them out of the composed config (and its hash).
 
 Stages are listed parents first, depth-first, siblings by name (alpha, beta, r1, gamma, delta, epsilon);
 sizes, budgets and profiles by name. ``$PATHVLM_RECIPES`` points at another recipes folder
@@ -43,8 +43,13 @@ GRPO_ENGINES = ("easyr1", "trl")
 EVAL_BACKENDS = ("vllm", "hf")
 
 
-class RegistryError(UserError, ValueError):
-    """A recipe file that does not declare what the registry needs; the message names the file and key."""
+class RecipeError(UserError, ValueError):
+    """A recipe that cannot be read, composed or validated; the message names where and lists each problem."""
+
+    def __init__(self, where: str, problems: list[str]) -> None:
+        self.where = where
+        self.problems = problems
+        super().__init__(f"{where}:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 @dataclass(frozen=True)
@@ -77,8 +82,6 @@ class ProfileInfo:
 
 def load_yaml(path: Path) -> DictConfig:
     """A recipe file as a mapping; errors name the file."""
-    from tools.train.recipes import RecipeError
-
     if not path.is_file():
         raise RecipeError(str(path), ["file not found"])
     try:
@@ -92,8 +95,6 @@ def load_yaml(path: Path) -> DictConfig:
 
 def load_with_defaults(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
     """A recipe file merged over its ``defaults`` (other files of its folder, named without .yaml)."""
-    from tools.train.recipes import RecipeError
-
     if path in seen:
         raise RecipeError(str(path), ["circular defaults: " + " -> ".join(p.name for p in (*seen, path))])
     cfg = load_yaml(path)
@@ -163,15 +164,17 @@ def stage(name: str) -> StageInfo:
     cfg = load_with_defaults(path)
     about = cfg.get(ABOUT)
     if not isinstance(about, DictConfig):
-        raise RegistryError(f"{path}: no `{ABOUT}:` block (summary, label, paper_steps)")
+        raise RecipeError(str(path), [f"no `{ABOUT}:` block (summary, label, paper_steps)"])
     values = OmegaConf.to_container(about)
     missing = [key for key in ("summary", "label", "paper_steps") if key not in values]
     if missing or "engine" not in cfg or "parent" not in cfg:
         keys = [f"{ABOUT}.{key}" for key in missing] + [k for k in ("engine", "parent") if k not in cfg]
-        raise RegistryError(f"{path}: missing {keys}")
+        raise RecipeError(str(path), [f"missing {keys}"])
     steps = values["paper_steps"]
     if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0):
-        raise RegistryError(f"{path}: {ABOUT}.paper_steps is {steps!r}, expected a positive integer or null")
+        raise RecipeError(
+            str(path), [f"{ABOUT}.paper_steps is {steps!r}, expected a positive integer or null"]
+        )
     return StageInfo(
         name=name,
         engine=str(cfg["engine"]),
@@ -207,7 +210,7 @@ def profile(name: str) -> ProfileInfo:
         stand_ins = [s for s in sizes() if stands_in_for(s)]
         problems.append(f"stand_in_size: {stand_in!r}, expected a stand-in size ({stand_ins}) or null")
     if problems:
-        raise RegistryError(f"{path}:\n" + "\n".join(f"  - {p}" for p in problems))
+        raise RecipeError(str(path), problems)
     slurm = cfg.get("slurm")
     return ProfileInfo(
         name=name,

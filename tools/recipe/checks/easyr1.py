@@ -24,8 +24,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from rewards.judge.guard import JudgeGuard, guard_problems
 from tools.common.paths import REPO_ROOT, repo_file
-from tools.train.engines import quiet
-from tools.train.engines.ranges import (
+from tools.recipe.checks import quiet
+from tools.recipe.checks.ranges import (
     COUNT,
     FRACTION,
     NON_NEGATIVE,
