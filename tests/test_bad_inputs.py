@@ -32,11 +32,11 @@ from tools.dev.synth import write_synthetic_omnimedvqa
 from tools.evaluation.report import collect
 from tools.recipe import compose as recipes
 from tools.recipe import registry
+from tools.recipe.checks import easyr1 as easyr1_check
+from tools.recipe.checks import llamafactory as llamafactory_check
 from tools.recipe.checks.ranges import numeric_leaves, rule_for
 from tools.recipe.registry import RecipeError
 from tools.train.engines import (
-    easyr1_check,
-    llamafactory_check,
     prepare_trainer_resume,
     trainer_checkpoints,
     trainer_finished,

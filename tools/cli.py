@@ -53,7 +53,7 @@ COMMANDS = {
         "tools.evaluation.judge_eval",
         "judge the reasoning of every test output (judged.jsonl beside items.jsonl)",
     ),
-    "recipe": ("tools.recipe.compose", "print a composed stage recipe and validate it"),
+    "recipe": ("tools.recipe.cli", "print a composed stage recipe and validate it"),
     "profile-args": (
         "tools.train.profile_args",
         "print the sbatch options (GPUs, CPUs, memory) a hardware profile asks for",
