@@ -39,6 +39,11 @@ from tools.recipe.checks.ranges import (
 
 _UNSET = Range(1, integer=True, unset=(-1,), note="-1: unset")
 _JUDGE = "worker.reward.reward_function_kwargs.judge."
+# Numeric keys checked by their own rule elsewhere: the judge guard (rewards.judge.guard.guard_problems).
+OWN_RULE = (
+    "worker.reward.reward_function_kwargs.judge_max_failure_rate",
+    "worker.reward.reward_function_kwargs.judge_guard_steps",
+)
 # The range of every numeric key a recipe sets (tests/test_bad_inputs.py keeps this in step with recipes/).
 RANGES = {
     "algorithm.kl_coef": NON_NEGATIVE,
@@ -85,8 +90,6 @@ RANGES = {
     "worker.critic.cliprange_value": POSITIVE,
     "worker.reward.num_cpus": POSITIVE,
     "worker.reward.reward_function_kwargs.*_weight": NON_NEGATIVE,
-    "worker.reward.reward_function_kwargs.judge_max_failure_rate": FRACTION,  # below 1: rewards.judge.guard
-    "worker.reward.reward_function_kwargs.judge_guard_steps": COUNT,
     f"{_JUDGE}*_fallback_*": FRACTION,
     f"{_JUDGE}temperature": NON_NEGATIVE,
     f"{_JUDGE}concurrency": COUNT,
@@ -193,6 +196,7 @@ def _check_reward(spec: str | None, kwargs: dict[str, Any]) -> list[str]:
             JudgeConfig.from_dict(kwargs["judge"])
         except (ValueError, TypeError) as exc:
             problems.append(f"worker.reward.reward_function_kwargs.judge: {exc}")
+    # The judge guard's keys: its own rule (rewards.judge.guard), the one the EasyR1 worker applies too.
     rate = kwargs.get("judge_max_failure_rate", JudgeGuard.max_failure_rate)
     steps = kwargs.get("judge_guard_steps", JudgeGuard.steps)
     problems += [f"worker.reward.reward_function_kwargs.{p}" for p in guard_problems(rate, steps)]
