@@ -29,13 +29,13 @@ from tools.data.omnimedvqa import convert_omnimedvqa
 from tools.data.split import split_items
 from tools.data.staging import file_hashes
 from tools.dev.synth import write_synthetic_omnimedvqa
-from tools.evaluation.report import collect
 from tools.recipe import compose as recipes
 from tools.recipe import registry
 from tools.recipe.checks import easyr1 as easyr1_check
 from tools.recipe.checks import llamafactory as llamafactory_check
 from tools.recipe.checks.ranges import numeric_leaves, rule_for
 from tools.recipe.registry import RecipeError
+from tools.report.load import load
 from tools.train.engines import (
     prepare_trainer_resume,
     trainer_checkpoints,
@@ -218,7 +218,7 @@ def test_a_stand_in_run_filed_under_a_paper_size_is_not_reported_as_it(tmp_path:
         match=r"trained at size tiny \(config.yaml\) but filed under 7b, so it "
         r"would be reported as α-7B: move it to .*runs/tiny/alpha",
     ):
-        collect(tmp_path / "runs")
+        load(tmp_path / "runs")
 
 
 def test_omnimedvqa_subsets_sharing_a_slug_are_refused(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from test_eval import ScriptedBackend, read_jsonl, run_eval, write_eval_file
 
 from tools.cli import main
 from tools.dev.judge_server import JudgeServer
-from tools.evaluation.paper import model_label
+from tools.report.paper import model_label
 
 # The fake judge: -0.4 integrity per missing reasoning step (image / options / knowledge keywords).
 OUTPUTS = {

@@ -13,7 +13,8 @@ from tools.cli import main
 from tools.evaluation.eval_files import EvalFileError, validate_record
 from tools.evaluation.evaluate import score
 from tools.evaluation.passk import estimate, pass_at_k
-from tools.evaluation.report import collect, write_report
+from tools.report.cli import write_report
+from tools.report.load import load
 
 
 def _by_combinations(n: int, c: int, k: int) -> float:
@@ -154,10 +155,10 @@ def test_eval_samples_on_the_tiny_model_and_the_report(tiny_model: Path, tmp_pat
             ]
         )
 
-    results = collect(runs)
-    assert results == {}  # a sampled folder is no greedy accuracy for Tables 1-3
+    results = load(runs)
+    assert not results  # a sampled folder is no greedy accuracy for Tables 1-3
     out = tmp_path / "report"
-    write_report(results, out, runs)
+    write_report(results, out)
     report = (out / "report.md").read_text()
     assert "## pass@k (sampled answers)" in report
     row = next(line for line in report.splitlines() if line.startswith("| β-7B | test |"))
@@ -174,4 +175,4 @@ def test_eval_samples_on_the_tiny_model_and_the_report(tiny_model: Path, tmp_pat
     }
     (folder / "items.jsonl").write_text("\n".join([json.dumps(broken), *lines[1:]]) + "\n")
     with pytest.raises(SystemExit, match=r"items.jsonl:1: expected 4 scored samples"):
-        write_report(results, out, runs)
+        load(runs)

@@ -63,7 +63,7 @@ def test_a_new_stage_and_profile_file_dry_run_with_no_code_change(
     assert main(["run", "zeta", "--profile", "h20x4", "--runs", str(runs), "--dry-run"]) == 0
     assert "# engine command (easyr1):" in capsys.readouterr().out
     assert main(["recipe", "zeta", "--profile", "laptop", "--hash"]) == 0
-    from tools.evaluation.paper import model_label, stage_order
+    from tools.report.paper import model_label, stage_order
 
     assert model_label("7b", "zeta") == "ζ-7B" and stage_order()[-1] == "zeta"
 

@@ -13,7 +13,7 @@ from tools.cli import main
 from tools.evaluation.evaluate import summarize
 
 # The paper's results as DESIGN.md lists them (typed in again here, independently of
-# tools/evaluation/paper.py).
+# tools/report/paper.py).
 PAPER_TABLE1 = {
     "Qwen2.5-VL-3B": "44.48",
     "Qwen2.5-VL-7B": "51.55",

@@ -11,11 +11,11 @@ import pytest
 from test_report import rows_of, write_eval
 
 from tools.cli import main
-from tools.evaluation import authors2026
 from tools.evaluation.stats import cluster_bootstrap_ci, paired_cluster_bootstrap
+from tools.report import authors2026
 
 # Their numbers as issue 28 lists them from final_unified_results_tables_20260814.json (typed in again,
-# independently of tools/evaluation/authors2026.py): model → (val385, test999).
+# independently of tools/report/authors2026.py): model → (val385, test999).
 AUTHORS_PATHMMU = {
     "Base Qwen2.5-VL-7B": ("50.91", "48.65"),
     "Historical full-SFT3000": ("59.74", "58.26"),

@@ -1,4 +1,4 @@
-"""`pathvlm report` on replicate seeds, model selection and split units (tools/evaluation/report_runs.py)."""
+"""`pathvlm report` on replicate seeds, model selection and split units (tools/report/runs.py)."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ COMMANDS = {
         "tools.evaluation.evaluate",
         "evaluate every finished stage model and the base model of a size",
     ),
-    "report": ("tools.evaluation.report", "tables 1-3 next to the paper's, McNemar tests, plots, W&B"),
+    "report": ("tools.report.cli", "tables 1-3 next to the paper's, McNemar tests, plots, W&B"),
     "data": ("tools.data.cli", "convert PathMMU / OmniMedVQA, generate synthetic data, check outputs"),
     "judge-server": (
         "tools.dev.judge_server",

@@ -129,7 +129,7 @@ def output_dir(
     if out is not None:
         return out / dataset
     if api:
-        from tools.evaluation.paper import API_SIZE
+        from tools.recipe.run import API_SIZE
 
         return runs / API_SIZE / api_stage(model) / "eval" / dataset
     run_dir = run_dir_of(model)

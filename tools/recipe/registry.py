@@ -4,8 +4,9 @@
   After its defaults it gives ``engine`` (the recipe section it fills: ``llamafactory`` or ``easyr1``),
   ``parent`` (the stage whose export it starts from, or null) and an ``about:`` block: ``summary``,
   ``label`` (the report's name for it, e.g. ``β``), optionally ``label_by_size`` (a size's own name, e.g.
-  ``PathVLM-R1`` for r1 at 7b) and ``paper_steps`` (the training steps the paper gives, null where it
-  gives none).
+  ``PathVLM-R1`` for r1 at 7b), ``paper_steps`` (the training steps the paper gives, null where it
+  gives none) and optionally ``compare_with`` (the stages the report tests this one against, at the same
+  size: the paper's paired comparisons).
 - A **size** is ``sizes/<name>.yaml`` (``stands_in_for: 7b``: a stand-in model whose report rows are never
   compared with the paper, e.g. ``tiny``), a **budget** ``budgets/<name>.yaml``.
 - A **profile** is ``profiles/<name>.yaml`` declaring ``profile: <name>``, ``gpus_per_node``, ``grpo_engine``
@@ -61,6 +62,12 @@ class StageInfo:
     paper_steps: int | None  # training steps the paper gives (h20x4 profile), None where it gives none
     summary: str
     label_by_size: dict[str, str]
+    compare_with: tuple[str, ...] = ()  # the stages the report pairs this one with (A = this stage)
+
+    @property
+    def is_grpo(self) -> bool:
+        """Trained by GRPO (the ``easyr1:`` section), not SFT."""
+        return self.engine == "easyr1"
 
     def model_label(self, size: str) -> str:
         """``β-7B``; a size's own name where the stage file gives one (``PathVLM-R1``)."""
@@ -155,6 +162,10 @@ def _stages(folder: Path, files: tuple[tuple[str, int], ...]) -> tuple[tuple[str
             visit(name)
 
     visit(None)
+    for name, info in infos.items():
+        unknown = [other for other in info.compare_with if other not in infos]
+        if unknown:
+            raise RecipeError(str(recipe_file("stages", name)), [f"{ABOUT}.compare_with: no stage {unknown}"])
     return tuple((name, infos[name]) for name in ordered)
 
 
@@ -175,6 +186,9 @@ def stage(name: str) -> StageInfo:
         raise RecipeError(
             str(path), [f"{ABOUT}.paper_steps is {steps!r}, expected a positive integer or null"]
         )
+    compare_with = values.get("compare_with") or []
+    if not isinstance(compare_with, list) or not all(isinstance(s, str) for s in compare_with):
+        raise RecipeError(str(path), [f"{ABOUT}.compare_with is {compare_with!r}, expected a list of stages"])
     return StageInfo(
         name=name,
         engine=str(cfg["engine"]),
@@ -183,6 +197,7 @@ def stage(name: str) -> StageInfo:
         paper_steps=steps,
         summary=str(values["summary"]),
         label_by_size={str(k): str(v) for k, v in (values.get("label_by_size") or {}).items()},
+        compare_with=tuple(compare_with),
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 BASE = "base"  # the untrained model's run
 API_SIZE = "api"  # the size folder of API models: <runs>/api/<model>/
+IN_DOMAIN = "test"  # the in-domain evaluation: <runs>/<size>/<run>/eval/test/ (the PathMMU test split)
 SEED_SUFFIX = "-seed"
 _RUN_NAME = re.compile(rf"^(?P<stage>.+?)(?:{SEED_SUFFIX}(?P<seed>\d+))?$")
 

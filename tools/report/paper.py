@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-BASE_STAGE = "base"  # the untrained model, evaluated under <runs>/<size>/base/
+from tools.recipe.registry import sizes, stages, stands_in_for
+from tools.recipe.run import API_SIZE, BASE
+
 # Table 3 columns: OmniMedVQA subsets by their eval file slug.
 OOD_SUBSETS = {
     "chest_ct_scan": "Chest CT Scan",
@@ -39,21 +41,18 @@ class PaperRow:
 
 
 # Models behind an API: ``<runs>/api/<stage>/`` (``pathvlm eval --backend openai``), by display name.
-API_SIZE = "api"
 API_LABELS = {"gemini-1.5-pro": "Gemini-1.5-Pro", "gpt-4o": "GPT-4o"}
 
 
 def model_label(size: str, stage: str) -> str:
     """Display name of one of our runs: ``Qwen2.5-VL-7B``, ``β-7B``, ``PathVLM-R1`` (r1 at 7B), ``GPT-4o``,
     ``tiny (stands in for β-7B)``."""
-    from tools.recipe.registry import stages, stands_in_for
-
     if size == API_SIZE:
         return API_LABELS.get(stage, stage)
     stand_in = stands_in_for(size)
     if stand_in:
         return f"{size} (stands in for {model_label(stand_in, stage)})"
-    if stage == BASE_STAGE:
+    if stage == BASE:
         return f"Qwen2.5-VL-{size.upper()}"
     info = stages().get(stage)
     return info.model_label(size) if info is not None else f"{stage}-{size.upper()}"
@@ -61,15 +60,12 @@ def model_label(size: str, stage: str) -> str:
 
 def stage_order() -> tuple[str, ...]:
     """Report row order: the base model and the stages as Table 1 lists them, then any other stage."""
-    from tools.recipe.registry import stages
-
     named = [row.stage for row in TABLE1 if row.stage is not None and row.size != API_SIZE]
-    return tuple(dict.fromkeys([BASE_STAGE, *named, *stages()]))
+    return tuple(dict.fromkeys([BASE, *named, *stages()]))
 
 
 def size_order() -> tuple[str, ...]:
     """Report size order: the recipes' sizes, largest ``<N>b`` first, then any other."""
-    from tools.recipe.registry import sizes
 
     def billions(size: str) -> float:
         match = re.fullmatch(r"(\d+(?:\.\d+)?)b", size)
@@ -127,6 +123,3 @@ TABLE3: dict[str, tuple[PaperRow, ...]] = {
     )
     for subset, values in _TABLE3_VALUES.items()
 }
-
-# Paired comparisons the paper's argument rests on: (A, B) stages at the same size.
-COMPARISONS = (("r1", "beta"), ("beta", "alpha"), ("beta", "gamma"), ("epsilon", "delta"))

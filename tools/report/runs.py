@@ -4,7 +4,7 @@
   grouped with the recipe-seed run: accuracy mean ± sd across seeds next to each seed's bootstrap CI, and
   the paper's pairs per matching seed (both stages trained with that seed): exact McNemar and paired
   image-cluster bootstrap.
-- **Model selection**: each ``<runs>/<size>/<run>/selection.json`` (``tools.train.selection``): the validation
+- **Model selection**: each ``<runs>/<size>/<run>/selection.json`` (checkpoint selection): the validation
   curve, the exported step and the last one.
 - **Split unit**: each run's ``run.split_unit`` (``image``: image-disjoint, the default; ``question``: the
   paper's layout, images may be shared between splits). With ``pathvlm report --compare-runs DIR`` (runs
@@ -14,37 +14,32 @@
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
-from tools.evaluation.markdown import markdown_table
-from tools.evaluation.paper import COMPARISONS, model_label
-from tools.recipe.run import split_name as parse_run_stage
+from tools.recipe.compose import default_seed
+from tools.recipe.run import IN_DOMAIN, split_name
+from tools.report.load import Evaluation, Results
+from tools.report.markdown import markdown_table, paired_cluster_cells
+from tools.report.paired import paired
+from tools.report.paper import model_label
+from tools.report.stages import comparisons
 
 Z95 = 1.959964
 
 
-def _seed_of(run: str) -> tuple[str, int]:
-    from tools.recipe.compose import default_seed
-
-    stage, seed = parse_run_stage(run)
-    return stage, default_seed() if seed is None else seed
-
-
-def _by_seed(results: dict[tuple[str, str, str], Any]) -> dict[tuple[str, str, str], dict[int, Any]]:
-    """Results keyed by (size, stage, dataset), then by training seed (``<stage>-seedN`` runs)."""
-    groups: dict[tuple[str, str, str], dict[int, Any]] = defaultdict(dict)
+def _by_seed(results: Results) -> dict[tuple[str, str, str], dict[int, Evaluation]]:
+    """Evaluations keyed by (size, stage, dataset), then by training seed (``<stage>-seedN`` runs)."""
+    groups: dict[tuple[str, str, str], dict[int, Evaluation]] = defaultdict(dict)
     for (size, run, dataset), result in results.items():
-        stage, seed = _seed_of(run)
-        groups[(size, stage, dataset)][seed] = result
+        stage, seed = split_name(run)
+        groups[(size, stage, dataset)][default_seed() if seed is None else seed] = result
     return groups
 
 
-def replicate_rows(results: dict[tuple[str, str, str], Any]) -> list[dict[str, Any]]:
+def replicate_rows(results: Results) -> list[dict[str, Any]]:
     """Per (size, stage, dataset) with two or more seeds: accuracy mean ± sd (%) and each seed's CI."""
     rows = []
     for (size, stage, dataset), by_seed in sorted(_by_seed(results).items()):
@@ -68,51 +63,33 @@ def replicate_rows(results: dict[tuple[str, str, str], Any]) -> list[dict[str, A
     return rows
 
 
-def seed_comparisons(results: dict[tuple[str, str, str], Any]) -> list[dict[str, Any]]:
-    """The paper's pairs per seed both stages were trained with (where replicates exist): exact McNemar and
-    paired image-cluster bootstrap."""
-    from tools.evaluation.report import _correct_by_id, _paired_cluster
-    from tools.evaluation.stats import mcnemar_exact
-
+def seed_comparisons(results: Results) -> list[dict[str, Any]]:
+    """The stages' paired comparisons per seed both were trained with (where replicates exist)."""
     by_seed = _by_seed(results)
     rows = []
     for (size, stage_a, dataset), runs_a in sorted(by_seed.items()):
-        for first, stage_b in COMPARISONS:
+        for first, stage_b in comparisons():
             runs_b = by_seed.get((size, stage_b, dataset), {})
             seeds = sorted(set(runs_a) & set(runs_b))
             if first != stage_a or len(seeds) < 2:
                 continue
             for seed in seeds:
-                a, b = _correct_by_id(runs_a[seed].items_path), _correct_by_id(runs_b[seed].items_path)
-                shared = sorted(set(a) & set(b))
-                test = mcnemar_exact([a[i] for i in shared], [b[i] for i in shared])
-                rows.append(
-                    {
-                        "size": size,
-                        "dataset": dataset,
-                        "seed": seed,
-                        "a": model_label(size, stage_a),
-                        "b": model_label(size, stage_b),
-                        "n": test.n,
-                        "only_a": test.only_a,
-                        "only_b": test.only_b,
-                        "p_value": test.p_value,
-                    }
-                    | _paired_cluster(runs_a[seed], runs_b[seed], shared)
-                )
+                row = {"size": size, "dataset": dataset, "seed": seed}
+                row |= {"a": model_label(size, stage_a), "b": model_label(size, stage_b)}
+                test = paired(runs_a[seed], runs_b[seed])
+                rows.append(row | {k: v for k, v in test.items() if k not in ("accuracy_a", "accuracy_b")})
     return rows
 
 
-def selection_rows(runs: Path) -> list[dict[str, Any]]:
-    """Every ``selection.json`` under ``runs``: exported step, its accuracy, the last step's, the curve."""
+def selection_rows(results: Results) -> list[dict[str, Any]]:
+    """Every run's ``selection.json``: exported step, its accuracy, the last step's, the curve."""
     rows = []
-    for path in sorted(runs.glob("*/*/selection.json")):
-        record = json.loads(path.read_text(encoding="utf-8"))
+    for (size, run), record in results.selections.items():
         accuracy = {p["step"]: p["accuracy"] for p in record["curve"]}
         rows.append(
             {
-                "size": path.parent.parent.name,
-                "run": path.parent.name,
+                "size": size,
+                "run": run,
                 "best_step": record["best_step"],
                 "best_accuracy": accuracy[record["best_step"]] * 100,
                 "last_step": record["last_step"],
@@ -123,28 +100,9 @@ def selection_rows(runs: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def split_unit(runs: Path, size: str, run: str) -> str:
-    """``run.split_unit`` of a run's config.yaml (``image`` when not recorded); ``–`` for the base model."""
-    import yaml
-
-    config = runs / size / run / "config.yaml"
-    if not config.is_file():
-        return "–"
-    return str(
-        (yaml.safe_load(config.read_text(encoding="utf-8")).get("run") or {}).get("split_unit", "image")
-    )
-
-
-def split_unit_rows(
-    results: dict[tuple[str, str, str], Any],
-    runs: Path,
-    other: dict[tuple[str, str, str], Any],
-    other_runs: Path,
-) -> list[dict[str, Any]]:
+def split_unit_rows(results: Results, other: Results) -> list[dict[str, Any]]:
     """In-domain accuracy of each run present in both roots, under each root's split unit, and the difference
     (this root minus the other) with a 95 % normal-approximation CI."""
-    from tools.evaluation.report import IN_DOMAIN
-
     rows = []
     for (size, run, dataset), mine in sorted(results.items()):
         theirs = other.get((size, run, dataset))
@@ -156,11 +114,11 @@ def split_unit_rows(
         diff = (p1 - p2) * 100
         rows.append(
             {
-                "model": model_label(size, parse_run_stage(run)[0]),
+                "model": model_label(size, split_name(run)[0]),
                 "run": run,
-                "unit_a": split_unit(runs, size, run),
+                "unit_a": results.split_unit(size, run),
                 "accuracy_a": p1 * 100,
-                "unit_b": split_unit(other_runs, size, run),
+                "unit_b": other.split_unit(size, run),
                 "accuracy_b": p2 * 100,
                 "diff": diff,
                 "ci_low": diff - half,
@@ -177,8 +135,6 @@ def markdown(
     units: list[dict[str, Any]] | None,
 ) -> list[str]:
     """The report.md sections (headings and tables) of this module."""
-    from tools.evaluation.report import paired_cluster_cells
-
     sections = ["## Replicate seeds (strict accuracy %)"]
     if replicates:
         header = ["Model", "Dataset", "Seeds", "Mean ± sd", "Per seed (95% CI)"]

@@ -23,21 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from tools.common.wandb_naming import wandb_env
+from tools.recipe.run import BASE, IN_DOMAIN
+from tools.report.load import Results
 
 DEFAULT_EXPERIMENT = "pathvlm-r1"
 REPORT_SIZE, REPORT_STAGE = "all", "report"
 
 
-def experiment_of(runs: Path, size: str, stage: str) -> str:
+def experiment_of(results: Results, size: str, stage: str) -> str:
     """The ``experiment`` of the stage's resolved config; for ``base``, the one the size's stages share."""
-    from omegaconf import OmegaConf
-
-    paths = (
-        [runs / size / stage / "config.yaml"]
-        if stage != "base"
-        else sorted((runs / size).glob("*/config.yaml"))
-    )
-    found = {str(OmegaConf.load(path).get("experiment")) for path in paths if path.exists()} - {"None"}
+    configs = [c for (s, st), c in results.configs.items() if s == size and (st == stage or stage == BASE)]
+    found = {str(config.get("experiment")) for config in configs} - {"None"}
     return found.pop() if len(found) == 1 else DEFAULT_EXPERIMENT
 
 
@@ -58,7 +54,7 @@ def eval_metrics(summaries: dict[str, dict[str, Any]]) -> dict[str, float]:
     """Stable metric names from one size-stage's summaries keyed by dataset (``test`` = in-domain)."""
     metrics: dict[str, float] = {}
     for dataset, summary in summaries.items():
-        prefix = "eval/in_domain" if dataset == "test" else f"eval/ood/{dataset}"
+        prefix = "eval/in_domain" if dataset == IN_DOMAIN else f"eval/ood/{dataset}"
         low, high = summary["accuracy_ci"]
         metrics |= {
             f"{prefix}/accuracy": summary["accuracy"],
@@ -67,7 +63,7 @@ def eval_metrics(summaries: dict[str, dict[str, Any]]) -> dict[str, float]:
             f"{prefix}/letter_accuracy": summary["letter_accuracy"],
             f"{prefix}/n": summary["n"],
         }
-        if dataset == "test":
+        if dataset == IN_DOMAIN:
             metrics |= {
                 "eval/avg_output_tokens": summary["avg_output_tokens"],
                 f"{prefix}/format_failure_rate": summary["format_failure_rate"],
@@ -85,7 +81,7 @@ def _init(
     job_type: str = "eval",
     suffix: str = "-eval",
 ):
-    import wandb
+    import wandb  # deferred: start-up time of `pathvlm report --no-wandb`
 
     env = wandb_env(experiment, size, stage, job_type=job_type)
     return wandb.init(
@@ -100,17 +96,9 @@ def _init(
     )
 
 
-def _judged_summary(result: Any) -> dict[str, Any] | None:
-    from tools.evaluation.eval_files import read_json
-    from tools.evaluation.judge_eval import JUDGED_SUMMARY_FILE
-
-    path = result.items_path.parent / JUDGED_SUMMARY_FILE
-    return read_json(path) if path.exists() else None
-
-
 def _table(rows: Sequence[dict[str, Any]]):
     """Rows as a ``wandb.Table``; columns in first-seen order, absent cells None."""
-    import wandb
+    import wandb  # deferred: start-up time
 
     columns = list(dict.fromkeys(key for row in rows for key in row))
     return wandb.Table(
@@ -119,14 +107,10 @@ def _table(rows: Sequence[dict[str, Any]]):
 
 
 def log_report(
-    results: dict[tuple[str, str, str], Any],
-    tables: dict[str, list[dict[str, Any]]],
-    plots: Sequence[Path],
-    runs: Path,
-    out: Path,
+    results: Results, tables: dict[str, list[dict[str, Any]]], plots: Sequence[Path], out: Path
 ) -> list[Path]:
     """Log every size-stage's metrics and the report run; returns the local run directories."""
-    import wandb
+    import wandb  # deferred: start-up time
 
     directory = Path(os.environ.get("WANDB_DIR", out))
     directory.mkdir(parents=True, exist_ok=True)
@@ -134,11 +118,11 @@ def log_report(
     judged: dict[tuple[str, str], dict[str, Any] | None] = {}
     for (size, stage, dataset), result in sorted(results.items()):
         by_model[(size, stage)][dataset] = result.summary
-        if dataset == "test":
-            judged[(size, stage)] = _judged_summary(result)
+        if dataset == IN_DOMAIN:
+            judged[(size, stage)] = result.judged_summary
     run_dirs, experiments = [], set()
     for (size, stage), summaries in by_model.items():
-        experiment = experiment_of(runs, size, stage)
+        experiment = experiment_of(results, size, stage)
         experiments.add(experiment)
         config = {
             "size": size,
@@ -151,7 +135,7 @@ def log_report(
         run.log(metrics)
         run_dirs.append(Path(run.dir).parent)
         run.finish()
-        if (runs / size / stage / "config.yaml").exists():  # a trained stage: its training run too
+        if (size, stage) in results.configs:  # a trained stage: its training run too
             run = _init(experiment, size, stage, directory, None, job_type=stage, suffix="")
             run.summary.update(metrics)
             run_dirs.append(Path(run.dir).parent)

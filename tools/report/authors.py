@@ -1,6 +1,6 @@
 """Report sections for runs on the authors' 2026 split (``authors-v2``), beside the authors' audited numbers.
 
-The reference is ``tools.evaluation.authors2026`` (their ``final_unified_results_tables_20260814.json``):
+The reference is ``tools.report.authors2026`` (their ``final_unified_results_tables_20260814.json``):
 PathMMU validation (val385) and test (test999) in one table, PathVQA A/B (``pathvqa_closed``, with the parse
 and cap rates of its summary beside theirs), OmniMedVQA (our four subset evaluations pooled, all items, scored
 each of their two ways beside their number for that scoring) and MMMU non-medical (``mmmu_nonmedical_dev``) in
@@ -12,27 +12,15 @@ their paired result where the same pair exists (R1 − β: their Stage 3 − rul
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from tools.evaluation import authors2026 as authors
-from tools.evaluation.paper import OOD_SUBSETS, model_label
-from tools.evaluation.report import (
-    CSV_COLUMNS,
-    Result,
-    Results,
-    _cluster_cells,
-    _correct_by_id,
-    _row,
-    _stage_rank,
-    build_comparisons,
-    cluster_ci,
-    comparisons_markdown,
-    table_markdown,
-    write_csv,
-)
 from tools.evaluation.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_ci
-from tools.recipe.run import split_name as parse_run_stage
+from tools.recipe.run import IN_DOMAIN, split_name
+from tools.report import authors2026 as authors
+from tools.report.load import Evaluation, Results, pooled_cluster_ci
+from tools.report.markdown import comparisons_markdown, table_markdown
+from tools.report.paper import OOD_SUBSETS, model_label
+from tools.report.paper_tables import CSV_COLUMNS, build_comparisons, cluster_cells, stage_rank, table_row
 
 PATHMMU, BENCHMARKS, COMPARISONS = "authors2026_pathmmu", "authors2026_benchmarks", "authors2026_comparisons"
 REFERENCE = ("authors_2026", "Authors 2026")
@@ -46,7 +34,7 @@ METHOD = (
 )
 
 
-def _parts(results: Results, size: str, stage: str, dataset: str) -> list[Result]:
+def _parts(results: Results, size: str, stage: str, dataset: str) -> list[Evaluation]:
     """The evaluations behind one number: for ``omnimedvqa`` the four subsets (all four, or none)."""
     if dataset == authors.OMNIMEDVQA:
         parts = [results.get((size, stage, subset)) for subset in OOD_SUBSETS]
@@ -60,19 +48,19 @@ def _field(key: str) -> str:
     return f"{authors.SCORED[key]}_correct" if key in authors.SCORED else "correct"
 
 
-def _scores(parts: list[Result], field: str) -> list[bool | None]:
+def _scores(parts: list[Evaluation], field: str) -> list[bool | None]:
     """``field`` of every item of ``parts``, pooled."""
-    return [c for p in parts for c in _correct_by_id(p.items_path, field).values()]
+    return [c for p in parts for c in p.correct(field).values()]
 
 
 def _pooled_row(
-    label: str, size: str, stage: str, key: str, parts: list[Result], reference: str | None
+    label: str, size: str, stage: str, key: str, parts: list[Evaluation], reference: str | None
 ) -> dict[str, Any]:
     """A table row over ``parts`` pooled, scored as ``key`` is (one part, strict: its summary's numbers, as
     the paper's tables); no number of ours when records predate the scoring."""
     dataset, field = authors.METRICS[key][0], _field(key)
     single = parts[0] if len(parts) == 1 and field == "correct" else None
-    row = _row(label, size, stage, key, single, "accuracy", reference)
+    row = table_row(label, size, stage, key, single, "accuracy", reference)
     scored = _scores(parts, field)
     if single is None and scored and None not in scored:
         correct = [float(c) for c in scored]
@@ -80,14 +68,14 @@ def _pooled_row(
         row.update(
             n=len(correct), ours=sum(correct) / len(correct) * 100, ci_low=low * 100, ci_high=high * 100
         )
-        row.update(_cluster_cells(cluster_ci(tuple(p.items_path for p in parts), field)))
+        row.update(cluster_cells(pooled_cluster_ci(parts, field)))
         if reference is not None:
             row["diff"] = row["ours"] - float(reference)
     row[REFERENCE[0]] = row.pop("paper")
     return row | {"eval_dataset": dataset}
 
 
-def _note(key: str, row: authors.AuthorsRow | None, parts: list[Result]) -> str:
+def _note(key: str, row: authors.AuthorsRow | None, parts: list[Evaluation]) -> str:
     """Their image-cluster CI on test999; the parse and cap rates beside PathVQA (theirs, and ours from the
     evaluation summary: ``—`` where it has none); why a scored row has no number of ours."""
     if key == "pathmmu_test" and row is not None and row.model in authors.CLUSTER_CI_TEST:
@@ -127,9 +115,9 @@ def authors_table(results: Results, keys: tuple[str, ...]) -> list[dict[str, Any
         models = {
             (size, stage)
             for size, stage, _ in results
-            if parse_run_stage(stage)[1] is None and _parts(results, size, stage, dataset)
+            if split_name(stage)[1] is None and _parts(results, size, stage, dataset)
         }
-        for size, stage in sorted(models - mapped, key=_stage_rank):
+        for size, stage in sorted(models - mapped, key=stage_rank):
             parts = _parts(results, size, stage, dataset)
             row = _pooled_row(model_label(size, stage), size, stage, key, parts, None)
             rows.append(row | {"authors_note": _note(key, None, parts)})
@@ -138,7 +126,7 @@ def authors_table(results: Results, keys: tuple[str, ...]) -> list[dict[str, Any
 
 def _paired_reference(row: dict[str, Any]) -> str | None:
     """Their paired test999 result for the same pair of models (7B, test), as printed in the report."""
-    if row["size"] != authors.SIZE or row["dataset"] != "test":
+    if row["size"] != authors.SIZE or row["dataset"] != IN_DOMAIN:
         return None
     a, b = authors.model_of(row["stage_a"]), authors.model_of(row["stage_b"])
     for (first, second), sign in (((a, b), 1), ((b, a), -1)):
@@ -159,20 +147,14 @@ def build(results: Results) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def write_csvs(tables: dict[str, list[dict[str, Any]]], out: Path) -> None:
-    """``authors2026_pathmmu.csv`` and ``authors2026_benchmarks.csv`` where the tables exist."""
-    for name in (PATHMMU, BENCHMARKS):
-        if name in tables:
-            write_csv(out / f"{name}.csv", tables[name], COLUMNS)
-
-
 def sections(tables: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The authors-v2 tables and comparisons as markdown."""
     names = {key: label for key, (_, label) in authors.METRICS.items()}
     note = ("authors_note", "Note")
     return [
         f"## PathMMU accuracy ({authors.SPLIT} split; reference: the authors' 2026 results)",
         f"Reference: `{authors.SOURCE}` (single training seed); their models without a stage of ours are "
-        "reference-only rows. Our 7B stages stand beside theirs as `tools/evaluation/authors2026.py` says.",
+        "reference-only rows. Our 7B stages stand beside theirs as `tools/report/authors2026.py` says.",
         table_markdown(tables[PATHMMU], with_dataset=True, reference=REFERENCE, datasets=names, extra=note),
         f"## Other benchmarks ({authors.SPLIT} runs; reference: the authors' 2026 results)",
         "OmniMedVQA: all items of the four subsets pooled, our responses scored each of their two ways "

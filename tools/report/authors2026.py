@@ -1,5 +1,5 @@
 """The authors' audited 2026 results on their image-disjoint split (``authors-v2``): the reference for our
-runs on that split, as the paper's tables (``tools.evaluation.paper``) are for runs on the paper-style split.
+runs on that split, as the paper's tables (``tools.report.paper``) are for runs on the paper-style split.
 
 Source: ``github:Freddie1946/myr1``
 
