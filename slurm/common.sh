@@ -1,16 +1,8 @@
 # shellcheck shell=bash
-# Shared by slurm/* (sourced, never run): defaults, logging, environment, profile resources, signal forwarding,
-# stage runs, multi-node addresses, the served judge's handshake, submission. Callers set REPO first.
-#
-# Settings (environment variables, all optional):
-#   SIZE=7b  PROFILE=h20x4  BUDGET=paper  RUNS=runs  VENV=.venv-gpu (falls back to .venv)
-#   SEED               training seed of a replicate run (runs/<size>/<stage>-seedN); unset: the recipe's
-#   PATHVLM_RUN_ARGS   extra arguments for every `pathvlm run` (split on spaces), e.g. "--force"
-#   PATHVLM_REPO       the repository (default: the one holding the submitted script)
-# Secrets (OPENAI_API_KEY, WANDB_API_KEY) are passed through the environment and never printed.
-# Compute nodes run offline: HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE, HF_DATASETS_OFFLINE [1] and WANDB_MODE
-# [offline] are set unless the job's environment sets them; WANDB_MODE=online without a W&B key (WANDB_API_KEY
-# or a netrc entry) stops the job at its start.
+# Shared by slurm/* (sourced, never run; callers set REPO first): defaults, logging, environment, profile
+# resources, signal forwarding, stage runs, node addresses, the served judge's handshake, submission.
+# The settings it reads (SIZE, PROFILE, BUDGET, RUNS, VENV, SEED, PATHVLM_RUN_ARGS, the offline variables,
+# WANDB_MODE) are described in slurm/README.md; secrets come from the environment and are never printed.
 
 set -euo pipefail
 
@@ -55,12 +47,6 @@ pv_venv() {
     return 1
 }
 
-pv_python() {
-    local venv
-    venv=$(pv_venv) || return 1
-    echo "$venv/bin/python"
-}
-
 pv_activate() {
     local venv
     venv=$(pv_venv) || pv_die "no environment at ${VENV:-.venv} (set VENV, or run make setup / make setup-gpu)"
@@ -71,9 +57,9 @@ pv_activate() {
 
 # tools.train.profile_args for PROFILE (recipes/profiles/PROFILE.yaml) with the given arguments.
 pv_profile() {
-    local python
-    python=$(pv_python) || return 1
-    (cd "$REPO" && "$python" -m tools.train.profile_args --profile "$PROFILE" "$@")
+    local venv
+    venv=$(pv_venv) || return 1
+    (cd "$REPO" && "$venv/bin/python" -m tools.train.profile_args --profile "$PROFILE" "$@")
 }
 
 # PROFILE's resources as sbatch options into PV_PROFILE_OPTS: --gres=gpu:N --cpus-per-task=C --mem=M.
@@ -104,7 +90,7 @@ pv_submit_setup() {
     me=$(basename "$0")
     cd "$REPO"
     mkdir -p logs
-    pv_python >/dev/null || { echo "${me}: no environment with Python (set VENV, or run make setup)" >&2; exit 1; }
+    pv_venv >/dev/null || { echo "${me}: no environment with Python (set VENV, or run make setup)" >&2; exit 1; }
     pv_profile_opts || { echo "${me}: cannot read profile ${PROFILE}" >&2; exit 1; }
 }
 
@@ -231,15 +217,8 @@ pv_head() {
     [[ -n "$PV_HEAD_ADDR" ]] || pv_die "cannot find the address of ${PV_NODES[0]}; set $1"
 }
 
-# GPUs per node of this job (what --gres gave it; 0 without).
-pv_gpus_per_node() { echo "${SLURM_GPUS_ON_NODE:-0}"; }
-
-# Processes per node for one per GPU: the job's GPUs per node, 1 without GPUs (cpu profile).
-pv_procs_per_node() {
-    local gpus
-    gpus=$(pv_gpus_per_node)
-    echo $((gpus > 0 ? gpus : 1))
-}
+# One process per GPU: the job's GPUs per node (what --gres gave it), 1 without GPUs (cpu profile).
+pv_procs_per_node() { echo $((${SLURM_GPUS_ON_NODE:-0} > 0 ? SLURM_GPUS_ON_NODE : 1)); }
 
 # A port derived from the job id, so two jobs on one node do not collide.
 pv_port() { echo $(($1 + ${SLURM_JOB_ID:-0} % 10000)); }
