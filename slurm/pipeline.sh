@@ -19,16 +19,16 @@
 # --help of slurm/sft.sbatch, grpo.sbatch and eval.sbatch). Logs: logs/pathvlm-<size>-<stage>-<job id>.out.
 # Example:
 #   SIZE=3b slurm/pipeline.sh --controls -- --partition=h20
-set -euo pipefail
-
-usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=slurm/common.sh
+source "$REPO/slurm/common.sh"
 
 CONTROLS=0
 LOCAL_JUDGE=0
 SBATCH_ARGS=()
 while (($#)); do
     case "$1" in
-        -h | --help) usage; exit 0 ;;
+        -h | --help) pv_header; exit 0 ;;
         --controls) CONTROLS=1 ;;
         --local-judge) LOCAL_JUDGE=1 ;;
         --) shift; SBATCH_ARGS=("$@"); break ;;
@@ -36,30 +36,18 @@ while (($#)); do
     esac
     shift
 done
+pv_submit_setup
+TRAIN=("${PV_PROFILE_OPTS[@]}" "${SBATCH_ARGS[@]}")  # the profile's resources, then yours (eval: its own gpu:1)
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-REPO=$(pwd)
-mkdir -p logs
-SIZE=${SIZE:-7b}
-# shellcheck source=slurm/common.sh
-source slurm/common.sh
-PYTHON=$(pv_python) || { echo "pipeline.sh: no environment with Python (set VENV, or run make setup)" >&2; exit 1; }
-mapfile -t PROFILE_OPTS < <("$PYTHON" -m tools.train.profile_args --profile "${PROFILE:-h20x4}" --format lines)
-((${#PROFILE_OPTS[@]})) || { echo "pipeline.sh: cannot read profile ${PROFILE:-h20x4}" >&2; exit 1; }
-
-# submit NAME SCRIPT PARENT_IDS [SCRIPT_ARG...]: submit, record JOB[NAME], print "NAME ID" at once
-# (so a failed submission still shows what is already queued). PARENT_IDS: "" or "id[:id...]".
-# JOB_OPTS: further sbatch options for this one job.
+# submit NAME PARENT_IDS SBATCH_OPTION... SCRIPT [SCRIPT_ARG...]: submit, record JOB[NAME], print "NAME ID" at
+# once (so a failed submission still shows what is already queued). PARENT_IDS: "" or "id[:id...]" (afterok).
 declare -A JOB
-JOB_OPTS=()
 submit() {
-    local name=$1 script=$2 parents=$3
-    shift 3
+    local name=$1 parents=$2
+    shift 2
     local -a opts=(--parsable --job-name="pathvlm-${SIZE}-${name}" --kill-on-invalid-dep=yes)
-    if [[ "$script" != eval.sbatch ]]; then opts+=("${PROFILE_OPTS[@]}"); fi  # eval: one GPU (eval.sbatch)
     if [[ -n "$parents" ]]; then opts+=(--dependency="afterok:${parents}"); fi
-    JOB[$name]=$(sbatch "${opts[@]}" "${SBATCH_ARGS[@]}" "${JOB_OPTS[@]}" "slurm/${script}" "$@" | cut -d';' -f1)
-    JOB_OPTS=()
+    JOB[$name]=$(sbatch "${opts[@]}" "$@" | cut -d';' -f1)
     echo "${name} ${JOB[$name]}"
 }
 
@@ -67,28 +55,27 @@ submit() {
 EVAL_PARENTS=""
 chain() {
     local s=$1
-    submit "alpha$s" sft.sbatch "" alpha
-    submit "beta$s" grpo.sbatch "${JOB[alpha$s]}" beta
+    local -a r1_opts=()
+    submit "alpha$s" "" "${TRAIN[@]}" slurm/sft.sbatch alpha
+    submit "beta$s" "${JOB[alpha$s]}" "${TRAIN[@]}" slurm/grpo.sbatch beta
     if ((LOCAL_JUDGE)); then
-        local judge_dir="${RUNS:-runs}/${SIZE}/judge$s"
-        read -r -a JOB_OPTS <<<"${PATHVLM_JUDGE_SBATCH_ARGS:-}"
-        JOB_OPTS+=(--export="ALL,PATHVLM_JUDGE_DIR=${judge_dir}")
-        submit "judge$s" judge.sbatch "${JOB[beta$s]}"
-        JOB_OPTS=(--export="ALL,PATHVLM_JUDGE_DIR=${judge_dir},PATHVLM_JUDGE_JOB=${JOB[judge$s]}")
+        local judge_dir="${RUNS}/${SIZE}/judge$s"
+        local -a judge_opts
+        read -r -a judge_opts <<<"${PATHVLM_JUDGE_SBATCH_ARGS:-}"
+        submit "judge$s" "${JOB[beta$s]}" "${TRAIN[@]}" "${judge_opts[@]}" \
+            --export="ALL,PATHVLM_JUDGE_DIR=${judge_dir}" slurm/judge.sbatch
+        r1_opts=(--export="ALL,PATHVLM_JUDGE_DIR=${judge_dir},PATHVLM_JUDGE_JOB=${JOB[judge$s]}")
     fi
-    submit "r1$s" grpo.sbatch "${JOB[beta$s]}" r1
-    if ((LOCAL_JUDGE)); then
-        # afterany: the judge job stops once r1 has ended, whether r1 finished, failed or was cancelled.
-        JOB[judge-stop$s]=$(sbatch --parsable --job-name="pathvlm-${SIZE}-judge-stop$s" \
-            --dependency="afterany:${JOB[r1$s]}" "${SBATCH_ARGS[@]}" --gres=gpu:0 --cpus-per-task=1 --mem=100M \
-            --time=10 --wrap="scancel ${JOB[judge$s]}" | cut -d';' -f1)
-        echo "judge-stop$s ${JOB[judge-stop$s]}"
+    submit "r1$s" "${JOB[beta$s]}" "${TRAIN[@]}" "${r1_opts[@]}" slurm/grpo.sbatch r1
+    if ((LOCAL_JUDGE)); then  # afterany: the judge job stops once r1 has ended, however it ended
+        submit "judge-stop$s" "" --dependency="afterany:${JOB[r1$s]}" "${SBATCH_ARGS[@]}" --gres=gpu:0 \
+            --cpus-per-task=1 --mem=100M --time=10 --wrap="scancel ${JOB[judge$s]}"
     fi
     EVAL_PARENTS+="${EVAL_PARENTS:+:}${JOB[r1$s]}"
     if ((CONTROLS)); then
-        submit "gamma$s" sft.sbatch "${JOB[alpha$s]}" gamma
-        submit "delta$s" sft.sbatch "" delta
-        submit "epsilon$s" grpo.sbatch "" epsilon
+        submit "gamma$s" "${JOB[alpha$s]}" "${TRAIN[@]}" slurm/sft.sbatch gamma
+        submit "delta$s" "" "${TRAIN[@]}" slurm/sft.sbatch delta
+        submit "epsilon$s" "" "${TRAIN[@]}" slurm/grpo.sbatch epsilon
         EVAL_PARENTS+=":${JOB[gamma$s]}:${JOB[delta$s]}:${JOB[epsilon$s]}"
     fi
 }
@@ -97,4 +84,4 @@ if [[ -n "${SEEDS:-}" ]]; then
 else
     chain ""
 fi
-submit eval eval.sbatch "$EVAL_PARENTS"
+submit eval "$EVAL_PARENTS" "${SBATCH_ARGS[@]}" slurm/eval.sbatch

@@ -13,13 +13,13 @@
 #   slurm/submit.sh slurm/sft.sbatch
 #   PROFILE=a100x8 slurm/submit.sh --nodes=2 --partition=gpu slurm/grpo.sbatch beta
 #   PROFILE=lean slurm/submit.sh --gres=gpu:1 slurm/sft.sbatch   # one GPU instead of the profile's two
-set -euo pipefail
-
-usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=slurm/common.sh
+source "$REPO/slurm/common.sh"
 
 OPTS=()
 while (($#)) && [[ "$1" == -* ]]; do
-    if [[ "$1" == -h || "$1" == --help ]]; then usage; exit 0; fi
+    if [[ "$1" == -h || "$1" == --help ]]; then pv_header; exit 0; fi
     OPTS+=("$1")
     shift
 done
@@ -27,12 +27,5 @@ done
 [[ -f "$1" ]] || { echo "submit.sh: no script $1" >&2; exit 2; }
 SCRIPT=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 shift
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$REPO"
-mkdir -p logs
-# shellcheck source=slurm/common.sh
-source "$REPO/slurm/common.sh"
-PYTHON=$(pv_python) || { echo "submit.sh: no environment with Python (set VENV, or run make setup)" >&2; exit 1; }
-mapfile -t PROFILE_OPTS < <("$PYTHON" -m tools.train.profile_args --profile "${PROFILE:-h20x4}" --format lines)
-((${#PROFILE_OPTS[@]})) || { echo "submit.sh: cannot read profile ${PROFILE:-h20x4}" >&2; exit 1; }
-exec sbatch "${PROFILE_OPTS[@]}" "${OPTS[@]}" "$SCRIPT" "$@"
+pv_submit_setup
+exec sbatch "${PV_PROFILE_OPTS[@]}" "${OPTS[@]}" "$SCRIPT" "$@"

@@ -428,3 +428,39 @@ def test_preflight_runs_pathvlm_preflight_in_a_throw_away_folder(tmp_path: Path)
     ]
     _, calls = _run("preflight.sbatch", {**env, "PREFLIGHT_DIR": str(tmp_path / "pf")})
     assert calls[-2] == f"pathvlm preflight --size 3b --profile h20x4 --dir {tmp_path / 'pf'}"
+
+
+def test_pipeline_chains_the_jobs_with_the_profiles_resources_first(tmp_path: Path) -> None:
+    """pipeline.sh without Slurm (a stand-in sbatch numbers the jobs from 100): afterok chains, the
+    profile's resources before the user's options on every job but eval, the local judge's job wiring."""
+    env = _stub_env(tmp_path, PATHVLM_JUDGE_SBATCH_ARGS="--gres=gpu:2 --nodelist=n7")
+    sbatch = Path(env["VENV"]) / "bin" / "sbatch"
+    sbatch.write_text(
+        STUB + 'n=$(wc -l < "$STUB_LOG"); echo "$((99 + n));cluster"\n'
+    )  # one recorded line per submission: its id
+    sbatch.chmod(0o755)
+    env["PATH"] = f"{sbatch.parent}{os.pathsep}{env['PATH']}"
+    result = subprocess.run(
+        [str(SLURM / "pipeline.sh"), "--local-judge", "--", "--partition=gpu"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    ids = dict(line.split() for line in result.stdout.splitlines())
+    names = ("alpha", "beta", "judge", "r1", "judge-stop", "eval")
+    assert ids == {name: str(100 + i) for i, name in enumerate(names)}
+    calls = Path(env["STUB_LOG"]).read_text().splitlines()
+    head = "sbatch --parsable --job-name=pathvlm-3b-{} --kill-on-invalid-dep=yes"
+    train = "--gres=gpu:4 --cpus-per-task=32 --mem=256G --partition=gpu"
+    judge_dir = f"{tmp_path / 'runs'}/3b/judge"
+    assert calls == [
+        f"{head.format('alpha')} {train} slurm/sft.sbatch alpha",
+        f"{head.format('beta')} --dependency=afterok:100 {train} slurm/grpo.sbatch beta",
+        f"{head.format('judge')} --dependency=afterok:101 {train} --gres=gpu:2 --nodelist=n7 "
+        f"--export=ALL,PATHVLM_JUDGE_DIR={judge_dir} slurm/judge.sbatch",
+        f"{head.format('r1')} --dependency=afterok:101 {train} "
+        f"--export=ALL,PATHVLM_JUDGE_DIR={judge_dir},PATHVLM_JUDGE_JOB=102 slurm/grpo.sbatch r1",
+        f"{head.format('judge-stop')} --dependency=afterany:103 --partition=gpu --gres=gpu:0 "
+        "--cpus-per-task=1 --mem=100M --time=10 --wrap=scancel 102",
+        f"{head.format('eval')} --dependency=afterok:103 --partition=gpu slurm/eval.sbatch",
+    ]
+    assert (REPO / "logs").is_dir()
