@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from tools.common.wandb_naming import child_environ
+from tools.evaluation.report import collect
+from tools.evaluation.report_learning import build
 
 SIZE = "tiny"  # recipes/sizes/tiny.yaml: the tiny offline model, runs under runs/tiny/
 STAGES = ("alpha", "beta", "r1")
@@ -193,9 +195,6 @@ def learning_figures(root: Path) -> dict[str, Any]:
     """The figures that show each stage's job (``tools.evaluation.report_learning``'s table, as JSON): per
     stage the strict test accuracy with its CI, the judged process score, the reward trends during beta and
     r1, the McNemar test against the stage before; and the OOD accuracy per stage and subset."""
-    from tools.evaluation.report import collect
-    from tools.evaluation.report_learning import build
-
     runs = root / "runs"
     results = collect(runs)
     stages = {row.pop("stage"): row for row in build(results, runs).get(SIZE, [])}
