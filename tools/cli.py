@@ -102,8 +102,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv[0] if argv and argv[0] in COMMANDS else "").parse_args(argv)
     try:
-        if hasattr(args, "size") and hasattr(args, "profile"):  # a recipe's size and profile
-            args.size = _size(args.size, args.profile)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         resume = "; run the same command again to resume" if args.command in RESUMABLE else ""
@@ -124,16 +122,6 @@ def main(argv: list[str] | None = None) -> int:
         if not is_user_fault(error):
             raise
         return _error(os_error_line(error))
-
-
-def _size(size: str | None, profile: str | None) -> str | None:
-    """``--size``, or the profile's stand-in size (cpu: tiny) when left out; a stand-in profile refuses
-    another. An unknown profile is left to the command's own check."""
-    # Imported here, not at the top: `pathvlm --help` imports no command module (omegaconf, the registry).
-    from tools.recipe import registry
-    from tools.recipe.compose import size_for
-
-    return size_for(size, profile) if profile in registry.profiles() else size
 
 
 class ErrorExit(SystemExit):

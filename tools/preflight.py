@@ -43,6 +43,7 @@ from pathlib import Path
 from tools.common import paths
 from tools.common.wandb_naming import child_environ
 from tools.recipe import registry
+from tools.recipe.cli import with_profile_size
 from tools.recipe.compose import DEFAULT_PROFILE, DEFAULT_SIZE
 
 MARKER = ".pathvlm-preflight"  # a --dir holding it may be emptied; any other non-empty folder is refused
@@ -370,7 +371,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="throw-away folder, emptied first (default: preflight)",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the checks' commands, run nothing")
-    parser.set_defaults(func=main)
+    parser.set_defaults(func=with_profile_size(main))
 
 
 def main(args: argparse.Namespace) -> int:

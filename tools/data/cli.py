@@ -7,7 +7,12 @@ import sys
 from pathlib import Path
 
 from tools.common.errors import UserError
+from tools.common.grpo_rows import count_overlong, overlong_line
 from tools.common.paths import data_root
+from tools.data import benchmarks, omnimedvqa, pathmmu
+from tools.data.check import check_output
+from tools.recipe.compose import stage_file
+from tools.recipe.registry import load_with_defaults
 
 OUTPUT_LAYOUT = """\
 output (--out, default $PATHVLM_DATA/pathmmu, PATHVLM_DATA defaulting to data/generated):
@@ -40,17 +45,12 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def _grpo_data() -> dict[str, int]:
     """The GRPO recipes' prompt-length and pixel settings (recipes/stages/_grpo.yaml)."""
-    from tools.recipe.compose import stage_file
-    from tools.recipe.registry import load_with_defaults
-
     data = load_with_defaults(stage_file("_grpo")).easyr1.data
     return {key: data[key] for key in ("max_prompt_length", "max_pixels", "min_pixels")}
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """Add ``pathvlm data``; returns its subcommands, to which the CLI adds ``synth`` (``tools.dev``)."""
-    from tools.data import benchmarks, omnimedvqa, pathmmu
-
     parser = subparsers.add_parser(
         "data",
         help="convert PathMMU / OmniMedVQA, generate synthetic data, check outputs",
@@ -188,22 +188,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
 
 
 def _pathmmu(args: argparse.Namespace) -> int:
-    from tools.data.pathmmu import convert_pathmmu
-
     options = ("seed", "sizes", "subsets", "target_style", "skip_invalid", "val", "split_unit", "split")
     options += ("split_keys",)
-    return _convert(convert_pathmmu, args, "pathmmu", options)
+    return _convert(pathmmu.convert_pathmmu, args, "pathmmu", options)
 
 
 def _omnimedvqa(args: argparse.Namespace) -> int:
-    from tools.data.omnimedvqa import convert_omnimedvqa
-
-    return _convert(convert_omnimedvqa, args, "omnimedvqa", ("subsets", "skip_invalid"))
+    return _convert(omnimedvqa.convert_omnimedvqa, args, "omnimedvqa", ("subsets", "skip_invalid"))
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from tools.data import benchmarks
-
     convert = {"pathvqa": benchmarks.convert_pathvqa, "mmmu": benchmarks.convert_mmmu}[args.benchmark]
     return _convert(convert, args, args.benchmark, ("skip_invalid",))
 
@@ -216,8 +210,6 @@ def _convert(convert, args: argparse.Namespace, name: str, options: tuple[str, .
 
 
 def _check(args: argparse.Namespace) -> int:
-    from tools.data.check import check_output
-
     if not args.dir.is_dir():
         raise UserError(f"{args.dir}: no such folder (a `pathvlm data` output folder)")
     problems = check_output(args.dir)
@@ -228,8 +220,6 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.dir}: OK")
     if args.model:
-        from tools.train.engines.grpo_data import count_overlong, overlong_line
-
         rl = args.dir / "easyr1" / "rl.jsonl"
         if not rl.is_file():
             raise UserError(f"--model counts RL prompts: {rl} not found (a PathMMU output has it)")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.data.errors import DataError, ItemError
+from tools.data.items import check_text
 
 
 def load_json(path: Path, what: str) -> tuple[Any, str]:
@@ -48,6 +49,4 @@ def item_label(raw: Any, id_key: str, path: Path, label: str) -> str:
 
 def text_field(raw: dict[str, Any], name: str, path: Path, label: str) -> str:
     """A string field (``field``) that ``check_text`` accepts."""
-    from tools.data.items import check_text
-
     return check_text(field(raw, name, (str,), path, label), f"field {name!r}", path, label)

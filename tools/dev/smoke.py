@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tools.common import paths
 from tools.common.wandb_naming import child_environ
+from tools.recipe.run import Run
 from tools.report.learning import build
 from tools.report.load import load
 
@@ -83,7 +85,7 @@ def plan(root: Path, items: int, ood_items: int, seed: int, sizes: str, port: in
             Step(
                 stage,
                 ["run", stage, "--size", SIZE, "--profile", "cpu", "--runs", str(runs)],
-                runs / SIZE / stage / "DONE",
+                Run(runs, SIZE, stage).done,
             )
         )
     steps.append(
@@ -218,8 +220,8 @@ def run(root: Path, items: int, ood_items: int, seed: int, sizes: str) -> dict[s
     root = root.resolve()
     env = {
         **child_environ(os.environ),
-        "PATHVLM_DATA": str(root / "data"),
-        "PATHVLM_RUNS": str(root / "runs"),
+        paths.DATA_ENV: str(root / "data"),
+        paths.RUNS_ENV: str(root / "runs"),
         "PATHVLM_TINY_MODEL": str(root / "tiny-model"),
         "PATHVLM_JUDGE_CACHE": str(root / "judge-cache"),
         "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tools.dev.synth import write_synthetic_omnimedvqa, write_synthetic_pathmmu
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
@@ -30,8 +32,6 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from tools.dev.synth import write_synthetic_omnimedvqa, write_synthetic_pathmmu
-
     if args.items < 1:
         print(f"error: --items must be at least 1, got {args.items}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tools.common.errors import UserError
 from tools.common.prompt import ANSWER_INSTRUCTION
+from tools.common.qwen_config import write_flat_config
 from tools.dev.synth import ORGANS, QUESTIONS, STAINS
 from tools.dev.synth import corpus as synthetic_corpus
 
@@ -150,8 +151,6 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
         Qwen2VLImageProcessor,
         Qwen2VLVideoProcessor,
     )
-
-    from tools.common.qwen_config import write_flat_config
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

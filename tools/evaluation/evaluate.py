@@ -667,6 +667,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=evaluate)
 
     from tools.recipe import registry
+    from tools.recipe.cli import with_profile_size
     from tools.recipe.compose import DEFAULT_PROFILE
 
     parser_all = subparsers.add_parser(
@@ -697,4 +698,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="generated data (default: $PATHVLM_DATA or data/generated)",
     )
     _add_generation_args(parser_all, eval_all=True)
-    parser_all.set_defaults(func=evaluate_all)
+    parser_all.set_defaults(func=with_profile_size(evaluate_all))

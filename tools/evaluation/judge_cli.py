@@ -13,7 +13,7 @@ from tools.train import judge_estimate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tools.recipe.cli import add_recipe_arguments
+    from tools.recipe.cli import add_recipe_arguments, with_profile_size
 
     parser = subparsers.add_parser(
         "judge", help="the process-reward judge: cost estimate, one real call, agreement of two judges"
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     estimate.add_argument(
         "--response-tokens", type=int, help="model output tokens per rollout (default: max_response_length)"
     )
-    estimate.set_defaults(func=_estimate)
+    estimate.set_defaults(func=with_profile_size(_estimate))
 
     check = commands.add_parser(
         "check",
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "model unknown or the endpoint unreachable (rewards/judge/check.py).",
     )
     add_recipe_arguments(check)
-    check.set_defaults(func=_check)
+    check.set_defaults(func=with_profile_size(_check))
 
     agree = commands.add_parser(
         "agree",

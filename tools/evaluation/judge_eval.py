@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from tools.common.paths import runs_root
-    from tools.recipe.cli import add_recipe_options
+    from tools.recipe.cli import add_recipe_options, with_profile_size
 
     parser = subparsers.add_parser(
         "judge-eval",
@@ -206,4 +206,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--runs", type=Path, default=runs_root(), help="runs root (default: $PATHVLM_RUNS or runs)"
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=with_profile_size(run))

@@ -1,10 +1,12 @@
 """``pathvlm recipe``: print a composed stage recipe (or its hash) after validating it, and the recipe
-arguments other commands share (STAGE, --size, --profile, --budget, --set)."""
+arguments other commands share (STAGE, --size, --profile, --budget, --set) and the size a profile implies."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 
 from tools.recipe import registry
 from tools.recipe.compose import (
@@ -14,6 +16,7 @@ from tools.recipe.compose import (
     compose,
     config_hash,
     resolved_yaml,
+    size_for,
 )
 from tools.recipe.registry import RecipeError
 from tools.recipe.validate import validate
@@ -28,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_recipe_arguments(parser)
     parser.add_argument("--hash", action="store_true", help="print only the config hash")
-    parser.set_defaults(func=_main)
+    parser.set_defaults(func=with_profile_size(_main))
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +72,20 @@ def add_recipe_options(parser: argparse.ArgumentParser, budget: bool = True) -> 
         metavar="KEY=VALUE",
         help="override recipe keys, e.g. --set easyr1.trainer.max_steps=10 llamafactory.max_steps=5",
     )
+
+
+def with_profile_size(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``command`` of a parser with --size and --profile, run with ``args.size`` defaulted from the profile
+    (``size_for``: cpu -> tiny; a stand-in profile refuses another size). An unknown profile is left to the
+    command's own check."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        if args.profile in registry.profiles():
+            args.size = size_for(args.size, args.profile)
+        return command(args)
+
+    return run
 
 
 def _main(args: argparse.Namespace) -> int:

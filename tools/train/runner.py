@@ -51,7 +51,7 @@ from tools.common.model_dir import ModelDirError, require_model_dir
 from tools.common.wandb_naming import child_environ
 from tools.recipe import compose as recipes
 from tools.recipe import registry
-from tools.recipe.cli import add_recipe_arguments
+from tools.recipe.cli import add_recipe_arguments, with_profile_size
 from tools.recipe.compose import DEFAULT_BUDGET
 from tools.recipe.registry import RecipeError
 from tools.recipe.run import Run
@@ -396,7 +396,7 @@ def _selected_model(plan: Plan) -> Path | None:
 def announce_overlong(plan: Plan) -> None:
     """Before a GRPO stage: print how many RL prompts ``data.filter_overlong_prompts`` drops (counted with the
     initial model's processor) and tag the W&B run with it (``overlong-prompts-N``)."""
-    from tools.train.engines.grpo_data import count_overlong, overlong_line
+    from tools.common.grpo_rows import count_overlong, overlong_line
 
     data = plan.cfg.get("easyr1", {}).get("data")
     if plan.cfg.get("engine") == "llamafactory" or not data or not data.get("filter_overlong_prompts", True):
@@ -507,7 +507,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--force", action="store_true", help="delete this stage's earlier run and train again"
     )
-    parser.set_defaults(func=main)
+    parser.set_defaults(func=with_profile_size(main))
 
 
 def main(args: argparse.Namespace) -> int:

@@ -43,6 +43,7 @@ from typing import Any
 
 import yaml
 
+from tools.common.grpo_rows import drop_overlong, load_rows
 from tools.recipe.checks.trl import LOSS_TYPES
 from tools.train.engines import (
     STOP_FILE,
@@ -59,7 +60,6 @@ from tools.train.engines import (
     trainer_step,
 )
 from tools.train.engines import easyr1 as _easyr1
-from tools.train.engines.grpo_data import drop_overlong, load_rows
 
 CONFIG_NAME = "config.yaml"  # reads the whole resolved stage config
 LAUNCH_ENV: tuple[str, ...] = ()
