@@ -92,12 +92,20 @@ def user_messages(text: str, image_urls: tuple[str, ...], system: str | None = N
 
 @contextlib.asynccontextmanager
 async def chat_client(
-    base_url: str, api_key_env: str | None, *, timeout_s: float, max_retries: int, counters: Counters
+    base_url: str,
+    api_key_env: str | None,
+    *,
+    timeout_s: float,
+    max_retries: int,
+    concurrency: int,
+    counters: Counters,
 ) -> AsyncIterator[openai.AsyncOpenAI]:
-    """An ``AsyncOpenAI`` for one batch that counts every HTTP attempt (and retry) in ``counters``. The key
+    """An ``AsyncOpenAI`` for one batch that counts every HTTP attempt (and retry) in ``counters``; its pool
+    holds ``concurrency`` connections (httpcore scans its whole pool per request: 1,000 by default). The key
     is read from ``os.environ[api_key_env]`` here and never stored elsewhere; with ``api_key_env`` None (an
     endpoint without authentication) or an unset variable no real key is sent."""
-    import openai  # deferred: ~1 s to import, and only a judge or an API evaluation needs it
+    import httpx  # deferred with openai: ~1 s to import, and only a judge or an API evaluation needs them
+    import openai
 
     key = os.environ.get(api_key_env) if api_key_env is not None else None
     if not key and api_key_env is not None:
@@ -109,7 +117,8 @@ async def chat_client(
         counters.calls += 1
         counters.retries += request.headers.get("x-stainless-retry-count", "0") != "0"
 
-    http = openai.DefaultAsyncHttpxClient(event_hooks={"request": [count]})
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    http = openai.DefaultAsyncHttpxClient(limits=limits, event_hooks={"request": [count]})
     async with openai.AsyncOpenAI(
         base_url=base_url,
         api_key=key or "EMPTY",

@@ -117,6 +117,7 @@ class Judge:
             config.api_key_env,
             timeout_s=config.timeout_s,
             max_retries=config.max_retries,
+            concurrency=config.concurrency,
             counters=usage,
         )
 

@@ -53,7 +53,7 @@ class OpenAIBackend:
         self.max_new_tokens = max_new_tokens
         self.endpoint = (base_url, api_key_env)
         self.concurrency = concurrency
-        self.limits = {"timeout_s": timeout_s, "max_retries": max_retries}
+        self.limits = {"timeout_s": timeout_s, "max_retries": max_retries, "concurrency": concurrency}
         self.prices = (usd_per_mtok_prompt, usd_per_mtok_completion)
         self.usage = JudgeUsage()
 
