@@ -159,7 +159,8 @@ def test_r1_refuses_to_start_without_a_working_judge(
     }.items():
         monkeypatch.setenv(name, str(value))
     runs = r1_ready / "runs"
-    code = cli_main(["run", "r1", "--size", "tiny", "--profile", "cpu", "--runs", str(runs), "--set", *sets])
+    overrides = ["--set", *sets] if sets else []
+    code = cli_main(["run", "r1", "--size", "tiny", "--profile", "cpu", "--runs", str(runs), *overrides])
     err = capsys.readouterr().err
     assert code == 2
     errors = [line for line in err.splitlines() if line.startswith("error:")]

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from rewards.judge import JudgeConfig
+from rewards.judge.check import JudgeUnusable, check_judge
 from tools.evaluation import judge_agree
 from tools.train import judge_estimate
 
@@ -88,8 +90,6 @@ def _estimate(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from rewards.judge import JudgeConfig
-    from rewards.judge.check import JudgeUnusable, check_judge
     from tools.train.recipes import RecipeError, compose, stage_judge, to_container
 
     try:

@@ -35,6 +35,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rewards.judge.config import credentials_in_url
 from tools.common.errors import UserError
 from tools.train import registry
 
@@ -317,7 +318,6 @@ def _check_top_level(container: dict[str, Any]) -> list[str]:
 def find_secrets(node: Any, path: str = "") -> list[str]:
     """Dotted paths of values that look like credentials (key-like strings, URLs carrying credentials, set
     ``*api_key``/``*token``)."""
-    from rewards.judge.config import credentials_in_url
 
     found = []
     if isinstance(node, dict):
