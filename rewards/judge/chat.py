@@ -20,7 +20,9 @@ from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from rewards.judge.items import JudgeUsage
 
 if TYPE_CHECKING:
     import openai
@@ -28,13 +30,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _IMAGE_MIME = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
-
-
-class Counters(Protocol):
-    """Where HTTP attempts are counted (``JudgeUsage``)."""
-
-    calls: int
-    retries: int
 
 
 @dataclass(frozen=True)
@@ -98,7 +93,7 @@ async def chat_client(
     timeout_s: float,
     max_retries: int,
     concurrency: int,
-    counters: Counters,
+    counters: JudgeUsage,
 ) -> AsyncIterator[openai.AsyncOpenAI]:
     """An ``AsyncOpenAI`` for one batch that counts every HTTP attempt (and retry) in ``counters``; its pool
     holds ``concurrency`` connections (httpcore scans its whole pool per request: 1,000 by default). The key
