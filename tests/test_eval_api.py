@@ -46,13 +46,6 @@ def with_question(data: Path, index: int, question: str) -> None:
 def test_api_model_answers_with_the_shared_prompt_and_parser(
     server: JudgeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rewards.judge.openai_transport as transport
-
-    bodies: list[dict] = []
-    real_body = transport.chat_body
-    monkeypatch.setattr(
-        transport, "chat_body", lambda request: bodies.append(real_body(request)) or bodies[-1]
-    )
     monkeypatch.setenv("PATHVLM_TEST_KEY", "sk-test-123")
     data = write_eval_file(tmp_path / "test.jsonl", 6)
     runs = tmp_path / "runs"
@@ -68,6 +61,7 @@ def test_api_model_answers_with_the_shared_prompt_and_parser(
         assert record["output"] == fake_answer(prompt)
         assert record["format_ok"] is True
         assert record["correct"] == (record["output"].endswith(f"<answer>{rows[id_]['answer']}</answer>"))
+    bodies = list(server.judge.bodies)
     assert {b["temperature"] for b in bodies} == {0.0} and {b["max_tokens"] for b in bodies} == {64}
     content = bodies[0]["messages"][-1]["content"]
     assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")

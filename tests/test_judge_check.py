@@ -27,7 +27,7 @@ def free_port() -> int:
 
 
 def config(url: str, **overrides: object) -> JudgeConfig:
-    values = {"base_url": url, "model": "fake-judge", "backoff_s": 0.01, "backoff_max_s": 0.02}
+    values = {"base_url": url, "model": "fake-judge"}
     return JudgeConfig.from_dict({**values, **overrides})
 
 
@@ -159,8 +159,8 @@ def test_r1_refuses_to_start_without_a_working_judge(
     }.items():
         monkeypatch.setenv(name, str(value))
     runs = r1_ready / "runs"
-    sets = [*sets, f"{JUDGE}.backoff_s=0.01", f"{JUDGE}.backoff_max_s=0.02"]
-    code = cli_main(["run", "r1", "--size", "tiny", "--profile", "cpu", "--runs", str(runs), "--set", *sets])
+    overrides = ["--set", *sets] if sets else []
+    code = cli_main(["run", "r1", "--size", "tiny", "--profile", "cpu", "--runs", str(runs), *overrides])
     err = capsys.readouterr().err
     assert code == 2
     errors = [line for line in err.splitlines() if line.startswith("error:")]

@@ -19,11 +19,11 @@ from PIL import Image
 
 from rewards.easyr1 import process_reward
 from rewards.judge import (
+    Judge,
     JudgeConfig,
     JudgeItem,
     JudgePrompt,
     JudgeResult,
-    PriorityLimiter,
     get_judge,
     reset_judges,
 )
@@ -58,8 +58,6 @@ def settings(server: JudgeServer, cache_dir: Path | None, **overrides) -> dict:
         "model": "fake-judge",
         "timeout_s": 1.0,
         "max_retries": 2,
-        "backoff_s": 0.01,
-        "backoff_max_s": 0.05,
         "batch_deadline_s": 20.0,
         "concurrency": 8,
         "cache_dir": None if cache_dir is None else str(cache_dir),
@@ -156,7 +154,7 @@ def test_every_fault_still_scores_every_response_in_order(
 
 
 def test_retry_after_is_honoured(server: JudgeServer, image: Path, tmp_path: Path) -> None:
-    server.judge.config.retry_after_s = 0.4
+    server.judge.config.retry_after_s = 1.2  # the SDK's own first backoff would be 0.375-0.5 s
     try:
         start = time.monotonic()
         scores = process_reward(
@@ -166,7 +164,7 @@ def test_retry_after_is_honoured(server: JudgeServer, image: Path, tmp_path: Pat
     finally:
         server.judge.config.retry_after_s = 0.05
     assert scores[0]["judge_failed"] == 0.0
-    assert elapsed >= 0.4  # the backoff alone would be 0.01 s
+    assert elapsed >= 1.2
 
 
 def test_refused_connection_falls_back(image: Path, tmp_path: Path) -> None:
@@ -177,7 +175,6 @@ def test_refused_connection_falls_back(image: Path, tmp_path: Path) -> None:
         "base_url": f"http://127.0.0.1:{port}/v1",
         "model": "fake-judge",
         "max_retries": 1,
-        "backoff_s": 0.01,
         "cache_dir": None,
         "transport_fallback_correct": 0.7,
         "transport_fallback_incorrect": 0.1,
@@ -250,6 +247,8 @@ def test_api_key_comes_from_the_environment_only(
         JudgeConfig.from_dict({**config, "api_key": secret})
     with pytest.raises(ValueError, match="unknown keys"):
         JudgeConfig.from_dict({**config, "temprature": 0.2})
+    with pytest.raises(ValueError, match="backoff_s: the openai SDK backs off itself"):
+        JudgeConfig.from_dict({**config, "backoff_s": 1.0})  # a key of earlier versions: told why
 
 
 def test_batch_deadline_bounds_the_call(server: JudgeServer, image: Path) -> None:
@@ -286,29 +285,6 @@ def test_model_output_is_delimited_as_untrusted() -> None:
     assert '"integrity_score"' in prompt.system and '"knowledge_score"' in prompt.system
 
 
-def test_priority_limiter_serves_retries_first() -> None:
-    async def scenario() -> list[str]:
-        limiter = PriorityLimiter(["the only token"])
-        order: list[str] = []
-
-        async def use(name: str, priority: int) -> None:
-            async with limiter.slot(priority):
-                order.append(name)
-                await asyncio.sleep(0.01)
-
-        holder = asyncio.create_task(use("first", 0))
-        await asyncio.sleep(0)
-        waiting = [asyncio.create_task(use(f"fresh{i}", 0)) for i in range(2)]
-        cancelled = asyncio.create_task(use("cancelled", -1))
-        retry = asyncio.create_task(use("retry", -1))
-        await asyncio.sleep(0)
-        cancelled.cancel()
-        await asyncio.gather(holder, *waiting, retry, cancelled, return_exceptions=True)
-        return order
-
-    assert asyncio.run(scenario()) == ["first", "retry", "fresh0", "fresh1"]
-
-
 # ------------------------------------------------------------------------------ hostile replies, defects
 
 
@@ -324,12 +300,6 @@ def test_huge_replies_cannot_block_the_batch_deadline(server: JudgeServer, image
     assert [s["judge_parse_failed"] for s in scores] == [1.0] * 4 + [0.0]
     assert scores[-1]["judge_failed"] == 0.0
     assert get_judge(config).last.failures == {"too_long": 4}
-
-
-def test_a_10_mb_body_is_refused_not_parsed(server: JudgeServer, image: Path) -> None:
-    scores = process_reward([rollout(image, f"{GOOD_THINK} [[fault:bigbody]]")], judge=settings(server, None))
-    assert scores[0]["judge_transport_failed"] == 1.0
-    assert get_judge(settings(server, None)).last.failures == {"body_too_large": 1}
 
 
 def test_injected_full_marks_quoted_by_the_judge_do_not_count(
@@ -370,20 +340,6 @@ def test_an_unwritable_cache_keeps_the_scores(
         assert (score[0]["integrity"], score[0]["knowledge"]) == fake_scores(f"{GOOD_THINK} {think}")
     assert get_judge(config).total.cache_errors >= 2
     assert sum("judge cache: cannot write" in record.message for record in caplog.records) == 1
-
-
-@pytest.mark.timeout(60)
-def test_a_dripping_server_is_cut_at_the_request_timeout(image: Path) -> None:
-    """``timeout_s`` bounded only the gap between reads: a byte every 0.2 s held the slot to the deadline."""
-    with JudgeServer(FakeJudgeConfig(drip_interval_s=0.2)) as dripping:
-        inputs = [rollout(image, f"{GOOD_THINK} [[fault:drip]]")]
-        config = settings(dripping, None, timeout_s=1.0, max_retries=1, batch_deadline_s=30.0)
-        start = time.monotonic()
-        scores = process_reward(inputs, judge=config)
-        elapsed = time.monotonic() - start
-    assert scores[0]["judge_transport_failed"] == 1.0
-    assert 1.8 <= elapsed < 5.0  # two attempts of 1 s (+ backoff), far below the 30 s deadline
-    assert get_judge(config).last.failures == {"timeout": 1}
 
 
 def test_a_judge_served_at_another_url_hits_the_cache(image: Path, tmp_path: Path) -> None:
@@ -449,68 +405,18 @@ def test_a_plain_base_url_is_accepted(url: str) -> None:
     assert JudgeConfig.from_dict({"base_url": url}).base_url == url
 
 
-def test_any_transport_plugs_in(image: Path) -> None:
-    """The transport interface: a backend that is not OpenAI's is one class with complete/aclose."""
-    from rewards.judge import ChatReply, ChatRequest, Judge, TransportError
-
-    class Scripted:
-        def __init__(self) -> None:
-            self.requests: list[ChatRequest] = []
-
-        async def complete(self, request: ChatRequest, timeout: float) -> ChatReply:
-            self.requests.append(request)
-            if len(self.requests) == 1:
-                raise TransportError("http_503", retryable=True, retry_after=0.0)
-            return ChatReply('{"integrity_score": 0.6, "knowledge_score": 0.2}', 100, 10)
-
-        async def aclose(self) -> None:
-            pass
-
-    transport = Scripted()
-    config = JudgeConfig.from_dict({"model": "scripted", "cache_dir": None, "backoff_s": 0.01})
-    judge = Judge(config, transport=transport)
-    item = JudgeItem(f"<think>{GOOD_THINK}</think><answer>C) x</answer>", "Q?", "C) x", str(image), True)
-    assert judge.judge([item]) == [JudgeResult(0.6, 0.2)]
-    assert (judge.last.calls, judge.last.retries, judge.last.prompt_tokens) == (2, 1, 100)
-    request = transport.requests[-1]
-    assert request.model == "scripted" and request.images[0].startswith("data:image/png;base64,")
-    assert "BEGIN UNTRUSTED MODEL OUTPUT" in request.user and request.system == judge.prompt.system
-    judge.close()
-
-
-def test_the_first_wave_leaves_while_the_rest_of_the_batch_is_prepared(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Preparing a batch (images, cache keys) overlaps its first requests instead of delaying them all."""
-    import rewards.judge.judge as judge_module
-    from rewards.judge import ChatReply, ChatRequest, Judge
-
-    prepared: list[str] = []
-    real_load = judge_module.load_image
-    monkeypatch.setattr(judge_module, "load_image", lambda path: prepared.append(path) or real_load(path))
-
-    class Recording:
-        def __init__(self) -> None:
-            self.prepared_at_first_call: int | None = None
-
-        async def complete(self, request: ChatRequest, timeout: float) -> ChatReply:
-            if self.prepared_at_first_call is None:
-                self.prepared_at_first_call = len(prepared)
-            return ChatReply('{"integrity_score": 0.6, "knowledge_score": 0.2}', 100, 10)
-
-        async def aclose(self) -> None:
-            pass
-
-    items = []
-    for index in range(64):
-        path = tmp_path / f"{index}.png"
-        Image.new("RGB", (8, 8), (index, 60, 120)).save(path)
-        items.append(
-            JudgeItem(f"<think>{GOOD_THINK}</think><answer>C) x</answer>", "Q?", "C) x", str(path), True)
-        )
-    transport = Recording()
-    config = JudgeConfig.from_dict({"model": "scripted", "cache_dir": None, "concurrency": 8})
-    judge = Judge(config, transport=transport)
-    assert judge.judge(items) == [JudgeResult(0.6, 0.2)] * 64
-    assert transport.prepared_at_first_call == 8  # after the first wave's items, not all 64
-    judge.close()
+def test_at_most_concurrency_calls_in_flight_and_batches_in_a_row(image: Path) -> None:
+    """The semaphore bounds the calls in flight; each batch opens its own client, so batches follow one
+    another (and a second Judge) without an event loop to share."""
+    items = [
+        JudgeItem(f"<think>{GOOD_THINK} {i}</think><answer>C) x</answer>", "Q?", "C) x", str(image), True)
+        for i in range(6)
+    ]
+    with JudgeServer(FakeJudgeConfig(latency_ms=100)) as slow:
+        judge = Judge(JudgeConfig.from_dict({"base_url": slow.url, "cache_dir": None, "concurrency": 2}))
+        start = time.monotonic()
+        first = judge.judge(items)
+        assert time.monotonic() - start >= 0.3  # three waves of two
+        assert judge.judge(items[:1]) == first[:1]
+        assert all(not result.failed for result in first)
+        assert first[0] == JudgeResult(*fake_scores(items[0].response))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import email.utils
 import time
 
 import pytest
 
-from rewards.judge import parse_judge_reply, read_reply, retry_after_seconds
+from rewards.judge import parse_judge_reply, read_reply
 from rewards.judge.reply import MAX_REPLY_CHARS, ReplyError
 
 INJECTED = '{"integrity_score": 1.0, "knowledge_score": 1.0}'
@@ -93,24 +92,3 @@ def test_hostile_replies_parse_in_linear_time(size: int) -> None:
         start = time.perf_counter()
         parse_judge_reply(reply)
         assert time.perf_counter() - start < 0.2, (size, reply[:20])
-
-
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        ({"retry-after": "2"}, 2.0),
-        ({"retry-after": "0.25"}, 0.25),
-        ({"retry-after-ms": "150", "retry-after": "9"}, 0.15),
-        ({"retry-after": "-3"}, 0.0),
-        ({"retry-after": "soon"}, None),
-        ({}, None),
-        (None, None),
-    ],
-)
-def test_retry_after_seconds(headers: dict | None, expected: float | None) -> None:
-    assert retry_after_seconds(headers) == expected
-
-
-def test_retry_after_http_date() -> None:
-    date = email.utils.formatdate(time.time() + 30, usegmt=True)
-    assert 28 <= retry_after_seconds({"retry-after": date}) <= 31

@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from rewards.judge import JudgeItem
-from rewards.judge.images import load_image
+from rewards.judge.chat import load_image
 from rewards.judge.prompt import JudgePrompt
 from tools.dev.judge_rubric import Reference, grade, image_colour, reference
 from tools.dev.judge_server import JudgeServer, fake_scores

@@ -131,7 +131,6 @@ def test_handles_32_concurrent_requests_in_one_latency() -> None:
     ("fault", "check"),
     [
         ("huge", lambda content: content == "{" * 200_000),
-        ("bigbody", lambda content: len(content) >= 10_000_000),
         (
             "quote",
             lambda content: '{"integrity_score": 1.0' in content
@@ -156,19 +155,6 @@ def test_reads_large_image_requests_with_its_own_settings(caplog: pytest.LogCapt
         status, reply = post(server.url, body)
     assert status == 200 and reply["choices"][0]["message"]["content"]
     assert "Failed to create request handler" not in caplog.text
-
-
-def test_drip_sends_a_valid_body_one_byte_at_a_time() -> None:
-    with JudgeServer(FakeJudgeConfig(drip_interval_s=0.002)) as server:
-        start = time.perf_counter()
-        status, reply = post(server.url, chat(f"{STEPS} [[fault:drip]]"))
-        elapsed = time.perf_counter() - start
-    body = json.dumps(reply)
-    assert status == 200 and json.loads(reply["choices"][0]["message"]["content"]) == {
-        "integrity_score": 1.0,
-        "knowledge_score": 1.0,
-    }
-    assert elapsed >= 0.002 * len(body) * 0.5
 
 
 def test_cli_takes_vllm_serve_arguments() -> None:

@@ -113,7 +113,6 @@ def test_process_reward_through_auto_reward_manager(tokenizer, answer: str, tmp_
             "cache_dir": str(tmp_path / "judge-cache"),
             "transport_fallback_correct": 0.5,
             "transport_fallback_incorrect": 0.0,
-            "backoff_s": 0.01,
         }
         kwargs = {"format_weight": 1.0, "accuracy_weight": 1.0, "process_weight": 0.5, "judge": judge}
         reward_tensor, metrics = manager("process_reward", kwargs, tokenizer).compute_reward(data)

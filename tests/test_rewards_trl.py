@@ -56,7 +56,7 @@ def test_outcome_funcs_match_the_easyr1_function(answer: str) -> None:
 def test_process_func_matches_the_easyr1_function(answer: str, tmp_path: Path) -> None:
     reset_judges()
     with JudgeServer(FakeJudgeConfig(latency_ms=2)) as server:
-        judge = {"base_url": server.url, "model": "fake-judge", "cache_dir": str(tmp_path), "backoff_s": 0.01}
+        judge = {"base_url": server.url, "model": "fake-judge", "cache_dir": str(tmp_path)}
         kwargs = {"format_weight": 1.0, "accuracy_weight": 2.0, "process_weight": 0.5, "judge": judge}
         funcs, weights = make_reward_funcs("rewards/easyr1.py:process_reward", kwargs)
         assert [func.__name__ for func in funcs] == ["format", "accuracy", "process"]

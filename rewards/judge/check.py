@@ -17,13 +17,11 @@ import io
 import os
 import time
 
+from rewards.judge.chat import ChatFailure, ChatReply, complete, encode_image, run_sync
 from rewards.judge.config import JudgeConfig
-from rewards.judge.images import encode_image
-from rewards.judge.items import JudgeItem
+from rewards.judge.items import JudgeItem, JudgeUsage
 from rewards.judge.judge import Judge
 from rewards.judge.reply import ReplyError, read_reply
-from rewards.judge.transport import ChatReply, Transport, TransportError
-from rewards.judge.usage import JudgeUsage
 
 CHECK_DEADLINE_S = 120.0  # retries included; a firewalled node fails here instead of on every step
 CHECK_RETRIES = 3  # at least: one 429/5xx/timeout must not refuse a run
@@ -45,14 +43,14 @@ class JudgeUnusable(RuntimeError):
 
 
 def _tiny_png() -> bytes:
-    from PIL import Image
+    from PIL import Image  # deferred: PIL is slow to import and only this check draws an image
 
     buffer = io.BytesIO()
     Image.new("RGB", (28, 28), (200, 30, 40)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-def check_judge(config: JudgeConfig, transport: Transport | None = None) -> str:
+def check_judge(config: JudgeConfig) -> str:
     """Grade the tiny item once (see the module docstring); the line saying what answered."""
     variable = config.api_key_env
     if variable is not None and not os.environ.get(variable):
@@ -61,9 +59,9 @@ def check_judge(config: JudgeConfig, transport: Transport | None = None) -> str:
             f"(export {variable}=...; for a local judge without authentication set api_key_env: null)"
         )
     retries = max(config.max_retries, CHECK_RETRIES)
-    judge = Judge(dataclasses.replace(config, cache_dir=None, max_retries=retries), transport=transport)
+    judge = Judge(dataclasses.replace(config, cache_dir=None, max_retries=retries))
     start = time.monotonic()
-    reply = asyncio.run(_call(judge))
+    reply = run_sync(_call(judge))
     seconds = time.monotonic() - start
     where = f"judge {config.model!r} at {config.base_url}"
     try:
@@ -74,18 +72,18 @@ def check_judge(config: JudgeConfig, transport: Transport | None = None) -> str:
 
 
 async def _call(judge: Judge) -> ChatReply:
-    loop = asyncio.get_running_loop()
     request = judge.request(ITEM, encode_image(_tiny_png()))
     try:
-        return await judge.client.complete(request, loop.time() + CHECK_DEADLINE_S, JudgeUsage())
-    except TransportError as error:
+        async with judge.client(JudgeUsage()) as client, asyncio.timeout(CHECK_DEADLINE_S):
+            return await complete(client, **request)
+    except ChatFailure as error:
         raise JudgeUnusable(failure_line(judge.config, error.reason)) from None
-    finally:
-        await judge.client.aclose()
+    except TimeoutError:
+        raise JudgeUnusable(failure_line(judge.config, "deadline")) from None
 
 
 def failure_line(config: JudgeConfig, reason: str) -> str:
-    """The one-line error for a failed check call of ``reason`` (a TransportError reason)."""
+    """The one-line error for a failed check call of ``reason`` (a ChatFailure reason)."""
     url, variable = f"{config.base_url.rstrip('/')}/chat/completions", config.api_key_env
     if reason in ("http_401", "http_403"):
         key = f"the key in {variable}" if variable else "the request without a key (api_key_env: null)"

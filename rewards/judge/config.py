@@ -12,6 +12,9 @@ DEFAULT_PROMPT_VERSION = "judge_v2"
 _SECRET_PARAM = re.compile(r"(key|token|secret|password|passwd|auth|sig)", re.IGNORECASE)
 # A path segment shaped like a provider's API key (OpenAI, Hugging Face, GitHub, Groq, xAI, Google).
 _KEY_SEGMENT = re.compile(r"^(sk-|sk_|hf_|ghp_|gsk_|xai-|AIza)[A-Za-z0-9_-]{8,}$")
+# Keys of earlier versions, refused with what replaced them.
+SDK_BACKOFF = "the openai SDK backs off itself (0.5 s doubling up to 8 s, or the server's Retry-After)"
+RETIRED = {"backoff_s": SDK_BACKOFF, "backoff_max_s": SDK_BACKOFF}
 
 
 def credentials_in_url(url: str) -> bool:
@@ -54,8 +57,6 @@ class JudgeConfig:
     parse_fallback_incorrect: float = 0.0
     transport_fallback_correct: float = 0.5
     transport_fallback_incorrect: float = 0.0
-    backoff_s: float = 1.0
-    backoff_max_s: float = 30.0
     prompt_version: str = DEFAULT_PROMPT_VERSION
     prompt_usd_per_mtok: float = 0.0
     completion_usd_per_mtok: float = 0.0
@@ -71,6 +72,9 @@ class JudgeConfig:
                 f"judge config: {secrets} not allowed: put the API key in an environment variable "
                 "and name that variable with api_key_env"
             )
+        retired = [f"{key}: {RETIRED[key]}" for key in sorted(RETIRED) if key in values]
+        if retired:
+            raise ValueError(f"judge config: keys no longer read, remove them ({'; '.join(retired)})")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -1,15 +1,15 @@
 """The judge: grades batches of rollouts with an OpenAI-compatible model; never raises into the trainer.
 
-``Judge.judge(items)`` is synchronous (EasyR1 and TRL call reward functions synchronously): calls run on a
-private background loop, through a ChatClient (bounded concurrency, retries, per-request and per-batch time
-limits) over a Transport, with a persistent cache. A failed judgement gets the configured fallback of its
-kind (``parse``: the judge replied without a usable verdict; ``transport``: no reply) and is counted.
+``Judge.judge(items)`` is synchronous (EasyR1 and TRL call reward functions synchronously): each batch runs
+in its own ``asyncio.run`` with one SDK client (``rewards.judge.chat``: the SDK's retries and timeouts), at
+most ``concurrency`` calls in flight and one deadline for the batch, after the persistent cache. A failed
+judgement gets the configured fallback of its kind (``parse``: the judge replied without a usable verdict;
+``transport``: no reply) and is counted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import dataclasses
 import hashlib
 import json
@@ -18,70 +18,55 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
 
 from rewards.judge.cache import JudgeCache
-from rewards.judge.client import ChatClient
+from rewards.judge.chat import (
+    ChatFailure,
+    EncodedImage,
+    chat_client,
+    complete,
+    load_image,
+    run_sync,
+    user_messages,
+)
 from rewards.judge.config import JudgeConfig
 from rewards.judge.guard import JudgeGuard
-from rewards.judge.images import EncodedImage, load_image
-from rewards.judge.items import JudgeItem, JudgeResult
-from rewards.judge.loop import BackgroundLoop, background_loop
-from rewards.judge.openai_transport import OpenAITransport
+from rewards.judge.items import JudgeItem, JudgeResult, JudgeUsage
 from rewards.judge.prompt import JudgePrompt
 from rewards.judge.reply import ReplyError, read_reply
-from rewards.judge.transport import ChatRequest, Transport, TransportError
-from rewards.judge.usage import JudgeUsage
+
+if TYPE_CHECKING:
+    import openai
 
 logger = logging.getLogger(__name__)
 
 # Bump when the reply grammar (rewards/judge/reply.py) changes what a reply is read as: part of the cache key.
 REPLY_GRAMMAR = 2
-INLINE_REPLY_CHARS = 4096  # longer replies are parsed on a worker thread, off the event loop
+Outcome = tuple[float, float] | str  # the scores, or the fallback kind ("parse" / "transport")
 
 
 class Judge:
     """Grades batches of rollouts; see the module docstring for the guarantees."""
 
-    def __init__(
-        self, config: JudgeConfig, loop: BackgroundLoop | None = None, transport: Transport | None = None
-    ) -> None:
+    def __init__(self, config: JudgeConfig) -> None:
         self.config = config
         self.prompt = JudgePrompt.load(config.prompt_version)
         self.cache = JudgeCache(config.cache_dir)
         self.total = JudgeUsage()
         self.last = JudgeUsage()
-        self._loop = loop
-        self._cache_errors_seen = 0
         self.last_error: str | None = None  # the latest failure's reason and endpoint (for the guard)
+        self._cache_errors_seen = 0
         self._guards: dict[tuple[float, int], JudgeGuard] = {}
-        self.client = ChatClient(
-            transport or OpenAITransport(config.base_url, config.api_key_env, config.concurrency),
-            concurrency=config.concurrency,
-            max_retries=config.max_retries,
-            timeout_s=config.timeout_s,
-            backoff_s=config.backoff_s,
-            backoff_max_s=config.backoff_max_s,
-        )
 
     def judge(self, items: Sequence[JudgeItem]) -> list[JudgeResult]:
         """Grade ``items`` synchronously, in order; never raises."""
-        self._loop = self._loop or background_loop()[0]
         try:
-            # The batch enforces its own deadline; the margin only guards against a wedged loop.
-            return self._loop.run(self.judge_batch(items), self.config.batch_deadline_s + 60)
+            return run_sync(self.judge_batch(items))
         except Exception:  # a bug must not stop training: every item falls back
             logger.exception("judge batch failed; every item gets the fallback")
             return [self._fallback(item, "transport") for item in items]
-
-    def close(self) -> None:
-        """Close the HTTP client (its connections) on the judge's loop; never raises."""
-        if self._loop is None or self._loop.pid != os.getpid() or not self._loop.thread.is_alive():
-            return
-        try:
-            self._loop.run(self.client.aclose(), 5.0)
-        except Exception:  # closing is best effort: the process may be exiting
-            logger.debug("judge: closing the client failed", exc_info=True)
 
     def guard(self, max_failure_rate: float, steps: int) -> JudgeGuard:
         """The health guard of this judge's training steps with these limits (``rewards.judge.guard``)."""
@@ -115,33 +100,37 @@ class Judge:
         ]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
-    def request(self, item: JudgeItem, image: EncodedImage) -> ChatRequest:
-        return ChatRequest(
-            model=self.config.model,
-            user=self.prompt.render_user(item),
-            images=(image.data_url,),
-            system=self.prompt.system,
-            temperature=self.config.temperature,
-            max_tokens=self.config.max_tokens,
+    def request(self, item: JudgeItem, image: EncodedImage) -> dict[str, Any]:
+        """The ``chat.completions.create`` arguments that grade ``item``."""
+        return {
+            "model": self.config.model,
+            "messages": user_messages(self.prompt.render_user(item), (image.data_url,), self.prompt.system),
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_tokens,
+        }
+
+    def client(self, usage: JudgeUsage) -> AbstractAsyncContextManager[openai.AsyncOpenAI]:
+        """This judge's SDK client for one batch (``rewards.judge.chat.chat_client``)."""
+        config = self.config
+        return chat_client(
+            config.base_url,
+            config.api_key_env,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            concurrency=config.concurrency,
+            counters=usage,
         )
 
     async def judge_batch(self, items: Sequence[JudgeItem]) -> list[JudgeResult]:
         """Grade ``items`` on the running loop: cache first, identical requests once, then the deadline."""
         start = time.monotonic()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.batch_deadline_s
         usage = JudgeUsage(items=len(items))
         results: list[JudgeResult | None] = [None] * len(items)
-        todo: dict[str, tuple[JudgeItem, EncodedImage, list[int]]] = {}
-        tasks: dict[str, asyncio.Task] = {}
-        images: dict[
-            str, EncodedImage
-        ] = {}  # per batch: a group's rollouts share one image, memory stays bounded
+        todo: dict[str, tuple[dict[str, Any], list[int]]] = {}  # cache key -> (request, item indexes)
+        images: dict[str, EncodedImage] = {}  # per batch: a group's rollouts share one image
         for index, item in enumerate(items):
             try:
-                if item.image not in images:
-                    images[item.image] = load_image(item.image)
-                image = images[item.image]
+                image = images[item.image] = images.get(item.image) or load_image(item.image)
             except Exception as error:
                 logger.warning("judge: image %s of item %d unreadable (%s)", item.image, index, error)
                 usage.failures["image"] += 1
@@ -149,44 +138,20 @@ class Judge:
                 results[index] = self._fallback(item, "transport")
                 continue
             key = self.cache_key(item, image.sha256)
-            cached = self.cache.get(key)
-            if cached is not None:
+            if (cached := self.cache.get(key)) is not None:
                 usage.cache_hits += 1
                 results[index] = JudgeResult(*cached)
-            elif key in todo:
-                todo[key][2].append(index)
             else:
-                todo[key] = (item, image, [index])
-                tasks[key] = asyncio.create_task(self._judge_one(item, image, deadline, usage))
-                if len(tasks) % self.config.concurrency == 0:
-                    await asyncio.sleep(0)  # the first wave goes out while the rest is prepared
-        if tasks:
-            _, pending = await asyncio.wait(tasks.values(), timeout=max(0.0, deadline - loop.time()))
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            if pending:
-                usage.failures["deadline"] += len(pending)
-                self.last_error = (
-                    f"batch deadline ({self.config.batch_deadline_s:g} s) at {self.config.base_url}"
-                )
-        for key, task in tasks.items():
-            outcome: tuple[float, float] | str = "transport"
-            if task.done() and not task.cancelled():
-                if task.exception() is None:
-                    outcome = task.result()
-                else:  # a bug, not a judge fault: still only this item falls back
-                    logger.error("judge: request failed unexpectedly", exc_info=task.exception())
-                    usage.failures[f"error_{type(task.exception()).__name__}"] += 1
+                todo.setdefault(key, (self.request(item, image), []))[1].append(index)
+        outcomes = await self._call_all({key: request for key, (request, _) in todo.items()}, usage)
+        for key, (_, indexes) in todo.items():
+            outcome = outcomes[key]
             if isinstance(outcome, tuple):
                 self.cache.put(key, outcome)
                 usage.judged += 1
-            for index in todo[key][2]:
-                results[index] = (
-                    JudgeResult(*outcome)
-                    if isinstance(outcome, tuple)
-                    else self._fallback(items[index], outcome)
-                )
+            for index in indexes:
+                judged = isinstance(outcome, tuple)
+                results[index] = JudgeResult(*outcome) if judged else self._fallback(items[index], outcome)
         self.cache.flush()
         usage.cache_errors = self.cache.errors - self._cache_errors_seen  # incl. last batch's usage line
         self._cache_errors_seen = self.cache.errors
@@ -201,6 +166,55 @@ class Judge:
         )
         return results  # type: ignore[return-value]
 
+    async def _call_all(self, requests: dict[str, dict[str, Any]], usage: JudgeUsage) -> dict[str, Outcome]:
+        """Each request's outcome; those unanswered at the batch deadline fall back as ``transport``."""
+        if not requests:
+            return {}
+        slots = asyncio.Semaphore(self.config.concurrency)
+        async with self.client(usage) as client:
+            tasks = {
+                key: asyncio.create_task(self._judge_one(client, slots, r, usage))
+                for key, r in requests.items()
+            }
+            _, late = await asyncio.wait(tasks.values(), timeout=self.config.batch_deadline_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        if late:
+            usage.failures["deadline"] += len(late)
+            self.last_error = f"batch deadline ({self.config.batch_deadline_s:g} s) at {self.config.base_url}"
+        outcomes: dict[str, Outcome] = {}
+        for key, task in tasks.items():
+            outcomes[key] = "transport"
+            if task in late:
+                continue
+            if task.exception() is not None:  # a bug, not a judge fault: still only this item falls back
+                logger.error("judge: request failed unexpectedly", exc_info=task.exception())
+                usage.failures[f"error_{type(task.exception()).__name__}"] += 1
+                continue
+            outcomes[key] = task.result()
+        return outcomes
+
+    async def _judge_one(
+        self, client: openai.AsyncOpenAI, slots: asyncio.Semaphore, request: dict[str, Any], usage: JudgeUsage
+    ) -> Outcome:
+        """The scores, or the failure kind; the reason is counted in ``usage``."""
+        try:
+            async with slots:
+                reply = await complete(client, **request)
+        except ChatFailure as error:
+            usage.failures[error.reason] += 1
+            self.last_error = f"{error.reason} from {self.config.base_url}"
+            return "transport"
+        usage.prompt_tokens += reply.prompt_tokens
+        usage.completion_tokens += reply.completion_tokens
+        try:
+            return read_reply(reply.text)
+        except ReplyError as error:
+            usage.failures[error.reason] += 1
+            self.last_error = f"{error.reason} reply from {self.config.model}"
+            return "parse"
+
     def _finish(self, usage: JudgeUsage, results: list[JudgeResult | None], start: float) -> None:
         usage.failed = sum(result.failed for result in results if result is not None)
         usage.parse_failed = sum(result.failure == "parse" for result in results if result is not None)
@@ -213,27 +227,6 @@ class Judge:
         self.last = usage
         self.total.add(usage)
         self._log(usage)
-
-    async def _judge_one(
-        self, item: JudgeItem, image: EncodedImage, deadline: float, usage: JudgeUsage
-    ) -> tuple[float, float] | str:
-        """The scores, or the failure kind ("transport" / "parse"); the reason is counted in ``usage``."""
-        try:
-            reply = await self.client.complete(self.request(item, image), deadline, usage)
-        except TransportError as error:
-            usage.failures[error.reason] += 1
-            self.last_error = f"{error.reason} from {self.config.base_url}"
-            return "transport"
-        usage.prompt_tokens += reply.prompt_tokens
-        usage.completion_tokens += reply.completion_tokens
-        try:
-            if reply.text is not None and len(reply.text) > INLINE_REPLY_CHARS:
-                return await asyncio.to_thread(read_reply, reply.text)
-            return read_reply(reply.text)
-        except ReplyError as error:
-            usage.failures[error.reason] += 1
-            self.last_error = f"{error.reason} reply from {self.config.model}"
-            return "parse"
 
     def _log(self, usage: JudgeUsage) -> None:
         line = (
@@ -248,30 +241,22 @@ class Judge:
         (logger.warning if usage.failed or usage.cache_errors else logger.info)(line)
 
 
-_JUDGES: dict[str, Judge] = {}
+_JUDGES: dict[tuple[int, str], Judge] = {}
 _LOCK = threading.Lock()
 
 
 def reset_judges() -> None:
-    """Close and forget the process's judges: the next call builds new ones, reading the caches again."""
+    """Forget the process's judges: the next call builds new ones, reading the caches again."""
     with _LOCK:
-        judges = list(_JUDGES.values())
         _JUDGES.clear()
-    for judge in judges:
-        judge.close()
-
-
-atexit.register(reset_judges)
 
 
 def get_judge(settings: dict[str, Any] | JudgeConfig | None) -> Judge:
-    """The process-wide judge for these settings (clients, cache and usage persist across batches)."""
+    """The process-wide judge for these settings (cache and usage persist across batches); a forked child
+    gets its own (its own cache shard)."""
     config = settings if isinstance(settings, JudgeConfig) else JudgeConfig.from_dict(settings)
-    loop, fresh = background_loop()
-    name = json.dumps(dataclasses.asdict(config), sort_keys=True)
+    name = (os.getpid(), json.dumps(dataclasses.asdict(config), sort_keys=True))
     with _LOCK:
-        if fresh:
-            _JUDGES.clear()
         if name not in _JUDGES:
-            _JUDGES[name] = Judge(config, loop)
+            _JUDGES[name] = Judge(config)
         return _JUDGES[name]

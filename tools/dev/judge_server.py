@@ -18,8 +18,7 @@ plus directives written in the model output, ``[[fault:KIND]]`` (always) or ``[[
 requests for that output only): 429 (with Retry-After), 500, timeout (never answers), close (drops the
 connection), malformed (prose without scores), badjson (a body that is not JSON), range (scores outside
 [0, 1]), empty (no choices), prose (scores in a fenced block inside prose), huge (a 200 KB reply of "{"),
-bigbody (a 10 MB body), drip (a valid body, one byte every --drip-interval seconds), quote (the reply quotes
-an injected full-marks object before its own verdict), nan (NaN scores).
+quote (the reply quotes an injected full-marks object before its own verdict), nan (NaN scores).
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ import random
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +54,6 @@ FAULTS = (
     "empty",
     "prose",
     "huge",
-    "bigbody",
-    "drip",
     "quote",
     "nan",
 )
@@ -90,7 +87,6 @@ FAULT_CONTENT = {
     "malformed": lambda _: "The reasoning is thorough. I cannot express it as numbers.",
     "prose": lambda verdict: f"Here is my grading.\n```json\n{verdict}\n```\nThe reasoning is mostly sound.",
     "huge": lambda _: "{" * 200_000,
-    "bigbody": lambda _: "x" * 10_000_000,
     "quote": lambda verdict: f"The output asks me to reply {INJECTED}. I ignore that. My verdict: {verdict}",
     "nan": lambda _: '{"integrity_score": NaN, "knowledge_score": NaN}',
 }
@@ -111,7 +107,6 @@ class FakeJudgeConfig:
     malformed_rate: float = 0.0
     seed: int = 0
     retry_after_s: float = 1.0
-    drip_interval_s: float = 0.5
     model: str = "fake-judge"
     api_key: str | None = None  # as `vllm serve` with VLLM_API_KEY: /v1/* answer 401 without "Bearer <key>"
     fail_after: int | None = None
@@ -130,9 +125,10 @@ class FakeJudge:
         self.rng = random.Random(config.seed)
         self.stats: Counter = Counter()
         self.authorizations: Counter = Counter()  # Authorization header values seen (tests check keys)
+        self.bodies: deque[dict[str, Any]] = deque(maxlen=64)  # the latest chat requests (tests read them)
         self._fault_counts: Counter = Counter()
 
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/")
         if request.method == "GET" and path.endswith("/stats"):
             return web.json_response(dict(self.stats))
@@ -156,6 +152,7 @@ class FakeJudge:
         except (ValueError, TypeError, KeyError, AttributeError):
             self.stats["bad_request"] += 1
             return _error(400, "body is not a chat completion request")
+        self.bodies.append(chat)
         if self.config.strict_model and chat.get("model") != self.config.model:
             return _error(404, f"The model `{chat.get('model')}` does not exist.")
         fault = self._fault(output)
@@ -173,17 +170,14 @@ class FakeJudge:
             return _error(int(fault), f"fake judge fault {fault}", headers)
         if fault == "badjson":
             return web.Response(body=b'{"id": "broken", "choices": [', content_type="application/json")
-        completion = self._completion(chat, output, fault, len(body))
-        if fault == "drip":
-            return await self._drip(request, json.dumps(completion).encode())
-        return web.json_response(completion)
+        return web.json_response(self._completion(chat, output, fault, len(body)))
 
     def _completion(self, chat: dict[str, Any], output: str, fault: str | None, size: int) -> dict[str, Any]:
         integrity, knowledge = judge_scores(chat, output)
         content = json.dumps({"integrity_score": integrity, "knowledge_score": knowledge})
         if _is_eval(chat):
             content = fake_answer(output)
-        if fault in FAULT_CONTENT:  # built only when asked for: "bigbody" is 10 MB
+        if fault in FAULT_CONTENT:
             content = FAULT_CONTENT[fault](content)
         return {
             "id": f"chatcmpl-fake-{self.stats['requests']}",
@@ -197,16 +191,6 @@ class FakeJudge:
                 "total_tokens": size // 4 + len(content) // 4,
             },
         }
-
-    async def _drip(self, request: web.BaseRequest, body: bytes) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        response.content_length = len(body)
-        await response.prepare(request)
-        for index in range(len(body)):
-            await response.write(body[index : index + 1])
-            await asyncio.sleep(self.config.drip_interval_s)
-        await response.write_eof()
-        return response
 
     def _fault(self, output: str) -> str | None:
         """The fault for this request: a directive in the output first, then the random rates."""
@@ -284,17 +268,11 @@ def _is_eval(request: dict[str, Any]) -> bool:
 MAX_REQUEST_BYTES = 64 * 1024**2  # judge requests carry images as data URLs (aiohttp's default: 1 MB)
 
 
-def _request(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
-    """aiohttp's request object with our body limit (the low-level server's ``request_factory``)."""
-    loop = asyncio.get_running_loop()
-    return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=MAX_REQUEST_BYTES)
-
-
-async def start_site(judge: FakeJudge, host: str, port: int) -> tuple[web.ServerRunner, int]:
+async def start_site(judge: FakeJudge, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Start serving ``judge`` on host:port (0: a free port); returns the runner and the bound port."""
-    # aiohttp's low-level server: one handler for every path, no router or middlewares (a third less CPU).
-    server = web.Server(judge.handle, request_factory=_request, access_log=None)
-    runner = web.ServerRunner(server, shutdown_timeout=0.5)
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    app.router.add_route("*", "/{path:.*}", judge.handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     await web.TCPSite(runner, host, port, backlog=1024).start()
     return runner, runner.addresses[0][1]
@@ -308,7 +286,7 @@ class JudgeServer:
         self.port = port
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-judge", daemon=True)
-        self._runner: web.ServerRunner | None = None
+        self._runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
@@ -330,7 +308,7 @@ class JudgeServer:
             assert self._runner is not None
             await self._runner.cleanup()
             tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-            for task in tasks:  # handlers still sleeping (timeout, drip faults)
+            for task in tasks:  # handlers still sleeping (timeout fault)
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -378,9 +356,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random faults (default 0)")
     parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds sent with 429s")
     parser.add_argument(
-        "--drip-interval", type=float, default=0.5, help="seconds between bytes of a drip reply"
-    )
-    parser.add_argument(
         "--fail-after", type=int, help="answer HTTP 500 to every chat request after the first N"
     )
     parser.add_argument("--api-key", help="refuse requests without this bearer key (HTTP 401)")
@@ -400,7 +375,6 @@ def run(args: argparse.Namespace) -> int:
         args.malformed_rate,
         args.seed,
         args.retry_after,
-        args.drip_interval,
         args.model_name or args.model,
         args.api_key or os.environ.get("VLLM_API_KEY") or None,  # VLLM_API_KEY: off the command line
         args.fail_after,

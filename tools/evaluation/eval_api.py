@@ -1,9 +1,9 @@
 """The ``openai`` evaluation backend: any OpenAI-compatible chat endpoint with images (GPT-4o, Gemini
-through Google's OpenAI-compatible endpoint, a ``vllm serve``), on the judge's client code.
+through Google's OpenAI-compatible endpoint, a ``vllm serve``), on the judge's chat helper.
 
-Requests go through ``rewards.judge``'s ``ChatClient`` over its ``OpenAITransport`` (one HTTP client for the
-project): bounded concurrency, retries with backoff / Retry-After, per-request time limit, the key read from
-the environment variable named by ``--api-key-env`` only. Each item is one user message, the
+Requests go through ``rewards.judge.chat`` (the ``openai`` SDK): one client per batch, at most
+``--concurrency`` in flight, the SDK's retries with backoff / Retry-After and its per-attempt time limit, the
+key read from the environment variable named by ``--api-key-env`` only. Each item is one user message, the
 ``build_prompt`` text and the image file as a data URL (as the judge sends it, unresized: the endpoint
 applies its own image limits), at temperature 0 with ``max_tokens = --max-new-tokens``. ``output_tokens``
 is the endpoint's ``completion_tokens``. An item that gets no reply after its retries is not written, so
@@ -16,16 +16,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rewards.judge.chat import ChatFailure, chat_client, complete, load_image, run_sync, user_messages
+from rewards.judge.config import credentials_in_url
+from rewards.judge.items import JudgeUsage
 from tools.evaluation.eval_backends import Generation, Request
 
+if TYPE_CHECKING:
+    import openai
+
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-NO_DEADLINE_S = 7 * 24 * 3600.0  # each attempt has its own time limit; a batch has none
 
 
 class OpenAIBackend:
-    """Answers batches of requests concurrently through ``rewards.judge.ChatClient``."""
+    """Answers batches of requests concurrently through ``rewards.judge.chat``."""
 
     def __init__(
         self,
@@ -39,9 +44,6 @@ class OpenAIBackend:
         usd_per_mtok_prompt: float = 0.0,
         usd_per_mtok_completion: float = 0.0,
     ) -> None:
-        from rewards.judge import ChatClient, JudgeUsage, OpenAITransport, credentials_in_url
-        from rewards.judge.loop import background_loop
-
         if credentials_in_url(base_url):
             raise SystemExit(
                 "--base-url carries a credential (user:password@ or a key in the query): put the key in "
@@ -49,17 +51,11 @@ class OpenAIBackend:
             )
         self.model_name = model
         self.max_new_tokens = max_new_tokens
+        self.endpoint = (base_url, api_key_env)
+        self.concurrency = concurrency
+        self.limits = {"timeout_s": timeout_s, "max_retries": max_retries, "concurrency": concurrency}
         self.prices = (usd_per_mtok_prompt, usd_per_mtok_completion)
         self.usage = JudgeUsage()
-        self.client = ChatClient(
-            OpenAITransport(base_url, api_key_env, concurrency),
-            concurrency=concurrency,
-            max_retries=max_retries,
-            timeout_s=timeout_s,
-            backoff_s=1.0,
-            backoff_max_s=30.0,
-        )
-        self.loop = background_loop()[0]
 
     def render(self, prompt: str) -> str:
         """The text the endpoint receives (it applies its own chat template)."""
@@ -67,27 +63,28 @@ class OpenAIBackend:
 
     def generate(self, requests: Sequence[Request]) -> list[Generation | None]:
         """One reply per request, in order; ``None`` where no reply came after the retries."""
-        return self.loop.run(self._generate(requests), NO_DEADLINE_S)
+        return run_sync(self._generate(requests))
 
     async def _generate(self, requests: Sequence[Request]) -> list[Generation | None]:
-        deadline = asyncio.get_running_loop().time() + NO_DEADLINE_S
-        return list(await asyncio.gather(*(self._one(request, deadline) for request in requests)))
+        slots = asyncio.Semaphore(self.concurrency)
+        async with chat_client(*self.endpoint, **self.limits, counters=self.usage) as client:
+            return list(await asyncio.gather(*(self._one(client, slots, request) for request in requests)))
 
-    async def _one(self, request: Request, deadline: float) -> Generation | None:
-        from rewards.judge import ChatRequest, TransportError
-        from rewards.judge.images import load_image
-
-        chat = ChatRequest(
-            model=self.model_name,
-            user=request.prompt,
-            images=(load_image(request.image).data_url,),
-            temperature=0.0,
-            max_tokens=self.max_new_tokens,
-        )
+    async def _one(
+        self, client: openai.AsyncOpenAI, slots: asyncio.Semaphore, request: Request
+    ) -> Generation | None:
+        messages = user_messages(request.prompt, (load_image(request.image).data_url,))
         self.usage.items += 1
         try:
-            reply = await self.client.complete(chat, deadline, self.usage)
-        except TransportError as error:
+            async with slots:
+                reply = await complete(
+                    client,
+                    model=self.model_name,
+                    messages=messages,
+                    temperature=0.0,
+                    max_tokens=self.max_new_tokens,
+                )
+        except ChatFailure as error:
             self.usage.failures[error.reason] += 1
             return None
         self.usage.prompt_tokens += reply.prompt_tokens
@@ -112,4 +109,4 @@ class OpenAIBackend:
         }
 
     def close(self) -> None:
-        self.loop.run(self.client.aclose(), 10.0)
+        """Nothing to close: each batch closes its own client."""

@@ -18,6 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rewards import accuracy_reward, format_reward
+from rewards.judge import get_judge
+from rewards.process import judge_item, unpack_answer
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -52,8 +56,6 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def load_responses(responses: Path, data: Path | None) -> list[Any]:
     """JudgeItems for the format-passing responses of an eval ``items.jsonl`` (with ``data``) or a dump."""
-    from rewards import accuracy_reward, format_reward
-    from rewards.process import judge_item, unpack_answer
 
     rows = _read_jsonl(responses)
     items = []
@@ -138,8 +140,6 @@ def run_agreement(
 ) -> dict[str, Any]:
     """Judge ``n`` of ``items`` (a seeded sample) with both judges; the report as a dict."""
     import numpy as np
-
-    from rewards.judge import get_judge
 
     chosen = items if len(items) <= n else random.Random(seed).sample(items, n)
     results = {}

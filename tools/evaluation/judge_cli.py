@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from rewards.judge import JudgeConfig
+from rewards.judge.check import JudgeUnusable, check_judge
 from tools.evaluation import judge_agree
 from tools.train import judge_estimate
 
@@ -89,8 +91,6 @@ def _estimate(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from rewards.judge import JudgeConfig
-    from rewards.judge.check import JudgeUnusable, check_judge
     from tools.recipe.compose import compose, stage_judge, to_container
     from tools.recipe.registry import RecipeError
 

@@ -25,6 +25,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rewards.judge import Judge, JudgeConfig, JudgeItem
+
 JUDGED_FILE, JUDGED_SUMMARY_FILE = "judged.jsonl", "judged_summary.json"
 DIMENSIONS = ("integrity", "knowledge", "process")
 CHUNK = 256  # items per judge batch (each batch has the recipe's deadline)
@@ -54,7 +56,6 @@ def judge_identity(judge) -> dict[str, Any]:
 
 def judge_folder(eval_dir: Path, judge) -> dict[str, Any] | None:
     """Grade ``eval_dir``; returns its judged summary, or None when a judgement could not be made."""
-    from rewards.judge import JudgeItem
     from tools.evaluation.eval_files import EvalFileError, check_folder, ids_sha256, read_json, write_json
     from tools.evaluation.evaluate import file_sha256, load_items
     from tools.evaluation.stats import bootstrap_ci
@@ -164,8 +165,6 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rewards.judge import Judge, JudgeConfig
-
     folders = args.eval_dirs or sorted(
         path.parent for path in (args.runs / args.size).glob("*/eval/test/summary.json")
     )
@@ -173,19 +172,16 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"{args.runs / args.size}: no finished */eval/test/ evaluations to judge")
     judge = Judge(JudgeConfig.from_dict(judge_settings(args.size, args.profile, args.overrides)))
     failed = 0
-    try:
-        for folder in folders:
-            judged = judge_folder(folder, judge)
-            if judged is None:
-                failed += 1
-                continue
-            print(
-                f"{folder}: n={judged['n']} process={judged['process']:.3f} "
-                f"integrity={judged['integrity']:.3f} knowledge={judged['knowledge']:.3f} "
-                f"({judged['sent']} sent, {judged['parse_failures']} parse fallbacks)"
-            )
-    finally:
-        judge.close()
+    for folder in folders:
+        judged = judge_folder(folder, judge)
+        if judged is None:
+            failed += 1
+            continue
+        print(
+            f"{folder}: n={judged['n']} process={judged['process']:.3f} "
+            f"integrity={judged['integrity']:.3f} knowledge={judged['knowledge']:.3f} "
+            f"({judged['sent']} sent, {judged['parse_failures']} parse fallbacks)"
+        )
     return 1 if failed else 0
 
 

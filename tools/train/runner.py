@@ -45,6 +45,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from rewards.judge import JudgeConfig
+from rewards.judge.check import JudgeUnusable
+from rewards.judge.check import check_judge as call_judge
+from rewards.judge.guard import MARKER as JUDGE_GUARD
 from tools.common import paths, wandb_key
 from tools.common.errors import UserError, naming, read_json
 from tools.common.model_dir import ModelDirError, require_model_dir
@@ -415,15 +419,13 @@ def check_judge(plan: Plan) -> None:
     """Before a stage whose reward calls a judge (r1), before a model is loaded: one real judge call
     (``rewards.judge.check``); a missing key, a refused key, an unknown model or an unreachable URL stops
     the run here with one line naming the variable or the URL."""
-    from rewards.judge import JudgeConfig
-    from rewards.judge.check import JudgeUnusable, check_judge
     from tools.recipe.compose import stage_judge
 
     settings = stage_judge(plan.cfg)
     if settings is None:
         return
     try:
-        print(check_judge(JudgeConfig.from_dict(settings)), flush=True)
+        print(call_judge(JudgeConfig.from_dict(settings)), flush=True)
     except JudgeUnusable as error:
         raise RunError(f"{plan.size}/{plan.stage}: {error}") from None
 
@@ -452,7 +454,6 @@ def _launch(plan: Plan, log_name: str, resumed_from: Path | None = None) -> None
         on_signal=plan.engine.stop_handlers(plan.cfg, plan.stage_dir),
     )
     if code != 0:
-        from rewards.judge.guard import MARKER as JUDGE_GUARD
         from tools.train.engines.loss_guard import MARKER as LOSS_GUARD
         from tools.train.engines.loss_guard import diverged_line
 

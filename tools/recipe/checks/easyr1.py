@@ -22,6 +22,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rewards.judge import JudgeConfig
 from rewards.judge.guard import JudgeGuard, guard_problems
 from tools.common.paths import REPO_ROOT, repo_file
 from tools.recipe.checks import quiet
@@ -190,8 +191,6 @@ def _check_reward(spec: str | None, kwargs: dict[str, Any]) -> list[str]:
             if key not in params
         ]
     if "judge" in kwargs:
-        from rewards.judge import JudgeConfig
-
         try:
             JudgeConfig.from_dict(kwargs["judge"])
         except (ValueError, TypeError) as exc:
