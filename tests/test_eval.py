@@ -20,9 +20,11 @@ from PIL import Image
 from tools.cli import main
 from tools.common.pixels import load_image
 from tools.common.prompt import build_prompt
-from tools.evaluation.eval_backends import Generation, HFBackend, Request
+from tools.evaluation.eval_backends import HFBackend
+from tools.evaluation.generation import Generation, Request
 from tools.evaluation.eval_files import read_records
-from tools.evaluation.evaluate import output_dir, training_settings
+from tools.evaluation.evaluate import output_dir
+from tools.evaluation.settings import EvalSettings, training_settings
 
 ITEM_FIELDS = {
     "id",
@@ -162,7 +164,7 @@ def test_scoring_uses_reward_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         )
     )
     backend = ScriptedBackend({q: output for q, output, _ in rows})
-    monkeypatch.setattr("tools.evaluation.eval_backends.make_backend", lambda *a, **k: backend)
+    monkeypatch.setattr("tools.evaluation.evaluate.make_backend", lambda *a, **k: backend)
     assert run_eval("scripted", data, tmp_path / "out") == 0
 
     items = {item["id"]: item for item in read_jsonl(tmp_path / "out" / "test" / "items.jsonl")}
@@ -294,7 +296,7 @@ def test_finished_eval_is_skipped_and_settings_are_checked(
 ) -> None:
     data = write_eval_file(tmp_path / "test.jsonl", 3)
     backend = ScriptedBackend({"Which": "<think>a</think><answer>A) Adenocarcinoma</answer>"})
-    monkeypatch.setattr("tools.evaluation.eval_backends.make_backend", lambda *a, **k: backend)
+    monkeypatch.setattr("tools.evaluation.evaluate.make_backend", lambda *a, **k: backend)
     assert run_eval("scripted", data, tmp_path / "out") == 0
     assert run_eval("scripted", data, tmp_path / "out") == 0
     assert "up to date" in capsys.readouterr().out
@@ -410,10 +412,10 @@ def _vllm_available() -> bool:
 
 @pytest.mark.skipif(_vllm_available(), reason="vLLM is installed here")
 def test_vllm_backend_without_vllm_says_so(tiny_model: Path) -> None:
-    from tools.evaluation.eval_backends import make_backend
+    from tools.evaluation.evaluate import make_backend
 
     with pytest.raises(SystemExit, match="needs vLLM"):
-        make_backend("vllm", str(tiny_model), max_new_tokens=4)
+        make_backend(str(tiny_model), EvalSettings(backend="vllm", max_new_tokens=4))
 
 
 @pytest.mark.slow

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tools.evaluation.eval_backends import HFBackend, Request, VLLMBackend
+from tools.evaluation.eval_backends import HFBackend, VLLMBackend
+from tools.evaluation.generation import Request
 
 MAX_PIXELS, MIN_PIXELS = 401_408, 3_136  # recipes/stages/_common.yaml vars
 QWEN_LIMITS = {"min_pixels": 3_136, "max_pixels": 12_845_056}  # Qwen2.5-VL-7B-Instruct's preprocessor_config

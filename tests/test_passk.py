@@ -11,7 +11,7 @@ from test_eval import write_eval_file
 
 from tools.cli import main
 from tools.evaluation.eval_files import EvalFileError, validate_record
-from tools.evaluation.evaluate import score
+from tools.evaluation.score import score
 from tools.evaluation.passk import estimate, pass_at_k
 from tools.evaluation.report import collect, write_report
 

@@ -30,9 +30,9 @@ COMMANDS = {
         "tools.dev.tiny_model",
         "build the tiny offline Qwen2.5-VL used by tests and the CPU smoke pipeline",
     ),
-    "eval": ("tools.evaluation.evaluate", "evaluate one model on eval JSONL files"),
+    "eval": ("tools.evaluation.cli", "evaluate one model on eval JSONL files"),
     "eval-all": (
-        "tools.evaluation.evaluate",
+        "tools.evaluation.cli",
         "evaluate every finished stage model and the base model of a size",
     ),
     "report": ("tools.evaluation.report", "tables 1-3 next to the paper's, McNemar tests, plots, W&B"),

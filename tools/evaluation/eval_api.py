@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from tools.evaluation.eval_backends import Generation, Request
+from tools.evaluation.generation import Generation, Request
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 NO_DEADLINE_S = 7 * 24 * 3600.0  # each attempt has its own time limit; a batch has none

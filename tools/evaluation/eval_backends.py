@@ -1,5 +1,5 @@
-"""Greedy generation backends for evaluation: Hugging Face transformers (CPU, tests) and vLLM (GPU);
-``openai`` (any OpenAI-compatible endpoint) lives in ``tools/evaluation/eval_api.py``.
+"""The local evaluation backends: Hugging Face transformers (CPU, tests) and vLLM (GPU); ``openai`` (any
+OpenAI-compatible endpoint) lives in ``tools/evaluation/eval_api.py``.
 
 Both backends show the model the same text (the model's chat template around one image and the
 ``build_prompt`` text) and the same image as training: resized into ``min_pixels`` / ``max_pixels`` first
@@ -17,27 +17,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from tools.common.pixels import load_image
-
-BACKENDS = ("hf", "vllm", "openai")
-DEFAULT_BATCH_SIZE = {"hf": 8, "vllm": 512, "openai": 64}
-
-
-@dataclass(frozen=True)
-class Request:
-    """One item to answer: the ``build_prompt`` text and the image file it is about."""
-
-    prompt: str
-    image: str
-
-
-@dataclass(frozen=True)
-class Generation:
-    text: str
-    output_tokens: int
+from tools.evaluation.generation import Generation, Request
 
 
 def eos_token_ids(model: str) -> list[int]:
@@ -50,7 +33,7 @@ def eos_token_ids(model: str) -> list[int]:
     return [eos] if isinstance(eos, int) else list(eos)
 
 
-class Backend(ABC):
+class LocalBackend(ABC):
     """Loads a Qwen2.5-VL model once and answers batches of requests greedily."""
 
     def __init__(
@@ -116,7 +99,7 @@ class Backend(ABC):
         return None
 
 
-class HFBackend(Backend):
+class HFBackend(LocalBackend):
     """transformers ``generate`` on a left-padded batch (Qwen2.5-VL's mRoPE positions follow the mask)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -175,7 +158,7 @@ class HFBackend(Backend):
         return [flat[i : i + self.samples] for i in range(0, len(flat), self.samples)]
 
 
-class VLLMBackend(Backend):
+class VLLMBackend(LocalBackend):
     """vLLM offline ``LLM.generate`` with one image per prompt (GPU only; vLLM is imported here, lazily).
 
     ``max_model_len`` bounds prompt + output (vLLM would otherwise reserve KV cache for the model's 128k
@@ -232,18 +215,3 @@ class VLLMBackend(Backend):
     def generate_samples(self, requests: Sequence[Request]) -> list[list[Generation]]:
         outputs = self._outputs(requests, self.multi_sampling)
         return [[self.finish(sample.token_ids) for sample in output.outputs] for output in outputs]
-
-
-def make_backend(name: str, model: str, **kwargs: Any):
-    """``hf``, ``vllm`` (keyword arguments as for ``Backend``) or ``openai`` (as for ``OpenAIBackend``)."""
-    if name == "openai":
-        from tools.evaluation.eval_api import OpenAIBackend
-
-        return OpenAIBackend(model, **kwargs)
-    if name == "hf":
-        for key in ("max_model_len", "tensor_parallel_size"):
-            kwargs.pop(key, None)
-        return HFBackend(model, **kwargs)
-    if name == "vllm":
-        return VLLMBackend(model, **kwargs)
-    raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
