@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tools.cli import main as cli_main
-from tools.train.selection import best_step
+from tools.evaluation.selection import best_step
 
 
 @pytest.mark.parametrize(

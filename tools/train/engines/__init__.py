@@ -17,7 +17,7 @@ Each engine module defines:
 - ``trained_steps(cfg, stage_dir)``: the optimizer steps the finished run took (the runner never marks a
   run of 0 steps DONE);
 - ``checkpoints(cfg, stage_dir)``: the kept checkpoints as (step, Hugging Face model directory), for model
-  selection on the validation split (``tools.train.selection``);
+  selection on the validation split (``tools.evaluation.selection``);
 - ``export(cfg, stage_dir, model_dir=None)``: write ``stage_dir/model`` (Hugging Face directory, flat
   Qwen2.5-VL config) from the final model or from ``model_dir`` (a selected checkpoint), ``metrics.jsonl``
   and, where the engine reports it, ``params.json``.
