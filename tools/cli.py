@@ -42,7 +42,7 @@ COMMANDS = {
         "fake OpenAI-compatible judge on 127.0.0.1 (tests, smoke, benchmarks)",
     ),
     "judge": (
-        "tools.evaluation.judge_cli",
+        "tools.train.judge_cli",
         "the process-reward judge: cost estimate, one real call, agreement of two judges",
     ),
     "models": (
