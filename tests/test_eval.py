@@ -21,9 +21,9 @@ from tools.cli import main
 from tools.common.pixels import load_image
 from tools.common.prompt import build_prompt
 from tools.evaluation.eval_backends import HFBackend
-from tools.evaluation.generation import Generation, Request
 from tools.evaluation.eval_files import read_records
-from tools.evaluation.evaluate import output_dir
+from tools.evaluation.evaluate import evaluate, output_dir
+from tools.evaluation.generation import Generation, Request
 from tools.evaluation.settings import EvalSettings, training_settings
 
 ITEM_FIELDS = {
@@ -135,6 +135,19 @@ class ScriptedBackend:
 
     def close(self) -> None:
         pass
+
+
+def test_evaluate_runs_in_process(tiny_model: Path, tmp_path: Path) -> None:
+    """``evaluate(model, datasets, settings)`` is a plain call: the summaries come back, the folder holds the
+    records, and a second call with the same settings finds the folder up to date (no model loaded)."""
+    data = write_eval_file(tmp_path / "test.jsonl", 3)
+    settings = EvalSettings(max_new_tokens=4, max_pixels=6272, batch_size=2)
+    [summary] = evaluate(str(tiny_model), [data], settings, out=tmp_path / "out")
+    assert (summary["n"], summary["max_new_tokens"], summary["max_pixels"]) == (3, 4, 6272)
+    assert {r["id"] for r in read_jsonl(tmp_path / "out" / "test" / "items.jsonl")} == {
+        f"test-{i}" for i in range(3)
+    }
+    assert evaluate(str(tiny_model), [data], settings, out=tmp_path / "out") == []
 
 
 def test_scoring_uses_reward_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,9 +11,9 @@ from test_eval import write_eval_file
 
 from tools.cli import main
 from tools.evaluation.eval_files import EvalFileError, validate_record
-from tools.evaluation.score import score
 from tools.evaluation.passk import estimate, pass_at_k
 from tools.evaluation.report import collect, write_report
+from tools.evaluation.score import score
 
 
 def _by_combinations(n: int, c: int, k: int) -> float:
