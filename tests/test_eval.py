@@ -213,7 +213,7 @@ def test_scoring_uses_reward_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_batched_generation_equals_one_by_one(tiny_model: Path, tmp_path: Path) -> None:
     data = read_jsonl(write_eval_file(tmp_path / "test.jsonl", 6))
     requests = [Request(build_prompt(row["question"], row["options"]), row["image"]) for row in data]
-    backend = HFBackend(str(tiny_model), max_new_tokens=24)
+    backend = HFBackend(str(tiny_model), EvalSettings(max_new_tokens=24))
     batched = backend.generate(requests)
     single = [backend.generate([request])[0] for request in requests]
     assert batched == single
@@ -232,7 +232,7 @@ def test_load_image_resizes_like_easyr1(tmp_path: Path) -> None:
 def test_max_pixels_limits_image_tokens(tiny_model: Path, tmp_path: Path) -> None:
     path = tmp_path / "big.png"
     Image.new("RGB", (224, 224)).save(path)
-    small = HFBackend(str(tiny_model), max_new_tokens=1, max_pixels=56 * 56)
+    small = HFBackend(str(tiny_model), EvalSettings(max_new_tokens=1, max_pixels=56 * 56))
     inputs = small.processor(text=[small.render("q")], images=[small.image(str(path))], return_tensors="pt")
     assert inputs["image_grid_thw"].tolist() == [[1, 4, 4]]  # 56 x 56 pixels in 14-pixel patches
 

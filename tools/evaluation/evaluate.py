@@ -48,13 +48,12 @@ from tools.recipe.run import BASE, Run, api_run
 
 def make_backend(model: str, settings: EvalSettings) -> Backend:
     """The backend ``settings.backend`` names, loaded with ``model``."""
-    kwargs = settings.backend_kwargs()
     if settings.backend == "openai":
-        return OpenAIBackend(model, **kwargs)
+        return OpenAIBackend(model, **settings.api_kwargs())
     if settings.backend == "hf":
-        return HFBackend(model, **kwargs)
+        return HFBackend(model, settings)
     if settings.backend == "vllm":
-        return VLLMBackend(model, **kwargs)
+        return VLLMBackend(model, settings)
     raise ValueError(f"unknown backend {settings.backend!r}; expected one of {BACKENDS}")
 
 

@@ -120,31 +120,18 @@ class EvalSettings:
             **({"base_url": self.base_url} if self.api else {}),
         }
 
-    def backend_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of the backend's constructor."""
-        if self.api:
-            return {
-                "max_new_tokens": self.max_new_tokens,
-                "base_url": self.base_url,
-                "api_key_env": self.api_key_env,
-                "concurrency": self.concurrency,
-                "max_retries": self.max_retries,
-                "timeout_s": self.request_timeout,
-                "usd_per_mtok_prompt": self.usd_per_mtok_prompt,
-                "usd_per_mtok_completion": self.usd_per_mtok_completion,
-            }
-        sampling = self.sampling or {}
-        kwargs = {
+    def api_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``OpenAIBackend``."""
+        return {
             "max_new_tokens": self.max_new_tokens,
-            "max_pixels": self.max_pixels,
-            "min_pixels": self.min_pixels,
-            "dtype": self.dtype,
-            **sampling,
+            "base_url": self.base_url,
+            "api_key_env": self.api_key_env,
+            "concurrency": self.concurrency,
+            "max_retries": self.max_retries,
+            "timeout_s": self.request_timeout,
+            "usd_per_mtok_prompt": self.usd_per_mtok_prompt,
+            "usd_per_mtok_completion": self.usd_per_mtok_completion,
         }
-        if self.backend == "vllm":
-            kwargs["tensor_parallel_size"] = self.tensor_parallel_size
-            kwargs["max_model_len"] = self.max_prompt_length + self.max_new_tokens
-        return kwargs
 
 
 def training_settings(configs: Sequence[Path | Mapping[str, Any]], hint: str) -> dict[str, Any]:
