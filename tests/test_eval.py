@@ -22,7 +22,7 @@ from tools.common.pixels import load_image
 from tools.common.prompt import build_prompt
 from tools.evaluation.eval_backends import HFBackend
 from tools.evaluation.eval_files import read_records
-from tools.evaluation.evaluate import evaluate, output_dir
+from tools.evaluation.evaluate import evaluate, evaluate_separately, output_dir
 from tools.evaluation.generation import Generation, Request
 from tools.evaluation.settings import EvalSettings, training_settings
 
@@ -464,3 +464,15 @@ def test_vllm_engine_gets_the_recipes_length_limit_and_tensor_parallelism(
     args = ("--backend", "vllm", "--max-new-tokens", "512", "--tensor-parallel-size", "2")
     assert run_eval(tiny_model, data, tmp_path / "out", *args) == 0
     assert created[0]["max_model_len"] == 1024 + 512 and created[0]["tensor_parallel_size"] == 2
+
+
+@pytest.mark.skipif(_vllm_available(), reason="vLLM is installed here")
+def test_vllm_evaluates_in_a_child_process(
+    tiny_model: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """With vLLM, eval-all and selection evaluate each model in a child process (its end frees the GPU
+    memory); the child's failure comes back as False with its message, and this process goes on."""
+    data = write_eval_file(tmp_path / "test.jsonl", 1)
+    settings = EvalSettings(backend="vllm", max_new_tokens=4)
+    assert evaluate_separately(str(tiny_model), [data], settings, out=tmp_path / "out") is False
+    assert "needs vLLM" in capfd.readouterr().err
