@@ -56,13 +56,12 @@ from pathlib import Path
 
 from tools.common.paths import data_root, runs_root
 from tools.evaluation.eval_all import evaluate_all
+from tools.evaluation.eval_api import DEFAULT_BASE_URL  # named in --base-url's help
 from tools.evaluation.evaluate import evaluate
 from tools.evaluation.generation import BACKENDS, LOCAL_BACKENDS
 from tools.evaluation.settings import EvalSettings
 from tools.recipe import registry
 from tools.recipe.compose import DEFAULT_PROFILE
-
-DEFAULT = EvalSettings()  # the flags' defaults
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -95,35 +94,27 @@ def _positive_int(value: str) -> int:
 
 
 def _add_generation_args(parser: argparse.ArgumentParser, eval_all: bool = False) -> None:
-    """Generation flags of ``eval``, or of ``eval-all`` (local backends only, default: the profile's)."""
+    """Generation flags of ``eval``, or of ``eval-all`` (local backends only, default: the profile's).
+
+    Their defaults are ``EvalSettings``'s: a flag not given is None here and left out of the settings."""
     parser.add_argument(
         "--backend",
         choices=LOCAL_BACKENDS if eval_all else BACKENDS,
-        default=None if eval_all else DEFAULT.backend,
         help="hf (CPU/tests) or vllm (GPU); default: the profile's eval_backend"
         if eval_all
         else "hf (CPU/tests), vllm (GPU) or openai (an API: see below); default hf",
     )
     parser.add_argument("--batch-size", type=_positive_int, help="items per generate call (hf: 8, vllm: 512)")
-    parser.add_argument(
-        "--max-new-tokens",
-        type=_positive_int,
-        default=DEFAULT.max_new_tokens,
-        help=f"default {DEFAULT.max_new_tokens} (the paper's)",
-    )
+    parser.add_argument("--max-new-tokens", type=_positive_int, help="default 1024 (the paper's)")
     parser.add_argument(
         "--max-prompt-length",
         type=_positive_int,
-        default=DEFAULT.max_prompt_length,
-        help="vllm: max_model_len = this + --max-new-tokens "
-        f"(default {DEFAULT.max_prompt_length}, the paper's prompt limit)",
+        help="vllm: max_model_len = this + --max-new-tokens (default 1024, the paper's prompt limit)",
     )
     parser.add_argument(
         "--tensor-parallel-size",
         type=_positive_int,
-        default=DEFAULT.tensor_parallel_size,
-        help="vllm: GPUs per model, for one too large for a GPU (e.g. 2 for Qwen2.5-VL-32B; default "
-        f"{DEFAULT.tensor_parallel_size})",
+        help="vllm: GPUs per model, for one too large for a GPU (e.g. 2 for Qwen2.5-VL-32B; default 1)",
     )
     parser.add_argument(
         "--max-pixels",
@@ -138,7 +129,6 @@ def _add_generation_args(parser: argparse.ArgumentParser, eval_all: bool = False
     parser.add_argument(
         "--dtype",
         choices=("auto", "bfloat16", "float16", "float32"),
-        default=DEFAULT.dtype,
         help="default: checkpoint's",
     )
     parser.add_argument(
@@ -148,34 +138,13 @@ def _add_generation_args(parser: argparse.ArgumentParser, eval_all: bool = False
 
 def _add_api_args(parser: argparse.ArgumentParser) -> None:
     api = parser.add_argument_group("--backend openai (any OpenAI-compatible chat endpoint with images)")
-    api.add_argument("--base-url", default=DEFAULT.base_url, help=f"endpoint (default {DEFAULT.base_url})")
-    api.add_argument(
-        "--api-key-env",
-        default=DEFAULT.api_key_env,
-        help=f"variable holding the key (default {DEFAULT.api_key_env})",
-    )
-    api.add_argument(
-        "--concurrency",
-        type=_positive_int,
-        default=DEFAULT.concurrency,
-        help=f"requests in flight (default {DEFAULT.concurrency})",
-    )
-    api.add_argument(
-        "--max-retries",
-        type=int,
-        default=DEFAULT.max_retries,
-        help=f"retries per item (default {DEFAULT.max_retries})",
-    )
-    api.add_argument(
-        "--request-timeout",
-        type=float,
-        default=DEFAULT.request_timeout,
-        help=f"seconds per attempt (default {DEFAULT.request_timeout:g})",
-    )
-    api.add_argument("--usd-per-mtok-prompt", type=float, default=0.0, help="price per M prompt tokens")
-    api.add_argument(
-        "--usd-per-mtok-completion", type=float, default=0.0, help="price per M completion tokens"
-    )
+    api.add_argument("--base-url", help=f"endpoint (default {DEFAULT_BASE_URL})")
+    api.add_argument("--api-key-env", help="variable holding the key (default OPENAI_API_KEY)")
+    api.add_argument("--concurrency", type=_positive_int, help="requests in flight (default 16)")
+    api.add_argument("--max-retries", type=int, help="retries per item (default 4)")
+    api.add_argument("--request-timeout", type=float, help="seconds per attempt (default 120)")
+    api.add_argument("--usd-per-mtok-prompt", type=float, help="price per M prompt tokens")
+    api.add_argument("--usd-per-mtok-completion", type=float, help="price per M completion tokens")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -194,18 +163,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sampling.add_argument(
         "--samples",
         type=_positive_int,
-        default=DEFAULT.samples,
         help="answers sampled per item (>= 2: pass@k for k = 1, 2, 4, 8 up to N; default 1 = greedy)",
     )
     sampling.add_argument(
         "--temperature", type=float, help="sampling temperature with --samples (default 1; greedy: 0)"
     )
-    sampling.add_argument(
-        "--seed",
-        type=int,
-        default=DEFAULT.seed,
-        help=f"sampling seed with --samples (default {DEFAULT.seed})",
-    )
+    sampling.add_argument("--seed", type=int, help="sampling seed with --samples (default 0)")
     _add_api_args(parser)
     parser.set_defaults(func=_eval)
 
