@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from tools.cli import main
-from tools.evaluation.evaluate import cap_rate, eval_datasets
+from tools.evaluation.eval_all import eval_datasets
+from tools.evaluation.score import cap_rate
 from tools.evaluation.scorings import authors_scorings
 
 OPTIONS = ["A) Adenocarcinoma", "B) Lymphoma", "C) Normal tissue", "D) Melanoma"]

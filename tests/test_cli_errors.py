@@ -116,7 +116,7 @@ def test_naming_gives_a_nameless_write_error_its_file(tmp_path: Path) -> None:
 @pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch) -> ScriptedBackend:
     backend = ScriptedBackend({"Which": ANSWER})
-    monkeypatch.setattr("tools.evaluation.eval_backends.make_backend", lambda *a, **k: backend)
+    monkeypatch.setattr("tools.evaluation.evaluate.make_backend", lambda *a, **k: backend)
     return backend
 
 

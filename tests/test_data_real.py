@@ -684,7 +684,7 @@ def test_omnimedvqa_image_outside_root(path: str, message: str, tmp_path: Path) 
 
 
 def test_evaluation_reports_the_gold_choice_when_it_reads_like_a_list() -> None:
-    from tools.evaluation.evaluate import score
+    from tools.evaluation.score import score
 
     result = score("<think>t</think><answer>D) Both A) and B)</answer>", "D) Both A) and B)")
     assert result["correct"] and result["letter_correct"] and result["parsed_letter"] == "D"

@@ -20,9 +20,11 @@ from PIL import Image
 from tools.cli import main
 from tools.common.pixels import load_image
 from tools.common.prompt import build_prompt
-from tools.evaluation.eval_backends import Generation, HFBackend, Request
+from tools.evaluation.eval_backends import HFBackend
 from tools.evaluation.eval_files import read_records
-from tools.evaluation.evaluate import output_dir, training_settings
+from tools.evaluation.evaluate import evaluate, evaluate_separately, output_dir
+from tools.evaluation.generation import Generation, Request
+from tools.evaluation.settings import EvalSettings, training_settings
 
 ITEM_FIELDS = {
     "id",
@@ -135,6 +137,19 @@ class ScriptedBackend:
         pass
 
 
+def test_evaluate_runs_in_process(tiny_model: Path, tmp_path: Path) -> None:
+    """``evaluate(model, datasets, settings)`` is a plain call: the summaries come back, the folder holds the
+    records, and a second call with the same settings finds the folder up to date (no model loaded)."""
+    data = write_eval_file(tmp_path / "test.jsonl", 3)
+    settings = EvalSettings(max_new_tokens=4, max_pixels=6272, batch_size=2)
+    [summary] = evaluate(str(tiny_model), [data], settings, out=tmp_path / "out")
+    assert (summary["n"], summary["max_new_tokens"], summary["max_pixels"]) == (3, 4, 6272)
+    assert {r["id"] for r in read_jsonl(tmp_path / "out" / "test" / "items.jsonl")} == {
+        f"test-{i}" for i in range(3)
+    }
+    assert evaluate(str(tiny_model), [data], settings, out=tmp_path / "out") == []
+
+
 def test_scoring_uses_reward_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = [
         ("q-strict", "<think>nuclei</think><answer>B) Lymphoma</answer>", "PubMed"),
@@ -162,7 +177,7 @@ def test_scoring_uses_reward_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         )
     )
     backend = ScriptedBackend({q: output for q, output, _ in rows})
-    monkeypatch.setattr("tools.evaluation.eval_backends.make_backend", lambda *a, **k: backend)
+    monkeypatch.setattr("tools.evaluation.evaluate.make_backend", lambda *a, **k: backend)
     assert run_eval("scripted", data, tmp_path / "out") == 0
 
     items = {item["id"]: item for item in read_jsonl(tmp_path / "out" / "test" / "items.jsonl")}
@@ -198,7 +213,7 @@ def test_scoring_uses_reward_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_batched_generation_equals_one_by_one(tiny_model: Path, tmp_path: Path) -> None:
     data = read_jsonl(write_eval_file(tmp_path / "test.jsonl", 6))
     requests = [Request(build_prompt(row["question"], row["options"]), row["image"]) for row in data]
-    backend = HFBackend(str(tiny_model), max_new_tokens=24)
+    backend = HFBackend(str(tiny_model), EvalSettings(max_new_tokens=24))
     batched = backend.generate(requests)
     single = [backend.generate([request])[0] for request in requests]
     assert batched == single
@@ -217,7 +232,7 @@ def test_load_image_resizes_like_easyr1(tmp_path: Path) -> None:
 def test_max_pixels_limits_image_tokens(tiny_model: Path, tmp_path: Path) -> None:
     path = tmp_path / "big.png"
     Image.new("RGB", (224, 224)).save(path)
-    small = HFBackend(str(tiny_model), max_new_tokens=1, max_pixels=56 * 56)
+    small = HFBackend(str(tiny_model), EvalSettings(max_new_tokens=1, max_pixels=56 * 56))
     inputs = small.processor(text=[small.render("q")], images=[small.image(str(path))], return_tensors="pt")
     assert inputs["image_grid_thw"].tolist() == [[1, 4, 4]]  # 56 x 56 pixels in 14-pixel patches
 
@@ -294,7 +309,7 @@ def test_finished_eval_is_skipped_and_settings_are_checked(
 ) -> None:
     data = write_eval_file(tmp_path / "test.jsonl", 3)
     backend = ScriptedBackend({"Which": "<think>a</think><answer>A) Adenocarcinoma</answer>"})
-    monkeypatch.setattr("tools.evaluation.eval_backends.make_backend", lambda *a, **k: backend)
+    monkeypatch.setattr("tools.evaluation.evaluate.make_backend", lambda *a, **k: backend)
     assert run_eval("scripted", data, tmp_path / "out") == 0
     assert run_eval("scripted", data, tmp_path / "out") == 0
     assert "up to date" in capsys.readouterr().out
@@ -410,10 +425,10 @@ def _vllm_available() -> bool:
 
 @pytest.mark.skipif(_vllm_available(), reason="vLLM is installed here")
 def test_vllm_backend_without_vllm_says_so(tiny_model: Path) -> None:
-    from tools.evaluation.eval_backends import make_backend
+    from tools.evaluation.evaluate import make_backend
 
     with pytest.raises(SystemExit, match="needs vLLM"):
-        make_backend("vllm", str(tiny_model), max_new_tokens=4)
+        make_backend(str(tiny_model), EvalSettings(backend="vllm", max_new_tokens=4))
 
 
 @pytest.mark.slow
@@ -449,3 +464,15 @@ def test_vllm_engine_gets_the_recipes_length_limit_and_tensor_parallelism(
     args = ("--backend", "vllm", "--max-new-tokens", "512", "--tensor-parallel-size", "2")
     assert run_eval(tiny_model, data, tmp_path / "out", *args) == 0
     assert created[0]["max_model_len"] == 1024 + 512 and created[0]["tensor_parallel_size"] == 2
+
+
+@pytest.mark.skipif(_vllm_available(), reason="vLLM is installed here")
+def test_vllm_evaluates_in_a_child_process(
+    tiny_model: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """With vLLM, eval-all and selection evaluate each model in a child process (its end frees the GPU
+    memory); the child's failure comes back as False with its message, and this process goes on."""
+    data = write_eval_file(tmp_path / "test.jsonl", 1)
+    settings = EvalSettings(backend="vllm", max_new_tokens=4)
+    assert evaluate_separately(str(tiny_model), [data], settings, out=tmp_path / "out") is False
+    assert "needs vLLM" in capfd.readouterr().err

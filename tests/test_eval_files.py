@@ -101,7 +101,7 @@ def test_report_refuses_mixed_folders(runs: Path, tmp_path: Path, damage, messag
 @pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch) -> ScriptedBackend:
     backend = ScriptedBackend({"Which": ANSWER})
-    monkeypatch.setattr("tools.evaluation.eval_backends.make_backend", lambda *a, **k: backend)
+    monkeypatch.setattr("tools.evaluation.evaluate.make_backend", lambda *a, **k: backend)
     return backend
 
 
@@ -126,9 +126,7 @@ def test_config_is_written_before_the_first_item(tmp_path: Path, monkeypatch: py
             seen.append(config["model_sha256"] == model_sha256("scripted") and config["temperature"] == 0.0)
             return super().generate(requests)
 
-    monkeypatch.setattr(
-        "tools.evaluation.eval_backends.make_backend", lambda *a, **k: Checking({"Which": ANSWER})
-    )
+    monkeypatch.setattr("tools.evaluation.evaluate.make_backend", lambda *a, **k: Checking({"Which": ANSWER}))
     assert run_eval("scripted", data, tmp_path / "out") == 0
     assert seen == [True]
 

@@ -17,9 +17,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tools.evaluation.eval_backends import HFBackend, Request, VLLMBackend
+from tools.evaluation.eval_backends import HFBackend, VLLMBackend
+from tools.evaluation.generation import Request
+from tools.evaluation.settings import EvalSettings
 
 MAX_PIXELS, MIN_PIXELS = 401_408, 3_136  # recipes/stages/_common.yaml vars
+SETTINGS = EvalSettings(max_new_tokens=4, max_pixels=MAX_PIXELS, min_pixels=MIN_PIXELS)
 QWEN_LIMITS = {"min_pixels": 3_136, "max_pixels": 12_845_056}  # Qwen2.5-VL-7B-Instruct's preprocessor_config
 PROMPT = "Which tissue is shown?"
 
@@ -81,7 +84,7 @@ def test_evaluation_images_have_the_training_image_tokens(
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(model)
-    hf = HFBackend(str(model), max_new_tokens=4, max_pixels=MAX_PIXELS, min_pixels=MIN_PIXELS)
+    hf = HFBackend(str(model), SETTINGS)
     counts = []
     for path in images:
         inputs = hf.inputs([Request(prompt=PROMPT, image=str(path))])
@@ -91,7 +94,7 @@ def test_evaluation_images_have_the_training_image_tokens(
     assert [c for c in counts if len(set(c[1:])) > 1] == []
     assert len({c[3] for c in counts}) > 10  # the sizes do span many token counts
 
-    vllm_backend = VLLMBackend(str(model), max_new_tokens=4, max_pixels=MAX_PIXELS, min_pixels=MIN_PIXELS)
+    vllm_backend = VLLMBackend(str(model), SETTINGS)
     assert vllm.CALLS[-1].get("mm_processor_kwargs") is None  # vLLM runs the processor with its defaults
     requests = [Request(prompt=PROMPT, image=str(path)) for path in images]
     prompts = vllm_backend.prompts(requests)

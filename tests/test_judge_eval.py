@@ -29,7 +29,7 @@ def judged_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     runs = tmp_path / "runs"
     for stage, output in OUTPUTS.items():
         backend = ScriptedBackend({"Which": output})
-        monkeypatch.setattr("tools.evaluation.eval_backends.make_backend", lambda *a, b=backend, **k: b)
+        monkeypatch.setattr("tools.evaluation.evaluate.make_backend", lambda *a, b=backend, **k: b)
         assert run_eval(f"model-{stage}", data, runs / "tiny" / stage / "eval") == 0
     monkeypatch.setenv("PATHVLM_JUDGE_CACHE", str(tmp_path / "judge-cache"))
     with JudgeServer() as server:

@@ -11,8 +11,8 @@ from test_eval import write_eval_file
 
 from tools.cli import main
 from tools.evaluation.eval_files import EvalFileError, validate_record
-from tools.evaluation.evaluate import score
 from tools.evaluation.passk import estimate, pass_at_k
+from tools.evaluation.score import score
 from tools.report.cli import write_report
 from tools.report.load import load
 

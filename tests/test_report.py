@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tools.cli import main
-from tools.evaluation.evaluate import summarize
+from tools.evaluation.score import summarize
 
 # The paper's results as DESIGN.md lists them (typed in again here, independently of
 # tools/report/paper.py).

@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tools.cli import main as cli_main
-from tools.train.selection import best_step
+from tools.evaluation.selection import best_step
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def gold_against_the_last(
     Scored with the evaluation's own ``score``; returns the rows and how many items an earlier
     checkpoint gets right (so the last scores 0 and, if that count is > 0, some earlier one scores more).
     """
-    from tools.evaluation.evaluate import score
+    from tools.evaluation.score import score
 
     *earlier, last = sorted(outputs)
     new_rows, won = [], 0

@@ -30,9 +30,9 @@ COMMANDS = {
         "tools.dev.tiny_model",
         "build the tiny offline Qwen2.5-VL used by tests and the CPU smoke pipeline",
     ),
-    "eval": ("tools.evaluation.evaluate", "evaluate one model on eval JSONL files"),
+    "eval": ("tools.evaluation.cli", "evaluate one model on eval JSONL files"),
     "eval-all": (
-        "tools.evaluation.evaluate",
+        "tools.evaluation.cli",
         "evaluate every finished stage model and the base model of a size",
     ),
     "report": ("tools.report.cli", "tables 1-3 next to the paper's, McNemar tests, plots, W&B"),
@@ -42,7 +42,7 @@ COMMANDS = {
         "fake OpenAI-compatible judge on 127.0.0.1 (tests, smoke, benchmarks)",
     ),
     "judge": (
-        "tools.evaluation.judge_cli",
+        "tools.train.judge_cli",
         "the process-reward judge: cost estimate, one real call, agreement of two judges",
     ),
     "models": (

@@ -6,9 +6,12 @@ trained on is exactly the wording it is evaluated on.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 IMAGE_TOKEN = "<image>"
+# An option string "C) text" (also "C. text", "C: text"): its letter and its text.
+OPTION_RE = re.compile(r"^\s*([A-Z])\s*[).:]\s*(\S.*?)\s*$", re.DOTALL)
 
 ANSWER_INSTRUCTION = (
     "Think step by step inside <think></think> tags, then give the final answer inside "

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rewards.rules import accuracy_reward, normalize_option_text
-from tools.common.prompt import IMAGE_TOKEN
+from tools.common.prompt import IMAGE_TOKEN, OPTION_RE
 from tools.data.errors import ItemError
 
-OPTION_RE = re.compile(r"^\s*([A-Z])\s*[).:]\s*(\S.*?)\s*$", re.DOTALL)
 BARE_LETTER_RE = re.compile(r"^\s*\(?([A-Z])\s*[).:]?\s*$")  # "A", "A)", "(A)": PathMMU reads answer[0]
 
 

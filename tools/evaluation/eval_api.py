@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from rewards.judge.chat import ChatFailure, chat_client, complete, load_image, run_sync, user_messages
 from rewards.judge.config import credentials_in_url
 from rewards.judge.items import JudgeUsage
-from tools.evaluation.eval_backends import Generation, Request
+from tools.evaluation.generation import Generation, Request
 
 if TYPE_CHECKING:
     import openai

@@ -1,5 +1,5 @@
-"""Greedy generation backends for evaluation: Hugging Face transformers (CPU, tests) and vLLM (GPU);
-``openai`` (any OpenAI-compatible endpoint) lives in ``tools/evaluation/eval_api.py``.
+"""The local evaluation backends: Hugging Face transformers (CPU, tests) and vLLM (GPU); ``openai`` (any
+OpenAI-compatible endpoint) lives in ``tools/evaluation/eval_api.py``.
 
 Both backends show the model the same text (the model's chat template around one image and the
 ``build_prompt`` text) and the same image as training: resized into ``min_pixels`` / ``max_pixels`` first
@@ -11,33 +11,18 @@ temperature 0, no repetition penalty, no model-default sampling settings. An out
 end-of-sequence token of the model's generation config; ``output_tokens`` counts the tokens before it.
 With ``samples`` > 1 (pass@k, ``tools/evaluation/passk.py``) ``generate_samples`` draws that many answers
 per request at ``temperature`` (top-p 1, no top-k, no repetition penalty), seeded by ``seed``.
+torch, transformers and vLLM are imported where they are used (they take seconds to import).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from tools.common.pixels import load_image
-
-BACKENDS = ("hf", "vllm", "openai")
-DEFAULT_BATCH_SIZE = {"hf": 8, "vllm": 512, "openai": 64}
-
-
-@dataclass(frozen=True)
-class Request:
-    """One item to answer: the ``build_prompt`` text and the image file it is about."""
-
-    prompt: str
-    image: str
-
-
-@dataclass(frozen=True)
-class Generation:
-    text: str
-    output_tokens: int
+from tools.evaluation.generation import Generation, Request
+from tools.evaluation.settings import EvalSettings
 
 
 def eos_token_ids(model: str) -> list[int]:
@@ -50,32 +35,15 @@ def eos_token_ids(model: str) -> list[int]:
     return [eos] if isinstance(eos, int) else list(eos)
 
 
-class Backend(ABC):
+class LocalBackend(ABC):
     """Loads a Qwen2.5-VL model once and answers batches of requests greedily."""
 
-    def __init__(
-        self,
-        model: str,
-        max_new_tokens: int = 1024,
-        max_pixels: int | None = None,
-        min_pixels: int | None = None,
-        dtype: str = "auto",
-        samples: int = 1,
-        temperature: float = 0.0,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, model: str, settings: EvalSettings) -> None:
         from transformers import AutoProcessor
 
-        if samples > 1 and temperature <= 0:
-            raise ValueError(f"{samples} samples per item need a temperature > 0, got {temperature}")
         self.model_name = model
-        self.max_new_tokens = max_new_tokens
-        self.samples = samples
-        self.temperature = temperature
-        self.seed = seed
-        self.max_pixels = max_pixels
-        self.min_pixels = min_pixels
-        self.dtype = dtype
+        self.settings = settings
+        self.temperature = (settings.sampling or {}).get("temperature", 1.0)  # of generate_samples
         self.processor = AutoProcessor.from_pretrained(model)  # its default limits, as in training
         self.processor.tokenizer.padding_side = "left"
         self.eos_ids = eos_token_ids(model)
@@ -87,7 +55,7 @@ class Backend(ABC):
 
     def image(self, path: str):
         """The image as training feeds it to the processor (resized into the pixel budget, RGB)."""
-        return load_image(path, self.min_pixels, self.max_pixels)
+        return load_image(path, self.settings.min_pixels, self.settings.max_pixels)
 
     def finish(self, token_ids: Sequence[int]) -> Generation:
         """Cut at the first end-of-sequence token and decode without special tokens."""
@@ -116,31 +84,31 @@ class Backend(ABC):
         return None
 
 
-class HFBackend(Backend):
+class HFBackend(LocalBackend):
     """transformers ``generate`` on a left-padded batch (Qwen2.5-VL's mRoPE positions follow the mask)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, model: str, settings: EvalSettings) -> None:
+        super().__init__(model, settings)
         import torch
         from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        torch_dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
+        torch_dtype = "auto" if self.settings.dtype == "auto" else getattr(torch, self.settings.dtype)
         self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(self.model_name, dtype=torch_dtype)
         self.model.to(self.device).eval()
         pad_id = self.processor.tokenizer.pad_token_id
         common = {
-            "max_new_tokens": self.max_new_tokens,
+            "max_new_tokens": self.settings.max_new_tokens,
             "eos_token_id": self.eos_ids,
             "pad_token_id": self.eos_ids[-1] if pad_id is None else pad_id,
         }
         self.generation_config = GenerationConfig(do_sample=False, **common)
         self.sampling_config = GenerationConfig(
             do_sample=True,
-            temperature=self.temperature or 1.0,
+            temperature=self.temperature,
             top_p=1.0,
             top_k=0,
-            num_return_sequences=self.samples,
+            num_return_sequences=self.settings.samples,
             **common,
         )
         self._sample_calls = 0
@@ -169,22 +137,21 @@ class HFBackend(Backend):
     def generate_samples(self, requests: Sequence[Request]) -> list[list[Generation]]:
         import torch
 
-        torch.manual_seed(self.seed + self._sample_calls)  # each batch its own seeded draws
+        torch.manual_seed(self.settings.seed + self._sample_calls)  # each batch its own seeded draws
         self._sample_calls += 1
         flat = self._generate(requests, self.sampling_config)  # the samples of a request are adjacent
-        return [flat[i : i + self.samples] for i in range(0, len(flat), self.samples)]
+        return [flat[i : i + self.settings.samples] for i in range(0, len(flat), self.settings.samples)]
 
 
-class VLLMBackend(Backend):
+class VLLMBackend(LocalBackend):
     """vLLM offline ``LLM.generate`` with one image per prompt (GPU only; vLLM is imported here, lazily).
 
-    ``max_model_len`` bounds prompt + output (vLLM would otherwise reserve KV cache for the model's 128k
-    context); ``tensor_parallel_size`` shards a model too large for one GPU (the 32B baseline)."""
+    ``max_model_len`` (``max_prompt_length`` + ``max_new_tokens``) bounds prompt + output (vLLM would
+    otherwise reserve KV cache for the model's 128k context); ``tensor_parallel_size`` shards a model too
+    large for one GPU (the 32B baseline)."""
 
-    def __init__(
-        self, *args: Any, max_model_len: int | None = None, tensor_parallel_size: int = 1, **kwargs: Any
-    ) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, model: str, settings: EvalSettings) -> None:
+        super().__init__(model, settings)
         try:
             from vllm import LLM, SamplingParams
         except ImportError as error:
@@ -194,24 +161,24 @@ class VLLMBackend(Backend):
 
         self.llm = LLM(
             model=self.model_name,
-            dtype=self.dtype,
+            dtype=self.settings.dtype,
             seed=0,
             limit_mm_per_prompt={"image": 1},
-            max_model_len=max_model_len,
-            tensor_parallel_size=tensor_parallel_size,
+            max_model_len=settings.max_prompt_length + settings.max_new_tokens,
+            tensor_parallel_size=settings.tensor_parallel_size,
         )
         self.sampling = SamplingParams(
             temperature=0.0,
-            max_tokens=self.max_new_tokens,
+            max_tokens=self.settings.max_new_tokens,
             stop_token_ids=self.eos_ids,
             skip_special_tokens=True,
         )
         self.multi_sampling = SamplingParams(
-            n=self.samples,
-            temperature=self.temperature or 1.0,
+            n=self.settings.samples,
+            temperature=self.temperature,
             top_p=1.0,
-            seed=self.seed,
-            max_tokens=self.max_new_tokens,
+            seed=self.settings.seed,
+            max_tokens=self.settings.max_new_tokens,
             stop_token_ids=self.eos_ids,
             skip_special_tokens=True,
         )
@@ -232,18 +199,3 @@ class VLLMBackend(Backend):
     def generate_samples(self, requests: Sequence[Request]) -> list[list[Generation]]:
         outputs = self._outputs(requests, self.multi_sampling)
         return [[self.finish(sample.token_ids) for sample in output.outputs] for output in outputs]
-
-
-def make_backend(name: str, model: str, **kwargs: Any):
-    """``hf``, ``vllm`` (keyword arguments as for ``Backend``) or ``openai`` (as for ``OpenAIBackend``)."""
-    if name == "openai":
-        from tools.evaluation.eval_api import OpenAIBackend
-
-        return OpenAIBackend(model, **kwargs)
-    if name == "hf":
-        for key in ("max_model_len", "tensor_parallel_size"):
-            kwargs.pop(key, None)
-        return HFBackend(model, **kwargs)
-    if name == "vllm":
-        return VLLMBackend(model, **kwargs)
-    raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")

@@ -1,4 +1,5 @@
-"""The files of one evaluation folder: its identity, the record schema, validated reading, the lock.
+"""The files of evaluation: an eval data file's rows (``load_items``) and, per evaluation folder, its
+identity, the record schema, validated reading, the lock.
 
 An evaluation folder ``.../eval/<dataset>/`` holds ``config.json`` (written first, before any item), the
 ``items.jsonl`` records and, once every item is answered, ``summary.json``. The folder's identity is the
@@ -51,6 +52,7 @@ RECORD_TYPES: dict[str, tuple[type, ...]] = {
     "format_ok": (bool,),
 }
 SAMPLE_TYPES: dict[str, type] = {"sample_outputs": str, "sample_correct": bool, "sample_output_tokens": int}
+ITEM_KEYS = ("id", "subset", "image", "question", "options", "answer")  # a row of an eval data file
 CONFIG_FILE, ITEMS_FILE, SUMMARY_FILE, LOCK_FILE = "config.json", "items.jsonl", "summary.json", "eval.lock"
 _WHOLE_FILE_LIMIT = 16 << 20
 _EDGE = 1 << 20
@@ -58,6 +60,33 @@ _EDGE = 1 << 20
 
 class EvalFileError(UserError, ValueError):
     """An evaluation file that cannot be trusted; the message names the file (and line)."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_items(path: Path) -> list[dict[str, Any]]:
+    """The rows ``{id, subset, image, question, options, answer}`` of an eval data file; ids are unique."""
+    items, seen = [], set()
+    for line_no, item in jsonl_objects(path):
+        missing = [key for key in ITEM_KEYS if key not in item]
+        if missing:
+            raise EvalFileError(
+                f"{path}:{line_no}: eval item lacks {missing}; expected keys {list(ITEM_KEYS)}"
+            )
+        item["id"] = str(item["id"])
+        if item["id"] in seen:
+            raise EvalFileError(f"{path}:{line_no}: duplicate id {item['id']!r}")
+        seen.add(item["id"])
+        items.append(item)
+    if not items:
+        raise EvalFileError(f"{path}: no eval items (convert the data again: pathvlm data)")
+    return items
 
 
 def model_sha256(model: str) -> str:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from rewards import accuracy_reward, format_reward
 from rewards.judge import get_judge
 from rewards.process import judge_item, unpack_answer
+from tools.evaluation.eval_files import jsonl_objects, load_items
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,8 +47,6 @@ class JudgeSpec:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    from tools.evaluation.eval_files import jsonl_objects
-
     rows = [row for _, row in jsonl_objects(path)]
     if not rows:
         raise ValueError(f"{path}: no rows")
@@ -56,7 +55,6 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def load_responses(responses: Path, data: Path | None) -> list[Any]:
     """JudgeItems for the format-passing responses of an eval ``items.jsonl`` (with ``data``) or a dump."""
-
     rows = _read_jsonl(responses)
     items = []
     if "output" in rows[0] and "id" in rows[0]:
@@ -64,8 +62,6 @@ def load_responses(responses: Path, data: Path | None) -> list[Any]:
             raise ValueError(
                 f"{responses}: an eval items.jsonl needs --data (the eval JSONL it was made from)"
             )
-        from tools.evaluation.evaluate import load_items
-
         by_id = {item["id"]: item for item in load_items(data)}
         for line_no, row in enumerate(rows, 1):
             item = by_id.get(str(row.get("id")))

@@ -21,11 +21,28 @@ judge on the same items is skipped.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from rewards.judge import Judge, JudgeConfig, JudgeItem
+from tools.common.paths import runs_root
+from tools.evaluation.eval_files import (
+    SUMMARY_FILE,
+    EvalFileError,
+    check_folder,
+    file_sha256,
+    ids_sha256,
+    load_items,
+    read_json,
+    write_json,
+)
+from tools.evaluation.stats import bootstrap_ci
+from tools.recipe.cli import add_recipe_options, with_profile_size
+from tools.recipe.compose import judge_settings as recipe_judge
+from tools.recipe.run import IN_DOMAIN, Run
 
 JUDGED_FILE, JUDGED_SUMMARY_FILE = "judged.jsonl", "judged_summary.json"
 DIMENSIONS = ("integrity", "knowledge", "process")
@@ -34,8 +51,6 @@ CHUNK = 256  # items per judge batch (each batch has the recipe's deadline)
 
 def judge_settings(size: str, profile: str, overrides: list[str]) -> dict[str, Any]:
     """The ``judge`` settings of the composed r1 recipe (the reward's own judge)."""
-    from tools.recipe.compose import judge_settings as recipe_judge
-
     judge = recipe_judge(size, profile, overrides)
     if judge is None:
         raise SystemExit("no stage recipe's reward calls a judge (reward_function_kwargs.judge)")
@@ -56,10 +71,6 @@ def judge_identity(judge) -> dict[str, Any]:
 
 def judge_folder(eval_dir: Path, judge) -> dict[str, Any] | None:
     """Grade ``eval_dir``; returns its judged summary, or None when a judgement could not be made."""
-    from tools.evaluation.eval_files import EvalFileError, check_folder, ids_sha256, read_json, write_json
-    from tools.evaluation.evaluate import file_sha256, load_items
-    from tools.evaluation.stats import bootstrap_ci
-
     try:
         summary, records = check_folder(eval_dir)
     except EvalFileError as error:
@@ -153,9 +164,6 @@ def judge_folder(eval_dir: Path, judge) -> dict[str, Any] | None:
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    import json
-    import os
-
     temporary = path.with_name(f".{path.name}.tmp")
     with temporary.open("w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(row) + "\n" for row in rows)
@@ -165,9 +173,10 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    folders = args.eval_dirs or sorted(
-        path.parent for path in (args.runs / args.size).glob("*/eval/test/summary.json")
-    )
+    runs = [Run.at(path) for path in sorted((args.runs / args.size).glob("*"))]
+    folders = args.eval_dirs or [
+        run.eval_dir(IN_DOMAIN) for run in runs if (run.eval_dir(IN_DOMAIN) / SUMMARY_FILE).is_file()
+    ]
     if not folders:
         raise SystemExit(f"{args.runs / args.size}: no finished */eval/test/ evaluations to judge")
     judge = Judge(JudgeConfig.from_dict(judge_settings(args.size, args.profile, args.overrides)))
@@ -186,9 +195,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tools.common.paths import runs_root
-    from tools.recipe.cli import add_recipe_options, with_profile_size
-
     parser = subparsers.add_parser(
         "judge-eval",
         help="judge the reasoning of every test output (judged.jsonl beside items.jsonl)",

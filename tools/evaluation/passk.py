@@ -14,6 +14,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from tools.evaluation.stats import bootstrap_ci
+
 KS = (1, 2, 4, 8)
 
 
@@ -30,8 +32,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 def estimate(correct_counts: Sequence[int], n: int, ks: Iterable[int] = KS) -> dict[str, dict[str, Any]]:
     """``{"k": {"value", "ci"}}`` over items for every k in ``ks`` up to ``n`` (larger k are left out)."""
-    from tools.evaluation.stats import bootstrap_ci
-
     result = {}
     for k in ks:
         if k > n:

@@ -18,7 +18,7 @@ import difflib
 import re
 from collections.abc import Sequence
 
-from tools.data.items import OPTION_RE
+from tools.common.prompt import OPTION_RE
 
 SCORINGS = ("contract_aligned", "official")
 ANSWER_TAG = re.compile(r"<answer\b[^>]*>\s*(.*?)(?:</answer\s*>|$)", re.I | re.S)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 BASE = "base"  # the untrained model's run
 API_SIZE = "api"  # the size folder of API models: <runs>/api/<model>/
-IN_DOMAIN = "test"  # the in-domain evaluation: <runs>/<size>/<run>/eval/test/ (the PathMMU test split)
+IN_DOMAIN_BENCHMARK = "pathmmu"  # the data folder of the paper's own benchmark: <data>/pathmmu/
+IN_DOMAIN = "test"  # the in-domain dataset: <data>/pathmmu/eval/test.jsonl, evaluated as eval/test/
 SEED_SUFFIX = "-seed"
 _RUN_NAME = re.compile(rf"^(?P<stage>.+?)(?:{SEED_SUFFIX}(?P<seed>\d+))?$")
 

@@ -4,8 +4,8 @@
   grouped with the recipe-seed run: accuracy mean ± sd across seeds next to each seed's bootstrap CI, and
   the paper's pairs per matching seed (both stages trained with that seed): exact McNemar and paired
   image-cluster bootstrap.
-- **Model selection**: each ``<runs>/<size>/<run>/selection.json`` (checkpoint selection): the validation
-  curve, the exported step and the last one.
+- **Model selection**: each ``<runs>/<size>/<run>/selection.json`` (``tools.evaluation.selection``): the
+  validation curve, the exported step and the last one.
 - **Split unit**: each run's ``run.split_unit`` (``image``: image-disjoint, the default; ``question``: the
   paper's layout, images may be shared between splits). With ``pathvlm report --compare-runs DIR`` (runs
   trained on the other layout), the in-domain accuracy of each stage under both units and their difference

@@ -130,7 +130,8 @@ def make_plan(
     from omegaconf import OmegaConf
 
     from tools.common.wandb_naming import run_name, wandb_env
-    from tools.train import engines, selection
+    from tools.evaluation import selection
+    from tools.train import engines
 
     recipes.size_for(size, profile)  # a stand-in profile runs no paper size
     seeded = [*overrides, f"seed={seed}"] if seed is not None else overrides
@@ -389,7 +390,7 @@ def _selected_model(plan: Plan) -> Path | None:
     data = plan.cfg["run"]["selection_data"]
     if data is None:
         return None
-    from tools.train import selection
+    from tools.evaluation import selection
 
     checkpoints = plan.engine.checkpoints(plan.cfg, plan.stage_dir)
     record = selection.select(plan.cfg, plan.stage_dir, checkpoints, Path(data))

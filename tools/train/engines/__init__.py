@@ -17,7 +17,7 @@ Each engine module defines:
 - ``trained_steps(cfg, stage_dir)``: the optimizer steps the finished run took (the runner never marks a
   run of 0 steps DONE);
 - ``checkpoints(cfg, stage_dir)``: the kept checkpoints as (step, Hugging Face model directory), for model
-  selection on the validation split (``tools.train.selection``);
+  selection on the validation split (``tools.evaluation.selection``);
 - ``export(cfg, stage_dir, model_dir=None)``: write ``stage_dir/model`` (Hugging Face directory, flat
   Qwen2.5-VL config) from the final model or from ``model_dir`` (a selected checkpoint), ``metrics.jsonl``
   and, where the engine reports it, ``params.json``.
@@ -39,6 +39,7 @@ from types import ModuleType
 from typing import Any
 
 from tools.common.errors import naming
+from tools.common.model_dir import TRAINER_STATE, copy_model, model_files
 from tools.recipe import registry
 from tools.recipe.compose import SECTIONS
 
@@ -47,23 +48,12 @@ MODEL_DIR = "model"
 METRICS_FILE = "metrics.jsonl"
 PARAMS_FILE = "params.json"
 TRAIN_LOG = "train.log"
-TRAINER_STATE = "trainer_state.json"  # transformers writes it last when it saves a checkpoint or finishes
 # The runner's request to checkpoint and stop (tools.train.engines.stop): a file in the stage directory,
 # named to the engine by this variable and deleted before each launch.
 STOP_FILE, STOP_FILE_ENV = "STOP", "PATHVLM_STOP_FILE"
 
 # LLaMA-Factory's own report of what it trains; the TRL engine prints the same line.
 _PARAMS_LINE = re.compile(r"trainable params: ([\d,]+) \|\| all params: ([\d,]+)")
-# Trainer outputs next to the final model that are not part of a Hugging Face model directory.
-_NOT_MODEL_FILES = {
-    TRAINER_STATE,
-    "training_args.bin",
-    "all_results.json",
-    "train_results.json",
-    "eval_results.json",
-    "latest",  # DeepSpeed's pointer to its global_stepN state in a checkpoint
-}
-_NOT_MODEL_SUFFIXES = {".jsonl", ".md", ".png", ".pt", ".pth", ".py"}  # .pt/.pth: optimizer, scheduler, rng
 
 
 # Per recipe section, the module of each engine a profile may name.
@@ -237,26 +227,6 @@ def trainer_finished(output_dir: Path) -> bool:
 # ---------------------------------------------------------------------------------- export
 
 
-def copy_model(src: Path, dst: Path, files: Iterable[Path] | None = None) -> None:
-    """Copy a Hugging Face model directory ``src`` (or just ``files``) to ``dst`` with a flat Qwen config.
-
-    Writes to a sibling temporary directory first, so ``dst`` is either absent or complete.
-    """
-    from tools.common.qwen_config import write_flat_config
-
-    if not (src / "config.json").is_file():
-        raise FileNotFoundError(f"{src}: no config.json, expected a saved Hugging Face model")
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for path in files if files is not None else src.iterdir():
-        if path.is_file():
-            shutil.copy2(path, tmp / path.name)
-    write_flat_config(tmp)
-    shutil.rmtree(dst, ignore_errors=True)
-    tmp.rename(dst)
-
-
 def export_trainer_output(output_dir: Path, stage_dir: Path, model_dir: Path | None = None) -> None:
     """A Hugging Face Trainer's final output (or the checkpoint ``model_dir``: model, tokenizer, processor)
     as ``stage_dir/model``, its log history as ``metrics.jsonl``, the parameter report as ``params.json``."""
@@ -264,15 +234,6 @@ def export_trainer_output(output_dir: Path, stage_dir: Path, model_dir: Path | N
     copy_model(source, stage_dir / MODEL_DIR, model_files(source))
     write_trainer_metrics(output_dir, stage_dir)
     write_params(stage_dir)
-
-
-def model_files(model_dir: Path) -> list[Path]:
-    """The model files a Hugging Face Trainer saved in ``model_dir`` (its output or a checkpoint)."""
-    return [
-        p
-        for p in model_dir.iterdir()
-        if p.is_file() and p.name not in _NOT_MODEL_FILES and p.suffix not in _NOT_MODEL_SUFFIXES
-    ]
 
 
 def metric_name(key: str) -> str:

@@ -1,5 +1,6 @@
 """`pathvlm judge estimate` (a stage's judge cost before the run), `pathvlm judge check` (one real call to a
-stage's judge, as `pathvlm run` makes before r1) and `pathvlm judge agree` (two judges)."""
+stage's judge, as `pathvlm run` makes before r1) and `pathvlm judge agree` (two judges, from
+``tools.evaluation.judge_agree``; this module sits in train because the estimate reads training recipes)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from pathlib import Path
 from rewards.judge import JudgeConfig
 from rewards.judge.check import JudgeUnusable, check_judge
 from tools.evaluation import judge_agree
+from tools.recipe.cli import add_recipe_arguments, with_profile_size
+from tools.recipe.compose import compose, stage_judge, to_container
+from tools.recipe.registry import RecipeError
 from tools.train import judge_estimate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tools.recipe.cli import add_recipe_arguments, with_profile_size
-
     parser = subparsers.add_parser(
         "judge", help="the process-reward judge: cost estimate, one real call, agreement of two judges"
     )
@@ -71,9 +73,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _estimate(args: argparse.Namespace) -> int:
-    from tools.recipe.compose import compose, to_container
-    from tools.recipe.registry import RecipeError
-
     try:
         cfg = to_container(compose(args.stage, args.size, args.profile, args.overrides, args.budget))
         result = judge_estimate.estimate(cfg, args.response_tokens)
@@ -91,9 +90,6 @@ def _estimate(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from tools.recipe.compose import compose, stage_judge, to_container
-    from tools.recipe.registry import RecipeError
-
     try:
         cfg = to_container(compose(args.stage, args.size, args.profile, args.overrides, args.budget))
         settings = stage_judge(cfg)

@@ -2,8 +2,8 @@
 
 With ``<data>/pathmmu/eval/validation.jsonl`` present (``pathvlm data pathmmu --val N``), ``pathvlm run``
 keeps every periodic checkpoint (``keep_checkpoints``), and after training evaluates each one on the
-validation split with ``pathvlm eval`` (greedy, the same code and image limits as the final evaluation,
-on the profile's ``eval_backend``), exports the one with the highest strict accuracy (ties:
+validation split with ``evaluate`` (greedy, the same code and image limits as the final evaluation, on the
+profile's ``eval_backend``; vLLM in a child process), exports the one with the highest strict accuracy (ties:
 the earliest step) and writes ``runs/<size>/<stage>/selection.json`` (the curve step → accuracy, the best
 step, the data file and its sha256), also logged to the stage's W&B run (``selection/accuracy`` against
 ``selection/step``). The test split is never read. Each checkpoint's evaluation lies in
@@ -15,15 +15,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.common.model_dir import copy_model, model_files
+from tools.evaluation.eval_files import SUMMARY_FILE, file_sha256, read_json
+from tools.evaluation.evaluate import evaluate_separately
+from tools.evaluation.settings import EvalSettings, training_settings
+from tools.recipe.registry import profile
+from tools.recipe.run import Run
+
 VALIDATION = "validation"
-SELECTION_FILE = "selection.json"
-SELECTION_DIR = "selection"
 
 
 def validation_data(manifest: Path) -> Path | None:
@@ -47,44 +50,43 @@ def best_step(curve: Sequence[Mapping[str, Any]]) -> int:
     return min(curve, key=lambda point: (-point["accuracy"], point["step"]))["step"]
 
 
-def _evaluate(model: Path, data: Path, out: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    """``pathvlm eval`` of one checkpoint (a flat-config copy, removed afterwards) on ``data``."""
-    from tools.evaluation.evaluate import file_sha256, training_settings
-    from tools.recipe.registry import profile
-    from tools.train.engines import copy_model, model_files
+def selection_settings(cfg: Mapping[str, Any]) -> EvalSettings:
+    """Greedy, on the profile's eval backend, with the stage's image limits and its selection token limit."""
+    settings = EvalSettings(
+        backend=profile(cfg["profile"]).eval_backend, max_new_tokens=cfg["selection_max_new_tokens"]
+    )
+    return settings.with_training_limits(training_settings([cfg], "the stage's image limits"))
 
-    summary_path = out / VALIDATION / "summary.json"
+
+def _validation_summary(model: Path, data: Path, out: Path, settings: EvalSettings) -> dict[str, Any]:
+    """The evaluation of checkpoint ``model`` on ``data`` in ``out/validation/``: the one a previous run
+    finished with the same data and token limit, else a new one of a flat-config copy (removed after)."""
+    summary_path = out / VALIDATION / SUMMARY_FILE
     if summary_path.is_file():
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        same = (summary.get("data_sha256"), summary.get("max_new_tokens"))
-        if same == (file_sha256(data), cfg["selection_max_new_tokens"]):
+        summary = read_json(summary_path)
+        if (summary.get("data_sha256"), summary.get("max_new_tokens")) == (
+            file_sha256(data),
+            settings.max_new_tokens,
+        ):
             return summary
     copy = out / "model"
     copy_model(model, copy, model_files(model))
-    settings = training_settings([cfg], "the stage's image limits")  # the resolved config in hand
-    command = [sys.executable, "-m", "tools.cli", "eval", "--model", str(copy), "--data", str(data)]
-    command += ["--out", str(out), "--backend", profile(cfg["profile"]).eval_backend]
-    command += ["--max-new-tokens", str(cfg["selection_max_new_tokens"])]
-    for flag, key in (("--max-pixels", "max_pixels"), ("--min-pixels", "min_pixels")):
-        if settings.get(key) is not None:
-            command += [flag, str(settings[key])]
-    print("+ " + " ".join(command), flush=True)
-    code = subprocess.run(command, check=False).returncode
-    shutil.rmtree(copy, ignore_errors=True)
-    if code != 0:
-        raise RuntimeError(f"validation of {model} failed with exit {code} (command above)")
-    return json.loads(summary_path.read_text(encoding="utf-8"))
+    try:
+        if not evaluate_separately(str(copy), [data], settings, out=out):
+            raise RuntimeError(f"validation of {model} failed (its error is above)")
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    return read_json(summary_path)
 
 
 def select(
     cfg: dict[str, Any], stage_dir: Path, checkpoints: Sequence[tuple[int, Path]], data: Path
 ) -> dict[str, Any]:
     """Evaluate ``checkpoints`` (step, model directory) on ``data``; write and return selection.json."""
-    from tools.evaluation.evaluate import file_sha256
-
+    run, settings = Run.at(stage_dir), selection_settings(cfg)
     curve = []
     for step, model in sorted(checkpoints):
-        summary = _evaluate(model, data, stage_dir / SELECTION_DIR / f"step-{step}", cfg)
+        summary = _validation_summary(model, data, run.selection_step(step), settings)
         curve.append({"step": step, "accuracy": summary["accuracy"], "n": summary["n"]})
         print(f"selection: step {step} validation accuracy {summary['accuracy']:.4f}", flush=True)
     best = best_step(curve)
@@ -97,16 +99,16 @@ def select(
         "last_step": curve[-1]["step"],
         "curve": curve,
     }
-    tmp = stage_dir / (SELECTION_FILE + ".tmp")
+    tmp = run.selection.with_name(run.selection.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(stage_dir / SELECTION_FILE)
+    tmp.replace(run.selection)
     print(f"selection: exporting step {best} of {[p['step'] for p in curve]}", flush=True)
     return record
 
 
 def log_to_wandb(record: Mapping[str, Any], env: Mapping[str, str], directory: Path) -> None:
     """The selection curve in the stage's own W&B run (same id: it resumes the training run)."""
-    import wandb
+    import wandb  # deferred: its import takes seconds and most runs have no validation split
 
     os.environ.pop("WANDB_SERVICE", None)
     run = wandb.init(
