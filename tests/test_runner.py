@@ -265,7 +265,7 @@ def test_prompt_lengths_match_easyr1s_overlong_filter(
 
     from transformers import AutoProcessor
 
-    from tools.train.engines.grpo_data import load_rows, prompt_length
+    from tools.common.grpo_rows import load_rows, prompt_length
 
     monkeypatch.setitem(sys.modules, "qwen_vl_utils", types.ModuleType("qwen_vl_utils"))  # gpu-env only,
     vision = types.ModuleType("qwen_vl_utils.vision_process")  # used by EasyR1 for videos

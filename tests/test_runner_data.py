@@ -59,7 +59,7 @@ def test_runner_refuses_a_manifest_without_file_hashes(data: Path, capsys) -> No
 def _lengths(data_dir: Path, model: Path) -> list[int]:
     from transformers import AutoProcessor
 
-    from tools.train.engines.grpo_data import load_rows, prompt_length
+    from tools.common.grpo_rows import load_rows, prompt_length
 
     processor = AutoProcessor.from_pretrained(model)
     rows = load_rows({"train_files": str(data_dir / "easyr1" / "rl.jsonl"), "max_pixels": 401408})

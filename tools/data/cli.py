@@ -228,7 +228,7 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.dir}: OK")
     if args.model:
-        from tools.train.engines.grpo_data import count_overlong, overlong_line
+        from tools.common.grpo_rows import count_overlong, overlong_line
 
         rl = args.dir / "easyr1" / "rl.jsonl"
         if not rl.is_file():

@@ -396,7 +396,7 @@ def _selected_model(plan: Plan) -> Path | None:
 def announce_overlong(plan: Plan) -> None:
     """Before a GRPO stage: print how many RL prompts ``data.filter_overlong_prompts`` drops (counted with the
     initial model's processor) and tag the W&B run with it (``overlong-prompts-N``)."""
-    from tools.train.engines.grpo_data import count_overlong, overlong_line
+    from tools.common.grpo_rows import count_overlong, overlong_line
 
     data = plan.cfg.get("easyr1", {}).get("data")
     if plan.cfg.get("engine") == "llamafactory" or not data or not data.get("filter_overlong_prompts", True):

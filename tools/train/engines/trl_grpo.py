@@ -59,7 +59,7 @@ from tools.train.engines import (
     trainer_step,
 )
 from tools.train.engines import easyr1 as _easyr1
-from tools.train.engines.grpo_data import drop_overlong, load_rows
+from tools.common.grpo_rows import drop_overlong, load_rows
 
 CONFIG_NAME = "config.yaml"  # reads the whole resolved stage config
 LAUNCH_ENV: tuple[str, ...] = ()
