@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rewards.judge import JudgeConfig, JudgeItem, JudgePrompt
+
 CHARS_PER_TOKEN = 4
 _EXAMPLE = {
     "question": "What is the most likely diagnosis based on the histological features shown in this image?",
@@ -102,8 +104,6 @@ def _items(train_file: str) -> tuple[list[dict[str, Any]], str]:
 
 def estimate(cfg: dict[str, Any], response_tokens: int | None = None) -> JudgeEstimate | None:
     """The estimate for a composed stage config (``recipes.to_container``); None without a judge."""
-    from rewards.judge import JudgeConfig, JudgeItem, JudgePrompt
-
     easyr1 = cfg.get("easyr1") or {}
     reward = easyr1.get("worker", {}).get("reward", {})
     settings = (reward.get("reward_function_kwargs") or {}).get("judge")

@@ -49,9 +49,9 @@ def best_step(curve: Sequence[Mapping[str, Any]]) -> int:
 
 def _evaluate(model: Path, data: Path, out: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     """``pathvlm eval`` of one checkpoint (a flat-config copy, removed afterwards) on ``data``."""
+    from tools.common.model_copy import copy_model, model_files
     from tools.evaluation.evaluate import file_sha256, training_settings
     from tools.recipe.registry import profile
-    from tools.train.engines import copy_model, model_files
 
     summary_path = out / VALIDATION / "summary.json"
     if summary_path.is_file():
