@@ -47,7 +47,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from rewards.judge import JudgeConfig
-from rewards.judge.check import JudgeUnusable, check_judge
+from rewards.judge import check as judge_check
 from rewards.judge.guard import MARKER as JUDGE_GUARD_MARKER
 from tools.common import paths, wandb_key
 from tools.common.errors import naming
@@ -279,7 +279,7 @@ def execute(plan: Plan, force: bool = False) -> None:
             f"{plan.config_hash}. Keep it, or retrain from scratch with --force (deletes {run.dir})."
         )
     if force or not plan.engine.finished():
-        _check_judge(plan)  # before anything is written or deleted: fixing the judge is no new run
+        check_judge(plan)  # before anything is written or deleted: fixing the judge is no new run
     if force and run.dir.exists():
         print(f"--force: deleting {run.dir}", flush=True)
         shutil.rmtree(run.dir)
@@ -361,7 +361,7 @@ def announce_overlong(plan: Plan) -> None:
     plan.env["WANDB_TAGS"] += f",overlong-prompts-{dropped}"
 
 
-def _check_judge(plan: Plan) -> None:
+def check_judge(plan: Plan) -> None:
     """Before a stage whose reward calls a judge (r1), before a model is loaded: one real judge call
     (``rewards.judge.check``); a missing key, a refused key, an unknown model or an unreachable URL stops
     the run here with one line naming the variable or the URL."""
@@ -369,8 +369,8 @@ def _check_judge(plan: Plan) -> None:
     if settings is None:
         return
     try:
-        print(check_judge(JudgeConfig.from_dict(settings)), flush=True)
-    except JudgeUnusable as error:
+        print(judge_check.check_judge(JudgeConfig.from_dict(settings)), flush=True)
+    except judge_check.JudgeUnusable as error:
         raise RunError(f"{plan.name}: {error}") from None
 
 
