@@ -81,6 +81,23 @@ def test_missing_parent_names_the_command_that_makes_it(
     assert not runs.exists()
 
 
+def test_a_missing_tiny_base_model_is_refused_with_the_command_that_builds_it(
+    runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No recipe key names a command to run: the runner builds nothing, it names `pathvlm tiny-model`."""
+    missing = tmp_path / "no model"
+    monkeypatch.setenv("PATHVLM_TINY_MODEL", str(missing))
+    assert cli_main(["run", "alpha", "--size", "tiny", "--profile", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"error: base model {missing} does not exist: build it first with "
+        f"`pathvlm tiny-model --out '{missing}'`"
+    )
+    assert not missing.exists() and not runs.exists()
+    assert cli_main(["run", "alpha", "--size", "tiny", "--profile", "cpu", "--dry-run"]) == 0
+    assert "# note: base model" in capsys.readouterr().out
+
+
 def test_seed_trains_a_replicate_from_the_parent_of_the_same_seed(
     runs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -19,7 +19,7 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     convert_pathmmu(write_synthetic_pathmmu(tmp_path / "src", 24), out, sizes=(8, 8))
     monkeypatch.setenv("PATHVLM_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("PATHVLM_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setattr("tools.train.models.require_cached", lambda model, size: None)  # no hub cache here
+    monkeypatch.setattr("tools.train.runner.require_cached", lambda model, size: None)  # no hub cache here
     return out
 
 

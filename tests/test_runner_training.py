@@ -52,12 +52,13 @@ OVERRIDES = {
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Synthetic PathMMU, an empty runs directory, no tiny model (the runner builds it), the fake judge."""
+    """Synthetic PathMMU, an empty runs directory, the tiny model (``pathvlm tiny-model``), the fake judge."""
     from tools.data.pathmmu import convert_pathmmu
     from tools.dev.judge_server import JudgeServer
     from tools.dev.synth import write_synthetic_pathmmu
 
     root = tmp_path_factory.mktemp("pipeline")
+    assert cli_main(["tiny-model", "--out", str(root / "tiny")]) == 0
     convert_pathmmu(write_synthetic_pathmmu(root / "src", 40), root / "data" / "pathmmu", sizes=(16, 8))
     with JudgeServer() as judge, pytest.MonkeyPatch.context() as env:
         for name, value in {
@@ -103,7 +104,6 @@ def test_alpha_trains_the_tiny_model_and_exports_it(
 ) -> None:
     out = train("alpha", capsys)
     run_dir = stage_dir(workdir, "alpha")
-    assert f"building the base model at {workdir / 'tiny'} (pathvlm tiny-model)" in out
     assert "-m tools.train.engines.sft_train" in out and "tiny/alpha done in" in out
     config_text = (run_dir / "config.yaml").read_text()
     config = yaml.safe_load(config_text)
