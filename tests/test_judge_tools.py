@@ -98,8 +98,8 @@ def test_the_runner_prints_the_estimate_before_r1(
         stop_handlers=lambda: {},
     )
     monkeypatch.setattr(runner, "run_logged", lambda *args, **kwargs: 0)
-    monkeypatch.setattr(runner, "announce_overlong", lambda plan: None)  # counts prompts of real data
-    monkeypatch.setattr(runner, "check_judge", lambda plan: None)  # calls GPT-4o (tests/test_judge_check.py)
+    monkeypatch.setattr(runner, "announce_overlong", lambda cfg, env: None)  # counts prompts of real data
+    monkeypatch.setattr(runner, "check_judge", lambda cfg, name: None)  # calls GPT-4o (test_judge_check.py)
     monkeypatch.setattr(runner, "_selected_model", lambda plan: None)  # no validation split here
     cfg = to_container(compose("r1", "7b", "h20x4"))
     plan = runner.Plan("r1", "h20x4", Run(tmp_path, "7b", "r1"), cfg, "0" * 64, engine, {}, [])

@@ -1,4 +1,9 @@
-"""The ``run:`` section of a resolved stage config (its provenance) and the checks made before it is written.
+"""Where a stage starts and the ``run:`` section of its resolved config (its provenance), checked before the
+config is written.
+
+A stage starts from its parent's exported model (same seed; the parent must be DONE, else the command that
+makes it is named) or from the base model (a stand-in profile's local model must have been built: the
+``pathvlm tiny-model`` command is named; a hub id must be in the Hugging Face cache).
 
 ``run:`` records the initial model, the parent's config hash, the data split manifest and its sha256, how the
 data were split (``split_unit``, ``split`` where the manifest names one, e.g. ``authors-v2``) and the
@@ -10,11 +15,20 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.common import paths
 from tools.common.errors import UserError, read_json
 from tools.data.check import check_files
+from tools.recipe import compose as recipes
+from tools.recipe.compose import DEFAULT_BUDGET
+from tools.recipe.registry import ProfileInfo
+from tools.recipe.run import Run
+from tools.train.models import require_cached
+
+TINY_MODEL_COMMAND = "pathvlm tiny-model --out {path}"  # what builds a stand-in profile's base model
 
 
 class RunError(UserError, RuntimeError):
@@ -26,6 +40,57 @@ def note_or_raise(message: str, dry_run: bool) -> None:
     if not dry_run:
         raise RunError(message)
     print(f"# note: {message}")
+
+
+def run_command(
+    stage: str,
+    size: str,
+    profile: str,
+    runs_root: Path,
+    overrides: Sequence[str] = (),
+    budget: str = DEFAULT_BUDGET,
+    seed: int | None = None,
+) -> str:
+    """The command line that makes ``stage`` (what a missing parent's message tells the user to run)."""
+    runs = "" if runs_root == paths.runs_root() else f" --runs {runs_root}"
+    sets = f" --set {shlex.join(overrides)}" if overrides else ""
+    options = (f" --budget {budget}" if budget != DEFAULT_BUDGET else "") + (
+        f" --seed {seed}" if seed is not None else ""
+    )
+    return f"pathvlm run {stage} --size {size} --profile {profile}{options}{runs}{sets}"
+
+
+def initial_model(
+    cfg: dict[str, Any], info: ProfileInfo, runs_root: Path, dry_run: bool
+) -> tuple[str, str | None]:
+    """(model path or hub id, parent's config hash): the parent's export (same seed), or the base model."""
+    parent, size, profile = cfg.get("parent"), cfg["size"], cfg["profile"]
+    if parent is None:
+        base = cfg["base_model"]
+        if not Path(base).exists():
+            require_base_model(base, info, size, dry_run)
+        return (str(Path(base).resolve()) if Path(base).exists() else base), None
+    seed = None if cfg["seed"] == recipes.default_seed() else cfg["seed"]
+    parent_run = Run.of(runs_root, size, parent, seed, recipes.default_seed())
+    if not parent_run.done.is_file():
+        make_it = run_command(parent, size, profile, runs_root, budget=cfg["budget"], seed=seed)
+        note_or_raise(
+            f"stage {cfg['stage']} starts from {parent}, which has not finished ({parent_run.done} is "
+            f"missing). Make it first:\n  {make_it}",
+            dry_run,
+        )
+        return str(parent_run.model.resolve()), None
+    return str(parent_run.model.resolve()), parent_run.done.read_text(encoding="utf-8").strip()
+
+
+def require_base_model(base: str, info: ProfileInfo, size: str, dry_run: bool) -> None:
+    """A stand-in profile's local base model must have been built (the command is named); a hub id must be in
+    the Hugging Face cache (compute nodes are offline: ``make models``)."""
+    if info.stand_in_size is not None:
+        build = TINY_MODEL_COMMAND.format(path=shlex.quote(base))
+        note_or_raise(f"base model {base} does not exist: build it first with `{build}`", dry_run)
+    elif not dry_run:
+        require_cached(base, size)
 
 
 def require_frozen_vision(cfg: dict[str, Any]) -> None:

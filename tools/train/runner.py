@@ -39,25 +39,21 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from rewards.judge import JudgeConfig
-from rewards.judge import check as judge_check
 from rewards.judge.guard import MARKER as JUDGE_GUARD_MARKER
 from tools.common import paths, wandb_key
 from tools.common.errors import naming
-from tools.common.grpo_rows import count_overlong, overlong_line
 from tools.common.model_dir import ModelDirError, require_model_dir
 from tools.common.wandb_naming import child_environ, run_name, wandb_env
 from tools.recipe import compose as recipes
 from tools.recipe import registry
 from tools.recipe.cli import add_recipe_arguments
-from tools.recipe.compose import DEFAULT_BUDGET, resolved_yaml, stage_judge
+from tools.recipe.compose import DEFAULT_BUDGET, resolved_yaml
 from tools.recipe.registry import ProfileInfo, RecipeError
 from tools.recipe.run import Run
 from tools.recipe.validate import validate
@@ -66,8 +62,7 @@ from tools.train.engines.base import Engine
 from tools.train.engines.easyr1 import EasyR1
 from tools.train.engines.llamafactory import LlamaFactory
 from tools.train.engines.trl import TrlGrpo
-from tools.train.judge_estimate import estimate
-from tools.train.models import require_cached
+from tools.train.prelaunch import announce_overlong, check_judge, print_judge_estimate
 from tools.train.process import run_logged
 from tools.train.run_spec import RunError
 
@@ -78,7 +73,6 @@ ENGINES: dict[tuple[str, str | None], type[Engine]] = {
     ("easyr1", "easyr1"): EasyR1,
     ("easyr1", "trl"): TrlGrpo,
 }
-TINY_MODEL_COMMAND = "pathvlm tiny-model --out {path}"  # what builds a stand-in profile's base model
 
 
 @dataclass
@@ -113,24 +107,6 @@ class Plan:
         return " ".join([*assignments, shlex.join(self.engine.command())])
 
 
-def run_command(
-    stage: str,
-    size: str,
-    profile: str,
-    runs_root: Path,
-    overrides: Sequence[str] = (),
-    budget: str = DEFAULT_BUDGET,
-    seed: int | None = None,
-) -> str:
-    """The command line that makes ``stage`` (what a missing parent's message tells the user to run)."""
-    runs = "" if runs_root == paths.runs_root() else f" --runs {runs_root}"
-    sets = f" --set {shlex.join(overrides)}" if overrides else ""
-    options = (f" --budget {budget}" if budget != DEFAULT_BUDGET else "") + (
-        f" --seed {seed}" if seed is not None else ""
-    )
-    return f"pathvlm run {stage} --size {size} --profile {profile}{options}{runs}{sets}"
-
-
 # ---------------------------------------------------------------------------------------------- plan
 
 
@@ -161,7 +137,7 @@ def make_plan(
     run = Run.of(
         runs_root.resolve(), size, stage, composed["seed"], recipes.default_seed()
     )  # --seed or --set
-    init_model, parent_hash = _initial_model(composed, info, runs_root, dry_run)
+    init_model, parent_hash = run_spec.initial_model(composed, info, runs_root, dry_run)
     if not dry_run and Path(init_model).is_dir():
         try:
             require_model_dir(Path(init_model))
@@ -182,19 +158,9 @@ def make_plan(
         "selection_data": None if validation is None else str(validation),
     }
     config_hash = recipes.config_hash(OmegaConf.create(cfg))
-    engine = engine_type(cfg, run)
+    engine, env = engine_type(cfg, run), _engine_env(cfg, run, info, budget, config_hash)
     return Plan(
-        stage,
-        profile,
-        run,
-        cfg,
-        config_hash,
-        engine,
-        _engine_env(cfg, run, info, budget, config_hash),
-        list(overrides),
-        budget,
-        seed,
-        engine.fit_to_job(),
+        stage, profile, run, cfg, config_hash, engine, env, list(overrides), budget, seed, engine.fit_to_job()
     )
 
 
@@ -211,39 +177,6 @@ def _engine_env(
     if "WANDB_DIR" not in os.environ:  # W&B's files (offline runs) go with the run, not into ./wandb
         env["WANDB_DIR"] = str(run.dir)
     return env
-
-
-def _initial_model(
-    cfg: dict[str, Any], info: ProfileInfo, runs_root: Path, dry_run: bool
-) -> tuple[str, str | None]:
-    """(model path or hub id, parent's config hash): the parent's export (same seed), or the base model."""
-    parent, size, profile = cfg.get("parent"), cfg["size"], cfg["profile"]
-    if parent is None:
-        base = cfg["base_model"]
-        if not Path(base).exists():
-            _require_base_model(base, info, size, dry_run)
-        return (str(Path(base).resolve()) if Path(base).exists() else base), None
-    seed = None if cfg["seed"] == recipes.default_seed() else cfg["seed"]
-    parent_run = Run.of(runs_root, size, parent, seed, recipes.default_seed())
-    if not parent_run.done.is_file():
-        make_it = run_command(parent, size, profile, runs_root, budget=cfg["budget"], seed=seed)
-        run_spec.note_or_raise(
-            f"stage {cfg['stage']} starts from {parent}, which has not finished ({parent_run.done} is "
-            f"missing). Make it first:\n  {make_it}",
-            dry_run,
-        )
-        return str(parent_run.model.resolve()), None
-    return str(parent_run.model.resolve()), parent_run.done.read_text(encoding="utf-8").strip()
-
-
-def _require_base_model(base: str, info: ProfileInfo, size: str, dry_run: bool) -> None:
-    """A stand-in profile's local base model must have been built (the command is named); a hub id must be in
-    the Hugging Face cache (compute nodes are offline: ``make models``)."""
-    if info.stand_in_size is not None:
-        build = TINY_MODEL_COMMAND.format(path=shlex.quote(base))
-        run_spec.note_or_raise(f"base model {base} does not exist: build it first with `{build}`", dry_run)
-    elif not dry_run:
-        require_cached(base, size)
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -279,7 +212,9 @@ def execute(plan: Plan, force: bool = False) -> None:
             f"{plan.config_hash}. Keep it, or retrain from scratch with --force (deletes {run.dir})."
         )
     if force or not plan.engine.finished():
-        check_judge(plan)  # before anything is written or deleted: fixing the judge is no new run
+        check_judge(
+            plan.cfg, plan.name
+        )  # before anything is written or deleted: fixing the judge is no new run
     if force and run.dir.exists():
         print(f"--force: deleting {run.dir}", flush=True)
         shutil.rmtree(run.dir)
@@ -290,10 +225,9 @@ def execute(plan: Plan, force: bool = False) -> None:
         print(f"{name}: training already finished, exporting", flush=True)
         node_rank.announce(run.dir, plan.config_hash, launch=False)
     else:
-        announce_overlong(plan)
+        announce_overlong(plan.cfg, plan.env)
         resume = plan.engine.resume()
-        if (judge := estimate(plan.cfg)) is not None:
-            print(judge.line(), flush=True)
+        print_judge_estimate(plan.cfg)
         run.stop.unlink(missing_ok=True)  # a stop request of an earlier attempt
         node_rank.announce(run.dir, plan.config_hash, launch=True)
         print(f"{name}: " + (f"resuming from {resume}" if resume else "training from the start"), flush=True)
@@ -309,7 +243,7 @@ def _write_files(plan: Plan) -> None:
     when it reads another one, and ``job.json`` with what was fitted to this job's GPUs (or none)."""
     run, engine = plan.run, plan.engine
     run.dir.mkdir(parents=True, exist_ok=True)
-    command = run_command(
+    command = run_spec.run_command(
         plan.stage, plan.size, plan.profile, run.runs, plan.overrides, plan.budget, plan.seed
     )
     header = f"# {command}\n# config hash: {plan.config_hash}\n"
@@ -343,35 +277,6 @@ def _selected_model(plan: Plan) -> Path | None:
     record = selection.select(plan.cfg, plan.stage_dir, checkpoints, Path(data))
     selection.log_to_wandb(record, plan.env, Path({**os.environ, **plan.env}["WANDB_DIR"]))
     return dict(checkpoints)[record["best_step"]]
-
-
-def announce_overlong(plan: Plan) -> None:
-    """Before a GRPO stage: print how many RL prompts ``data.filter_overlong_prompts`` drops (counted with the
-    initial model's processor) and tag the W&B run with it (``overlong-prompts-N``)."""
-    data = plan.cfg.get("easyr1", {}).get("data")
-    if plan.cfg.get("engine") == "llamafactory" or not data or not data.get("filter_overlong_prompts", True):
-        return
-    dropped, total, longest = count_overlong(data, plan.cfg["run"]["init_model"])
-    print(f"{overlong_line(dropped, total, data['max_prompt_length'])} (longest: {longest})", flush=True)
-    if dropped == total:
-        raise RunError(
-            f"every prompt is longer than easyr1.data.max_prompt_length={data['max_prompt_length']} "
-            f"(longest {longest} tokens): raise it or lower easyr1.data.max_pixels"
-        )
-    plan.env["WANDB_TAGS"] += f",overlong-prompts-{dropped}"
-
-
-def check_judge(plan: Plan) -> None:
-    """Before a stage whose reward calls a judge (r1), before a model is loaded: one real judge call
-    (``rewards.judge.check``); a missing key, a refused key, an unknown model or an unreachable URL stops
-    the run here with one line naming the variable or the URL."""
-    settings = stage_judge(plan.cfg)
-    if settings is None:
-        return
-    try:
-        print(judge_check.check_judge(JudgeConfig.from_dict(settings)), flush=True)
-    except judge_check.JudgeUnusable as error:
-        raise RunError(f"{plan.name}: {error}") from None
 
 
 def _launch(plan: Plan, log: Path, resumed_from: Path | None = None) -> None:
@@ -451,9 +356,9 @@ def main(args: argparse.Namespace) -> int:
             args.profile,
             args.runs,
             args.overrides,
-            dry_run=args.dry_run,
-            budget=args.budget,
-            seed=args.seed,
+            args.dry_run,
+            args.budget,
+            args.seed,
         )
         if args.dry_run:
             print(f"# {plan.run.config} (config hash {plan.config_hash})")
