@@ -36,13 +36,13 @@ from tools.recipe.checks import llamafactory as llamafactory_check
 from tools.recipe.checks.ranges import numeric_leaves, rule_for
 from tools.recipe.registry import RecipeError
 from tools.report.load import load
-from tools.train.engines import (
+from tools.train.engines.base import (
     prepare_trainer_resume,
     trainer_checkpoints,
     trainer_finished,
     trainer_step,
 )
-from tools.train.engines.trl_grpo import grpo_arguments
+from tools.train.engines.trl import grpo_arguments
 from tools.train.runner import RunError, execute, make_plan
 
 

@@ -16,8 +16,8 @@ from test_report import write_eval
 
 from tools.cli import main
 from tools.common.errors import naming
-from tools.train import engines
-from tools.train import runner as runner_module
+from tools.recipe.run import Run
+from tools.train.engines.llamafactory import LlamaFactory
 
 REPO = Path(__file__).resolve().parents[1]
 ANSWER = "<think>a</think><answer>A) Adenocarcinoma</answer>"
@@ -246,8 +246,7 @@ def test_dry_run_with_a_corrupt_manifest(
 
 def _run_alpha(data_env: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> int:
     """``pathvlm run alpha`` whose engine is ``python -c script``."""
-    engine = property(lambda plan: [sys.executable, "-c", script])
-    monkeypatch.setattr(runner_module.Plan, "command", engine)
+    monkeypatch.setattr(LlamaFactory, "command", lambda engine: [sys.executable, "-c", script])
     base = f"base_model={data_env / 'base'}"
     return cli(["run", "alpha", "--profile", "cpu", "--runs", str(data_env / "runs"), "--set", base])
 
@@ -272,11 +271,11 @@ def test_run_into_a_full_runs_root(
 def test_run_whose_train_log_fills_the_disk(
     data_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stage_dir = data_env / "runs" / "tiny" / "alpha"
-    stage_dir.mkdir(parents=True)
-    (stage_dir / engines.TRAIN_LOG).symlink_to("/dev/full")
+    log = Run(data_env / "runs", "tiny", "alpha").train_log
+    log.parent.mkdir(parents=True)
+    log.symlink_to("/dev/full")
     assert _run_alpha(data_env, monkeypatch, "print('step 1', flush=True)") == 2
-    one_error_line(capsys, engines.TRAIN_LOG, "the disk is full")
+    one_error_line(capsys, log.name, "the disk is full")
 
 
 def test_ctrl_c_during_training_is_one_line(
@@ -319,7 +318,7 @@ def test_engine_failures_say_what_to_do_by_cause(
     never,
 ) -> None:
     assert _run_alpha(data_env, monkeypatch, script) == 2
-    line = one_error_line(capsys, "the engine exited with code", engines.TRAIN_LOG)
+    line = one_error_line(capsys, "the engine exited with code", "train.log")
     assert says in line and (not never or never not in line), line
 
 

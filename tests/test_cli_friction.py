@@ -12,8 +12,8 @@ import pytest
 
 from tools.cli import main
 from tools.train import runner
-from tools.train.engines import QuietInfo, run_logged
 from tools.train.engines.loss_guard import RewardWatch
+from tools.train.process import QuietInfo, run_logged
 
 
 @pytest.fixture

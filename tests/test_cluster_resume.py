@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tools.recipe.compose import compose, to_container
 from tools.recipe.registry import RecipeError
+from tools.recipe.run import Run
 from tools.recipe.validate import validate
-from tools.train.engines import easyr1
+from tools.train import runner
+from tools.train.engines import easyr1, llamafactory
 
 
 def _save(checkpoints: Path, step: int) -> None:
@@ -70,11 +73,12 @@ def test_easyr1_stage_with_its_last_step_checkpointed_is_finished(tmp_path: Path
     """A relaunch of a finished GRPO stage exports instead of rebuilding every worker for validation."""
     checkpoints = tmp_path / "checkpoints"
     cfg = {"easyr1": {"trainer": {"save_checkpoint_path": str(checkpoints), "max_steps": 40}}}
-    assert not easyr1.finished(cfg, tmp_path)
+    engine = easyr1.EasyR1(cfg, Run.at(tmp_path))
+    assert not engine.finished()
     _save(checkpoints, 20)
-    assert not easyr1.finished(cfg, tmp_path)
+    assert not engine.finished()
     _save(checkpoints, 40)
-    assert easyr1.finished(cfg, tmp_path)
+    assert engine.finished()
 
 
 def _log(path: Path, steps: range) -> None:
@@ -105,12 +109,12 @@ def test_every_attempts_metrics_are_kept_and_joined(tmp_path: Path) -> None:
 
 def test_warning_signal_stops_easyr1_after_its_next_checkpoint(tmp_path: Path) -> None:
     """EasyR1 has no checkpoint hook: SIGUSR1 lets it train on until the tracker names a newer step."""
-    from tools.train.engines import run_logged
+    from tools.train.process import run_logged
 
     checkpoints = tmp_path / "checkpoints"
     _save(checkpoints, 20)
     cfg = {"easyr1": {"trainer": {"save_checkpoint_path": str(checkpoints)}}}
-    assert set(easyr1.stop_handlers(cfg, tmp_path)) == {signal.SIGUSR1, signal.SIGTERM}
+    assert set(easyr1.EasyR1(cfg, Run.at(tmp_path)).stop_handlers()) == {signal.SIGUSR1, signal.SIGTERM}
     handlers = {signal.SIGUSR1: easyr1.stop_after_next_checkpoint(checkpoints, poll_s=0.05)}
     stand_in = (  # "trains", saves step 40 two seconds after the warning, then would train for a minute more
         "import json, pathlib, signal, sys, time\n"
@@ -169,45 +173,36 @@ def test_two_nodes_of_four_gpus_validate() -> None:
 
 
 def _plan(tmp_path: Path, engine: Any) -> Any:
-    from tools.train.runner import Plan
-
-    return Plan(
-        "alpha", "7b", "h20x4", tmp_path / "runs", tmp_path / "runs" / "7b" / "alpha",
+    return runner.Plan(
+        "alpha", "h20x4", Run(tmp_path / "runs", "7b", "alpha"),
         {"stage": "alpha", "run": {"selection_data": None}}, "c0ffee" * 10 + "abcd", engine, {}, [],
     )  # fmt: skip
 
 
 def _engine(tmp_path: Path) -> Any:
-    """A stand-in engine: its command writes which node ran it; prepare/export steps are recorded."""
+    """A stand-in engine: its command writes which node ran it; resume/export steps are recorded."""
     calls: list[str] = []
     marker = tmp_path / "engine-ran"
-
-    def note(name: str) -> Any:
-        return lambda *a: calls.append(name)
-
+    script = f"import os; open({str(marker)!r}, 'a').write(os.environ['NODE_RANK'] + ' ')"
     return types.SimpleNamespace(
-        __name__="tools.train.engines.stand_in",
-        CONFIG_NAME="engine.yaml",
-        LAUNCH_ENV=(),
+        name="stand_in",
+        config_name="engine.yaml",
+        launch_env=(),
         calls=calls,
-        command=lambda stage_dir: [
-            sys.executable,
-            "-c",
-            f"import os; open({str(marker)!r}, 'a').write(os.environ['NODE_RANK'] + ' ')",
-        ],  # fmt: skip
-        engine_config=lambda cfg: {"x": 1},
-        finished=lambda cfg, stage_dir: False,
-        trained_steps=lambda cfg, stage_dir: 1,
-        before_launch=lambda cfg: calls.append("before_launch"),
-        stop_handlers=lambda cfg, stage_dir: {},
-        export=lambda cfg, stage_dir, model_dir=None: calls.append("export") or (stage_dir / "model").mkdir(),
+        command=lambda: [sys.executable, "-c", script],
+        engine_file=lambda fitted: {"x": 1},
+        finished=lambda: False,
+        trained_steps=lambda: 1,
+        resume=lambda: calls.append("resume"),
+        stop_handlers=lambda: {},
+        export=lambda model_dir=None: calls.append("export") or (tmp_path / "runs/7b/alpha/model").mkdir(),
     )
 
 
 def test_node_rank_1_runs_the_engine_only_after_rank_0_prepared(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tools.train import node_rank, runner
+    from tools.train import node_rank
 
     monkeypatch.setenv("NNODES", "2")
     monkeypatch.setenv("SLURM_JOB_ID", "7")
@@ -231,7 +226,7 @@ def test_node_rank_1_runs_the_engine_only_after_rank_0_prepared(
 
     monkeypatch.setenv("NODE_RANK", "0")
     runner.execute(plan)
-    assert engine.calls == ["before_launch", "export"]
+    assert engine.calls == ["resume", "export"]
     assert (plan.stage_dir / "DONE").read_text() == plan.config_hash + "\n"
     assert (plan.stage_dir / node_rank.LAUNCH_FILE).read_text().split() == [plan.config_hash, "7.0", "launch"]
 
@@ -240,7 +235,7 @@ def test_node_rank_1_runs_the_engine_only_after_rank_0_prepared(
     monkeypatch.setenv("NODE_RANK", "1")
     runner.execute(plan)  # and rank 1 does not launch
     assert (tmp_path / "engine-ran").read_text() == "1 0 "
-    assert engine.calls == ["before_launch", "export"]
+    assert engine.calls == ["resume", "export"]
 
 
 # -- shared-node hygiene ----------------------------------------------------------------------------------
@@ -250,17 +245,16 @@ def test_engine_files_hold_absolute_paths(tmp_path: Path, monkeypatch: pytest.Mo
     """Relative data, cache, reward and DeepSpeed paths become absolute in llamafactory.yaml / easyr1.yaml
     (ranks and Ray workers need not share the runner's directory); config.yaml keeps the recipe's values."""
     from tools.common.paths import REPO_ROOT
-    from tools.train.engines import easyr1 as grpo
-    from tools.train.engines import llamafactory
 
     monkeypatch.delenv("PATHVLM_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
+    run = Run.at(tmp_path / "runs" / "7b" / "alpha")
     sft = to_container(compose("alpha", "7b", "h20x4"))
-    args = llamafactory.engine_config(sft)
+    args = llamafactory.LlamaFactory(sft, run).engine_file({})
     assert args["dataset_dir"] == str(tmp_path / "data/generated/pathmmu/llamafactory")
     assert args["deepspeed"] == str(REPO_ROOT / "recipes/deepspeed/zero3.json")
     assert sft["llamafactory"]["deepspeed"] == "recipes/deepspeed/zero3.json"
-    section = grpo.engine_config(to_container(compose("r1", "7b", "h20x4")))
+    section = easyr1.EasyR1(to_container(compose("r1", "7b", "h20x4")), run).engine_file({})
     assert section["data"]["train_files"] == str(tmp_path / "data/generated/pathmmu/easyr1/rl.jsonl")
     reward = section["worker"]["reward"]
     assert reward["reward_function"] == f"{REPO_ROOT / 'rewards/easyr1.py'}:process_reward"
@@ -307,5 +301,31 @@ def test_sft_keeps_the_effective_batch_on_other_gpus(
         assert code == 2 and error in err and "--set gpus_per_node=" in err
         return
     assert code == 0
-    assert f"  gradient_accumulation_steps: {accumulation}\n" in out
-    assert ("keeps the effective batch 4" in out) == (accumulation != 1)
+    assert "  gradient_accumulation_steps: 1\n" in out  # the config keeps the profile's value
+    assert (f"gradient_accumulation_steps 1 -> {accumulation} keeps the effective batch 4" in out) == (
+        accumulation != 1
+    )
+
+
+def test_the_batch_fitted_to_the_job_is_recorded_beside_the_config_not_in_its_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sbatch --gres=gpu:2 on a 4-GPU profile: llamafactory.yaml trains with twice the accumulation, job.json
+    says so; config.yaml and its hash are the profile's (a requeue on other GPUs resumes)."""
+    monkeypatch.delenv("NNODES", raising=False)
+    monkeypatch.delenv("SLURM_JOB_NUM_NODES", raising=False)
+    monkeypatch.delenv("SLURM_GPUS_ON_NODE", raising=False)
+    runs = tmp_path / "runs"
+    plain = runner.make_plan("alpha", "7b", "h20x4", runs, [], dry_run=True)
+    monkeypatch.setenv("SLURM_GPUS_ON_NODE", "2")
+    plan = runner.make_plan("alpha", "7b", "h20x4", runs, [], dry_run=True)
+    assert plan.config_hash == plain.config_hash and plain.job == {}
+    assert plan.job == {"llamafactory.gradient_accumulation_steps": 2}
+    runner._write_files(plan)
+    assert json.loads(plan.run.job.read_text()) == plan.job
+    engine_file = yaml.safe_load((plan.run.dir / "llamafactory.yaml").read_text())
+    assert engine_file["gradient_accumulation_steps"] == 2
+    assert engine_file["loss_guard_steps"] == plan.cfg["loss_guard_steps"]  # the SFT child's own spec
+    assert yaml.safe_load(plan.run.config.read_text())["llamafactory"]["gradient_accumulation_steps"] == 1
+    runner._write_files(plain)  # the profile's GPUs again: nothing fitted, no job.json
+    assert not plan.run.job.exists()

@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from tools.recipe.run import Run
 from tools.train.engines import easyr1
 
 EASYR1_TARBALL = Path(__file__).resolve().parents[2] / "shared" / "vendor" / "EasyR1-b44b311.tar.gz"
@@ -85,7 +86,7 @@ def test_export_is_in_the_base_models_dtype(
     actor, cfg = actor_checkpoint(base, tmp_path / "run")
     assert json.loads((actor / "huggingface" / "config.json").read_text())["dtype"] == "float32"
 
-    easyr1.export(cfg, tmp_path / "run")
+    easyr1.EasyR1(cfg, Run.at(tmp_path / "run")).export()
 
     exported = tmp_path / "run" / "model"
     assert json.loads((exported / "config.json").read_text())["dtype"] == "bfloat16"
@@ -106,16 +107,16 @@ def test_an_interrupted_merge_is_redone_never_used(
     monkeypatch.setenv("EASYR1_HOME", str(killed))
 
     with pytest.raises(RuntimeError, match=r"incomplete model \(1 of 2 tensors missing"):
-        easyr1.export(cfg, tmp_path / "run")
+        easyr1.EasyR1(cfg, Run.at(tmp_path / "run")).export()
     assert not (actor / easyr1.MERGED_DIR).exists() and not (tmp_path / "run" / "model").exists()
 
     (killed / "scripts" / "model_merger.py").write_text("import sys; sys.exit(9)")  # dies mid-way
     with pytest.raises(subprocess.CalledProcessError):
-        easyr1.export(cfg, tmp_path / "run")
+        easyr1.EasyR1(cfg, Run.at(tmp_path / "run")).export()
     assert not (actor / easyr1.MERGED_DIR).exists()
 
     monkeypatch.setenv("EASYR1_HOME", str(easyr1_home))
-    easyr1.export(cfg, tmp_path / "run")  # the real merger, from scratch
+    easyr1.EasyR1(cfg, Run.at(tmp_path / "run")).export()  # the real merger, from scratch
     easyr1.check_complete(actor / easyr1.MERGED_DIR)
     assert not (actor / easyr1.MERGE_WORK_DIR).exists()
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()

@@ -15,7 +15,8 @@ from rewards.judge import reset_judges
 from tools.cli import main as cli_main
 from tools.dev.judge_server import FakeJudgeConfig, JudgeServer
 from tools.recipe.compose import compose, to_container
-from tools.train import engines, runner
+from tools.recipe.run import Run
+from tools.train import runner
 from tools.train.judge_estimate import image_tokens
 
 JUDGE = "easyr1.worker.reward.reward_function_kwargs.judge"
@@ -86,22 +87,22 @@ def test_the_runner_prints_the_estimate_before_r1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     engine = types.SimpleNamespace(
-        __name__="tools.train.engines.stub",
-        CONFIG_NAME=runner.CONFIG_FILE,
-        LAUNCH_ENV=(),
-        finished=lambda cfg, stage_dir: False,
-        trained_steps=lambda cfg, stage_dir: 1,
-        before_launch=lambda cfg: None,
-        command=lambda stage_dir: ["true"],
-        export=lambda cfg, stage_dir, model_dir=None: None,
-        stop_handlers=lambda cfg, stage_dir: {},
+        name="stub",
+        config_name="config.yaml",
+        launch_env=(),
+        finished=lambda: False,
+        trained_steps=lambda: 1,
+        resume=lambda: None,
+        command=lambda: ["true"],
+        export=lambda model_dir=None: None,
+        stop_handlers=lambda: {},
     )
-    monkeypatch.setattr(engines, "run_logged", lambda *args, **kwargs: 0)
-    monkeypatch.setattr(runner, "announce_overlong", lambda plan: None)  # counts prompts of real data
-    monkeypatch.setattr(runner, "check_judge", lambda plan: None)  # calls GPT-4o (tests/test_judge_check.py)
+    monkeypatch.setattr(runner, "run_logged", lambda *args, **kwargs: 0)
+    monkeypatch.setattr(runner, "announce_overlong", lambda cfg, env: None)  # counts prompts of real data
+    monkeypatch.setattr(runner, "check_judge", lambda cfg, name: None)  # calls GPT-4o (test_judge_check.py)
     monkeypatch.setattr(runner, "_selected_model", lambda plan: None)  # no validation split here
     cfg = to_container(compose("r1", "7b", "h20x4"))
-    plan = runner.Plan("r1", "7b", "h20x4", tmp_path, tmp_path / "7b" / "r1", cfg, "0" * 64, engine, {}, [])
+    plan = runner.Plan("r1", "h20x4", Run(tmp_path, "7b", "r1"), cfg, "0" * 64, engine, {}, [])
     runner.execute(plan)
     out = capsys.readouterr().out
     assert cli_main(["judge", "estimate", "r1", "--size", "7b"]) == 0

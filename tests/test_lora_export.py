@@ -14,7 +14,9 @@ def test_lora_adapter_is_merged_into_a_full_model_on_export(tiny_model: Path, tm
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 
-    from tools.train.engines import llamafactory, params_line
+    from tools.recipe.run import Run
+    from tools.train.engines.base import params_line
+    from tools.train.engines.llamafactory import LlamaFactory
 
     base = AutoModelForImageTextToText.from_pretrained(tiny_model)
     peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
@@ -37,7 +39,7 @@ def test_lora_adapter_is_merged_into_a_full_model_on_export(tiny_model: Path, tm
     stage = tmp_path / "stage"
     stage.mkdir()
     (stage / "train.log").write_text(params_line(1_000, 100_000) + "\n")  # what the engine logged
-    llamafactory.export(cfg, stage)
+    LlamaFactory(cfg, Run.at(stage)).export()
     model_dir = stage / "model"
     assert (model_dir / "config.json").is_file() and not (model_dir / "adapter_config.json").exists()
     merged = AutoModelForImageTextToText.from_pretrained(model_dir, torch_dtype=torch.float32).state_dict()

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from tools.cli import main as cli_main
-from tools.train.engines.loss_guard import MARKER, LossDiverged, LossGuard, diverged_line
+from tools.train.engines.loss_guard import MARKER, LossDiverged, LossGuard
+from tools.train.failure import guard_line
 
 NAN, INF = math.nan, math.inf
 
@@ -71,8 +72,8 @@ def test_message_names_steps_losses_and_grad_norms(tmp_path: Path) -> None:
     assert "step 7: loss 0.0, grad-norm nan, step 8: loss nan, grad-norm inf" in message
     log = tmp_path / "train.log"
     log.write_text(f"old attempt\nTraceback\ntools.train.engines.loss_guard.LossDiverged: {message}\n")
-    assert diverged_line(log) == message
-    assert diverged_line(log, offset=log.stat().st_size) is None  # only this attempt's lines count
+    assert guard_line(log, 0, MARKER) == message
+    assert guard_line(log, log.stat().st_size, MARKER) is None  # only this attempt's lines count
     with pytest.raises(ValueError, match="at least 1"):
         LossGuard(0)
 

@@ -19,7 +19,7 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     convert_pathmmu(write_synthetic_pathmmu(tmp_path / "src", 24), out, sizes=(8, 8))
     monkeypatch.setenv("PATHVLM_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("PATHVLM_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setattr("tools.train.models.require_cached", lambda model, size: None)  # no hub cache here
+    monkeypatch.setattr("tools.train.run_spec.require_cached", lambda model, size: None)  # no hub cache here
     return out
 
 
@@ -85,14 +85,15 @@ def test_data_check_counts_prompts_easyr1_would_drop(data: Path, tiny_model: Pat
 def test_runner_announces_overlong_prompts_and_tags_wandb(
     data: Path, tiny_model: Path, tmp_path: Path, capsys
 ) -> None:
-    from tools.train.runner import RunError, announce_overlong, make_plan
+    from tools.train.prelaunch import announce_overlong
+    from tools.train.runner import RunError, make_plan
 
     lengths = sorted(_lengths(data, tiny_model))
     limit = lengths[0]
     assert limit < lengths[-1], lengths
     overrides = [f"base_model={tiny_model}", f"easyr1.data.max_prompt_length={limit}"]
     plan = make_plan("epsilon", "7b", "h20x4", tmp_path / "runs", overrides)
-    announce_overlong(plan)
+    announce_overlong(plan.cfg, plan.env)
     dropped = sum(n > limit for n in lengths)
     assert f"filter_overlong_prompts: {dropped} of 8 prompts" in capsys.readouterr().out
     assert plan.env["WANDB_TAGS"].endswith(f",overlong-prompts-{dropped}")
@@ -104,7 +105,7 @@ def test_runner_announces_overlong_prompts_and_tags_wandb(
         [f"base_model={tiny_model}", "easyr1.data.max_prompt_length=8"],
     )
     with pytest.raises(RunError, match="every prompt is longer than easyr1.data.max_prompt_length=8"):
-        announce_overlong(plan)
+        announce_overlong(plan.cfg, plan.env)
 
 
 def test_run_section_records_the_split_the_manifest_names(data: Path, tmp_path: Path) -> None:

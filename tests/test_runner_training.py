@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tools.cli import main as cli_main
+from tools.recipe.run import Run
 
 pytestmark = pytest.mark.slow
 
@@ -51,12 +52,13 @@ OVERRIDES = {
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Synthetic PathMMU, an empty runs directory, no tiny model (the runner builds it), the fake judge."""
+    """Synthetic PathMMU, an empty runs directory, the tiny model (``pathvlm tiny-model``), the fake judge."""
     from tools.data.pathmmu import convert_pathmmu
     from tools.dev.judge_server import JudgeServer
     from tools.dev.synth import write_synthetic_pathmmu
 
     root = tmp_path_factory.mktemp("pipeline")
+    assert cli_main(["tiny-model", "--out", str(root / "tiny")]) == 0
     convert_pathmmu(write_synthetic_pathmmu(root / "src", 40), root / "data" / "pathmmu", sizes=(16, 8))
     with JudgeServer() as judge, pytest.MonkeyPatch.context() as env:
         for name, value in {
@@ -102,7 +104,6 @@ def test_alpha_trains_the_tiny_model_and_exports_it(
 ) -> None:
     out = train("alpha", capsys)
     run_dir = stage_dir(workdir, "alpha")
-    assert f"building the base model at {workdir / 'tiny'} (pathvlm tiny-model)" in out
     assert "-m tools.train.engines.sft_train" in out and "tiny/alpha done in" in out
     config_text = (run_dir / "config.yaml").read_text()
     config = yaml.safe_load(config_text)
@@ -195,12 +196,11 @@ def test_killed_run_resumes_from_its_checkpoint(workdir: Path, capsys: pytest.Ca
 def test_sigusr1_checkpoints_and_stops_then_resumes(workdir: Path) -> None:
     """SLURM's warning before the time limit (SIGUSR1 to the runner) makes the TRL engine save a checkpoint
     at the end of the current step and stop; the stage is not DONE and the next run resumes from there."""
-    from tools.train.engines import TRAIN_LOG
 
     runs = workdir / "signal-runs"
     args = [*run("epsilon", "easyr1.trainer.save_freq=100"), "--runs", str(runs)]  # no periodic checkpoint
     runner = subprocess.Popen([sys.executable, "-m", "tools.cli", *args], stdout=subprocess.DEVNULL)
-    train_log, deadline = runs / "tiny" / "epsilon" / TRAIN_LOG, time.monotonic() + 600
+    train_log, deadline = Run(runs, "tiny", "epsilon").train_log, time.monotonic() + 600
     while not (train_log.exists() and "'reward/format'" in train_log.read_text()):
         assert runner.poll() is None and time.monotonic() < deadline, "no training step logged"
         time.sleep(0.1)
@@ -220,7 +220,6 @@ def test_sigusr1_checkpoints_llamafactory_at_the_step_it_reached_then_resumes(wo
     """The same warning for LLaMA-Factory (alpha), with periodic saves off: our entry point's trainer
     callback saves checkpoint-N of the step training reached and exits; the stage is not DONE and the next
     run resumes from checkpoint-N."""
-    from tools.train.engines import TRAIN_LOG
 
     runs = workdir / "usr1-sft-runs"
     # 60 steps: the stop lands at step 2-3, however fast the tiny model trains (20 steps a second unloaded)
@@ -238,7 +237,7 @@ def test_sigusr1_checkpoints_llamafactory_at_the_step_it_reached_then_resumes(wo
     assert len(states) == 1, "exactly the checkpoint of the stop request"
     step = json.loads(states[0].read_text())["global_step"]
     assert states[0].parent.name == f"checkpoint-{step}" and 2 <= step < 60
-    log = (stage / TRAIN_LOG).read_text()
+    log = Run.at(stage).train_log.read_text()
     assert f"stopped by signal {int(signal.SIGUSR1)} after step {step}" in log
     assert not (stage / "DONE").exists() and not (stage / "checkpoints" / "config.json").exists()
     resumed = subprocess.run(

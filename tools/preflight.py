@@ -5,8 +5,8 @@ first): the runs root is ``PATHVLM_RUNS=<dir>/runs`` and the data ``PATHVLM_DATA
 of the real runs is touched. The checks, in order (each one's output in ``<dir>/logs/<check>.log``):
 
 - ``host``: ``tools/gpu_host_check.py`` (Python 3.11 and the glibc the gpu wheels need; GPU profiles only);
-- ``models``: the size's base model is in ``$HF_HOME`` (compute nodes run offline; the cpu profile's tiny
-  model is built by the runner);
+- ``models``: the size's base model is in ``$HF_HOME`` (compute nodes run offline); the cpu profile's tiny
+  model is built here (``pathvlm tiny-model --out <base_model>``) when it is missing;
 - ``wandb``: ``WANDB_MODE`` and whether ``WANDB_API_KEY`` is set (online without a key fails);
 - ``data``: a small synthetic PathMMU in the real schema (``pathvlm data synth`` + ``pathvlm data pathmmu``:
   16 sft, 8 rl, 8 test items);
@@ -44,7 +44,8 @@ from tools.common import paths
 from tools.common.wandb_naming import child_environ
 from tools.recipe import registry
 from tools.recipe.cli import with_profile_size
-from tools.recipe.compose import DEFAULT_PROFILE, DEFAULT_SIZE
+from tools.recipe.compose import DEFAULT_PROFILE, DEFAULT_SIZE, compose, to_container
+from tools.train.models import ModelNotCachedError, require_cached
 
 MARKER = ".pathvlm-preflight"  # a --dir holding it may be emptied; any other non-empty folder is refused
 SYNTH_ITEMS, SPLIT_SIZES = 32, "16,8"  # sft, rl; the 8 left are the test items
@@ -147,14 +148,13 @@ def check_host(pre: Preflight) -> str:
 
 
 def check_models(pre: Preflight) -> str:
-    from tools.recipe.compose import compose, to_container
-    from tools.train.models import ModelNotCachedError, require_cached
-
     base = to_container(compose("alpha", pre.size, pre.profile))["base_model"]
     if Path(base).exists():
         return f"ok: {base}"
-    if registry.profile(pre.profile).base_model_build is not None:
-        return f"ok: {base} is built by the runner"
+    if registry.profile(pre.profile).stand_in_size is not None:  # the tiny model: built offline, here
+        if _run(pre, "models", ["tiny-model", "--out", base]) != 0:
+            return f"FAIL: pathvlm tiny-model --out {base}: {_last_line(_log(pre, 'models'))}"
+        return f"ok: {base} built (pathvlm tiny-model)"
     try:
         require_cached(base, pre.size)
     except ModelNotCachedError as error:
@@ -332,13 +332,13 @@ def dry_run(pre: Preflight) -> None:
     """The checks and the commands they run (``make -n preflight``)."""
     env = {k: pre.env[k] for k in (paths.RUNS_ENV, paths.DATA_ENV, "PATHVLM_JUDGE_CACHE", "WANDB_DIR")}
     print("# pathvlm preflight: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()))
-    from tools.recipe.compose import compose, to_container
-
     alpha = to_container(compose("alpha", pre.size, pre.profile))
     engine = "EasyR1 (Ray, FSDP, vLLM rollout)" if pre.gpu else "TRL's GRPOTrainer (cpu engine)"
     notes = {
         "host": "python tools/gpu_host_check.py" if pre.gpu else "skipped (cpu profile)",
-        "models": f"{alpha['base_model']} in $HF_HOME (compute nodes are offline)",
+        "models": f"pathvlm tiny-model --out {alpha['base_model']} (when missing)"
+        if registry.profile(pre.profile).stand_in_size is not None
+        else f"{alpha['base_model']} in $HF_HOME (compute nodes are offline)",
         "wandb": "WANDB_MODE and whether WANDB_API_KEY is set",
         "sft": f"LLaMA-Factory, DeepSpeed {alpha['llamafactory'].get('deepspeed')}, a save, the export",
         "grpo": f"{engine}: stopped by SIGUSR1 after its first checkpoint, then resumed, merged",

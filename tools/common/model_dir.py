@@ -3,35 +3,19 @@
 Loading a folder without ``config.json`` would make transformers build a default (full-size) model, and a
 folder without weights, with a truncated ``.safetensors`` file or without a tokenizer dies in a traceback
 minutes later. ``model_dir_problems`` reads only file names, the JSON files and each safetensors header.
-``copy_model`` copies a trainer's output or checkpoint (``model_files``: without optimizer states and logs)
-into a model folder with Qwen's flat config.
+(Copying a trainer's output into a model folder: ``tools.common.model_copy``.)
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import struct
-from collections.abc import Iterable
 from pathlib import Path
-
-from tools.common.qwen_config import write_flat_config
 
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
 INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
 _HEADER_LIMIT = 100 * 2**20  # safetensors refuses larger headers too
-TRAINER_STATE = "trainer_state.json"  # transformers writes it last when it saves a checkpoint or finishes
-# Trainer outputs next to the final model that are not part of a Hugging Face model directory.
-_NOT_MODEL_FILES = {
-    TRAINER_STATE,
-    "training_args.bin",
-    "all_results.json",
-    "train_results.json",
-    "eval_results.json",
-    "latest",  # DeepSpeed's pointer to its global_stepN state in a checkpoint
-}
-_NOT_MODEL_SUFFIXES = {".jsonl", ".md", ".png", ".pt", ".pth", ".py"}  # .pt/.pth: optimizer, scheduler, rng
 
 
 class ModelDirError(ValueError):
@@ -101,30 +85,3 @@ def _safetensors(file: Path) -> list[str]:
     if 8 + length + end > size:
         return [f"{file.name} is truncated ({size} bytes, its header lists {8 + length + end})"]
     return []
-
-
-def model_files(model_dir: Path) -> list[Path]:
-    """The model files a Hugging Face Trainer saved in ``model_dir`` (its output or a checkpoint)."""
-    return [
-        p
-        for p in model_dir.iterdir()
-        if p.is_file() and p.name not in _NOT_MODEL_FILES and p.suffix not in _NOT_MODEL_SUFFIXES
-    ]
-
-
-def copy_model(src: Path, dst: Path, files: Iterable[Path] | None = None) -> None:
-    """Copy a Hugging Face model directory ``src`` (or just ``files``) to ``dst`` with a flat Qwen config.
-
-    Writes to a sibling temporary directory first, so ``dst`` is either absent or complete.
-    """
-    if not (src / "config.json").is_file():
-        raise FileNotFoundError(f"{src}: no config.json, expected a saved Hugging Face model")
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for path in files if files is not None else src.iterdir():
-        if path.is_file():
-            shutil.copy2(path, tmp / path.name)
-    write_flat_config(tmp)
-    shutil.rmtree(dst, ignore_errors=True)
-    tmp.rename(dst)

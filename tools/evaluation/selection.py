@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tools.common.model_dir import copy_model, model_files
+from tools.common.model_copy import copy_model, model_files
 from tools.evaluation.eval_files import SUMMARY_FILE, file_sha256, read_json
 from tools.evaluation.evaluate import evaluate_separately
 from tools.evaluation.settings import EvalSettings, training_settings

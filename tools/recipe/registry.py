@@ -12,8 +12,7 @@
 - A **profile** is ``profiles/<name>.yaml`` declaring ``profile: <name>``, ``gpus_per_node``, ``grpo_engine``
   (the engine that trains the ``easyr1:`` section there: ``easyr1`` or ``trl``), ``eval_backend`` (``vllm`` or
   ``hf``, for model selection and ``make eval``), optionally ``torch_threads`` (OMP_NUM_THREADS of the engine
-  unless set) and ``base_model_build`` (the ``pathvlm`` command, without ``--out``, that builds a missing
-  local base model), ``stand_in_size`` (a profile that runs only a stand-in model, e.g. cpu: ``tiny``; every
+  unless set), ``stand_in_size`` (a profile that runs only a stand-in model, e.g. cpu: ``tiny``; every
   run of the profile is of that size, so no stand-in result lands in a paper-size folder or report row),
   and a ``slurm:`` block for the sbatch scripts.
 
@@ -39,7 +38,7 @@ from tools.common.paths import recipes_dir
 
 ABOUT = "about"
 SIZE_KEYS = ("stands_in_for",)
-PROFILE_KEYS = ("grpo_engine", "eval_backend", "torch_threads", "base_model_build", "stand_in_size", "slurm")
+PROFILE_KEYS = ("grpo_engine", "eval_backend", "torch_threads", "stand_in_size", "slurm")
 GRPO_ENGINES = ("easyr1", "trl")
 EVAL_BACKENDS = ("vllm", "hf")
 
@@ -81,8 +80,6 @@ class ProfileInfo:
     grpo_engine: str  # "easyr1" or "trl"
     eval_backend: str  # "vllm" or "hf"
     torch_threads: int | None
-    base_model: str | None  # the profile's own base_model (resolved), which base_model_build builds
-    base_model_build: str | None
     stand_in_size: str | None  # the only size this profile runs (a stand-in model), None: any size
     slurm: dict[str, Any]
 
@@ -217,9 +214,8 @@ def profile(name: str) -> ProfileInfo:
             not isinstance(value, int) or isinstance(value, bool) or value < low
         ):
             problems.append(f"{key}: {value!r}, expected an integer >= {low}")
-    build = cfg.get("base_model_build")
-    if build is not None and not (isinstance(build, str) and build.strip()):
-        problems.append(f"base_model_build: {build!r}, expected a pathvlm command such as 'tiny-model'")
+    if "base_model_build" in cfg:  # retired: no recipe key names a command to run
+        problems.append("base_model_build: retired (no recipe key names a command); build the model first")
     stand_in = cfg.get("stand_in_size")
     if stand_in is not None and (stand_in not in sizes() or stands_in_for(stand_in) is None):
         stand_ins = [s for s in sizes() if stands_in_for(s)]
@@ -233,8 +229,6 @@ def profile(name: str) -> ProfileInfo:
         grpo_engine=str(cfg["grpo_engine"]),
         eval_backend=str(cfg["eval_backend"]),
         torch_threads=cfg.get("torch_threads"),
-        base_model=None if cfg.get("base_model") is None else str(cfg["base_model"]),
-        base_model_build=build,
         stand_in_size=stand_in,
         slurm=dict(OmegaConf.to_container(slurm, resolve=True)) if isinstance(slurm, DictConfig) else {},
     )

@@ -3,7 +3,8 @@
 ``<run>`` is a stage (``alpha``), a stage trained with another seed (``alpha-seed43``), ``base`` (the
 untrained model, evaluated only) or, under ``<runs>/api/``, an API model (``gpt-4o``). A trained run holds
 ``config.yaml`` (the resolved recipe), ``DONE`` (its config hash, written last), ``train.log``,
-``checkpoints/``, ``model/`` (the exported Hugging Face model), ``metrics.jsonl``, ``params.json``,
+``checkpoints/``, ``job.json`` (the batch fitted to the job's GPUs), ``STOP`` (a stop request while
+training), ``model/`` (the exported Hugging Face model), ``metrics.jsonl``, ``params.json``,
 ``selection.json`` + ``selection/step-N/`` (model selection on the validation split); every run holds
 ``eval/<dataset>/`` (``items.jsonl``, ``summary.json``, ``judged.jsonl``, ``judged_summary.json``).
 
@@ -90,6 +91,16 @@ class Run:
     @property
     def train_log(self) -> Path:
         return self.dir / "train.log"
+
+    @property
+    def job(self) -> Path:
+        """What the runner fitted to this job's GPUs (kept out of the config and its hash)."""
+        return self.dir / "job.json"
+
+    @property
+    def stop(self) -> Path:
+        """The runner's request to checkpoint and stop (SLURM's warning), for the engine to find."""
+        return self.dir / "STOP"
 
     @property
     def metrics(self) -> Path:

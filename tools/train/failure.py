@@ -11,6 +11,7 @@ import re
 import signal
 from pathlib import Path
 
+LOSS_GUARD_MARKER = "loss guard:"  # how the loss guard's error begins (engines.loss_guard)
 RESUMES = "running the same command again resumes from the last checkpoint"
 _TAIL_BYTES = 64 << 10
 _OOM = re.compile(r"OutOfMemoryError|CUDA out of memory|Cannot allocate memory|^MemoryError", re.MULTILINE)
@@ -75,3 +76,15 @@ def _tail(log: Path, offset: int) -> str:
         size = handle.seek(0, 2)
         handle.seek(max(offset, size - _TAIL_BYTES))
         return handle.read().decode("utf-8", errors="replace")
+
+
+def guard_line(log: Path, offset: int, marker: str) -> str | None:
+    """The message of the guard whose error begins with ``marker`` (the loss guard's, the judge guard's) in
+    an engine log after byte ``offset`` (where this attempt began), if any."""
+    if not log.is_file():
+        return None
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        text = handle.read().decode("utf-8", errors="replace")
+    lines = [line for line in text.splitlines() if marker in line]
+    return lines[-1][lines[-1].index(marker) :].strip() if lines else None

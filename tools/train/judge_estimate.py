@@ -104,7 +104,6 @@ def _items(train_file: str) -> tuple[list[dict[str, Any]], str]:
 
 def estimate(cfg: dict[str, Any], response_tokens: int | None = None) -> JudgeEstimate | None:
     """The estimate for a composed stage config (``recipes.to_container``); None without a judge."""
-
     easyr1 = cfg.get("easyr1") or {}
     reward = easyr1.get("worker", {}).get("reward", {})
     settings = (reward.get("reward_function_kwargs") or {}).get("judge")

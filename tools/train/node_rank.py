@@ -3,10 +3,9 @@ prepares (writes the configs, removes incomplete checkpoints), exports and write
 run the engine only.
 
 Node rank 0 deletes ``stage_dir/.launch`` when it starts and writes it again (atomically) once the stage
-directory is ready, naming the config hash, this launch (SLURM job id and restart count, or
-``$PATHVLM_LAUNCH_TOKEN``) and whether the engine is launched at all. The other nodes wait for that file
-(``$PATHVLM_NODE_WAIT_S``, default 1800 s), then start their engine, which joins rank 0's torchrun
-rendezvous, and log to ``train.node<R>.log``.
+directory is ready, naming the config hash, this launch (SLURM job id and restart count) and whether the
+engine is launched at all. The other nodes wait for that file (``$PATHVLM_NODE_WAIT_S``, default 1800 s),
+then start their engine, which joins rank 0's torchrun rendezvous, and log to ``train.node<R>.log``.
 """
 
 from __future__ import annotations
@@ -28,8 +27,6 @@ def node_rank() -> int:
 
 
 def launch_token() -> str:
-    if "PATHVLM_LAUNCH_TOKEN" in os.environ:
-        return os.environ["PATHVLM_LAUNCH_TOKEN"]
     return f"{os.environ.get('SLURM_JOB_ID', '')}.{os.environ.get('SLURM_RESTART_COUNT', '0')}"
 
 

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 from omegaconf import OmegaConf
 
+from tools.recipe import registry
+from tools.recipe.registry import RecipeError
+
 SLURM_KEYS = ("cpus_per_task", "mem")
 FIELDS = ("gpus_per_node", "grpo_engine", "eval_backend")  # --field: what scripts read of a profile
 _MEM = re.compile(r"^[1-9][0-9]*[KMGT]?$")
@@ -45,9 +48,6 @@ class Resources:
 
 def resources(profile: str) -> Resources:
     """The resources declared by ``recipes/profiles/<profile>.yaml`` (its ``defaults`` merged in)."""
-    from tools.recipe import registry
-    from tools.recipe.registry import RecipeError
-
     path = registry.recipe_file("profiles", profile)
     cfg = OmegaConf.to_container(registry.load_with_defaults(path), resolve=False)
     slurm, gpus, problems = cfg.get("slurm"), cfg.get("gpus_per_node"), []
@@ -135,20 +135,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from tools.recipe.registry import RecipeError
-
     try:
         res = resources(args.profile)
     except RecipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.field:
-        from tools.recipe.registry import RecipeError as RegistryError
-        from tools.recipe.registry import profile
-
         try:
-            print(getattr(profile(args.profile), args.field))
-        except RegistryError as exc:
+            print(getattr(registry.profile(args.profile), args.field))
+        except RecipeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return 0

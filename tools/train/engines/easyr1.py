@@ -19,6 +19,7 @@ start: the runner moves it aside as ``experiment_log.attempt-N.jsonl`` first and
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -28,25 +29,22 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tools.common.wandb_naming import WANDB_PROJECT
-from tools.train.engines import (
-    CHECKPOINT_DIR,
-    METRICS_FILE,
-    MODEL_DIR,
-    StopHandler,
-    copy_model,
-    forward_signal,
-    write_jsonl,
-)
+from safetensors import SafetensorError, safe_open
 
-CONFIG_NAME = "easyr1.yaml"
-LAUNCH_ENV: tuple[str, ...] = ()
+from tools.common.model_copy import copy_model
+from tools.common.wandb_naming import WANDB_PROJECT
+from tools.recipe.run import Run
+from tools.train.engines.base import Engine, write_jsonl
+from tools.train.engines.paths import easyr1_file
+from tools.train.process import StopHandler, forward_signal
+
 TRACKER = "checkpoint_tracker.json"  # verl.utils.checkpoint.CHECKPOINT_TRACKER
 EXPERIMENT_LOG = "experiment_log.jsonl"  # written by EasyR1's `file` logger (emptied when it starts)
-ATTEMPT_LOG = "experiment_log.attempt-{}.jsonl"  # earlier attempts' logs, moved aside by before_launch
+ATTEMPT_LOG = "experiment_log.attempt-{}.jsonl"  # earlier attempts' logs, moved aside by ``resume``
 DATALOADER_STATE = "dataloader.pt"  # EasyR1 writes it after the actor (and critic) checkpoint
 POLL_S = 5.0  # how often the runner looks for EasyR1's next checkpoint after a stop request
 DEFAULT_EASYR1_HOME = ".cache/EasyR1"
@@ -55,36 +53,83 @@ MERGE_WORK_DIR = "merge.tmp"  # the merger's temporary local_dir (a leftover is 
 DEFAULT_DTYPE = "bfloat16"  # a base config without a dtype: the merger's own
 
 
-def prepare(cfg: dict[str, Any], stage_dir: Path, init_model: str, run_name: str) -> None:
-    """Model, checkpoint directory and logger names; shared with the TRL engine, which reads the same keys."""
-    section = cfg["easyr1"]
+def fill_easyr1(cfg: Mapping[str, Any], run: Run, init_model: str, run_name: str) -> dict[str, Any]:
+    """A copy of ``cfg`` with the ``easyr1:`` model, checkpoint folder and logger names (the TRL engine reads
+    the same keys)."""
+    filled = copy.deepcopy(dict(cfg))
+    section = filled["easyr1"]
     section["worker"]["actor"]["model"]["model_path"] = init_model
     trainer = section["trainer"]
-    trainer["save_checkpoint_path"] = str(stage_dir / CHECKPOINT_DIR)
+    trainer["save_checkpoint_path"] = str(run.checkpoints)
     trainer["project_name"] = WANDB_PROJECT
     trainer["experiment_name"] = run_name
     trainer["find_last_checkpoint"] = True
     trainer["load_checkpoint_path"] = None
     trainer["logger"] = list(dict.fromkeys([*trainer.get("logger", []), "file", "wandb"]))
+    return filled
 
 
-def engine_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    from tools.train.engines.paths import easyr1_file
+class EasyR1(Engine):
+    name = "easyr1"
+    config_name = "easyr1.yaml"
+    fill = staticmethod(fill_easyr1)
 
-    return easyr1_file(cfg["easyr1"])
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.cfg["easyr1"]["trainer"]["save_checkpoint_path"])
 
+    def engine_file(self, fitted: Mapping[str, Any]) -> dict[str, Any]:
+        return easyr1_file(self.cfg["easyr1"])
 
-def command(stage_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "tools.train.engines.easyr1_main", f"config={stage_dir / CONFIG_NAME}"]
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "tools.train.engines.easyr1_main",
+            f"config={self.run.dir / self.config_name}",
+        ]
 
+    def finished(self) -> bool:
+        """The tracked ``trainer.max_steps``: only EasyR1's final validation was left,
+        which `pathvlm eval` replaces (relaunching would rebuild every worker to run it)."""
+        max_steps, step = self.cfg["easyr1"]["trainer"].get("max_steps"), tracked_step(self.checkpoint_dir)
+        return bool(max_steps) and step is not None and step >= max_steps
 
-def finished(cfg: dict[str, Any], stage_dir: Path) -> bool:
-    """The tracked checkpoint is of step ``trainer.max_steps``: only EasyR1's final validation was left,
-    which `pathvlm eval` replaces (relaunching would rebuild every worker to run it)."""
-    trainer = cfg["easyr1"]["trainer"]
-    checkpoint_dir = Path(trainer["save_checkpoint_path"])
-    step = tracked_step(checkpoint_dir)
-    return bool(trainer.get("max_steps")) and step is not None and step >= trainer["max_steps"]
+    def resume(self) -> Path | None:
+        """Keep the last attempt's metrics, refuse a tracker that names a missing checkpoint; return the
+        ``global_step_N`` EasyR1 resumes from (``trainer.find_last_checkpoint``), if any."""
+        resume = check_tracked_checkpoint(self.checkpoint_dir)
+        kept = keep_attempt_log(self.checkpoint_dir)
+        if kept is not None:
+            print(f"kept the last attempt's metrics as {kept}", flush=True)
+        return resume
+
+    def stop_handlers(self) -> dict[int, StopHandler]:
+        return {
+            signal.SIGUSR1: stop_after_next_checkpoint(self.checkpoint_dir),
+            signal.SIGTERM: forward_signal,
+        }
+
+    def trained_steps(self) -> int:
+        """The step of the last checkpoint (EasyR1 saves one when training ends), 0 before any."""
+        return tracked_step(self.checkpoint_dir) or 0
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """Every kept ``global_step_N/actor``, merged (N counts EasyR1 steps)."""
+        actors = [p / "actor" for p in self.checkpoint_dir.glob("global_step_*") if (p / "actor").is_dir()]
+        dtype = base_dtype(self.cfg["easyr1"]["worker"]["actor"]["model"]["model_path"])
+        return sorted((int(a.parent.name.rsplit("_", 1)[1]), merged(a, dtype)) for a in actors)
+
+    def export(self, model_dir: Path | None = None) -> None:
+        """Merge the last actor checkpoint (``…/global_step_N/actor``) in the base model's dtype, or take the
+        merged checkpoint ``model_dir``, and copy it to ``run.model``; the attempts' logs as metrics."""
+        if model_dir is None:
+            dtype = base_dtype(self.cfg["easyr1"]["worker"]["actor"]["model"]["model_path"])
+            model_dir = merged(last_actor_checkpoint(self.checkpoint_dir), dtype)
+        copy_model(model_dir, self.run.model)
+        rows = joined_log(self.checkpoint_dir)
+        if rows:
+            write_jsonl(self.run.metrics, rows)
 
 
 def tracked_step(checkpoint_dir: Path) -> int | None:
@@ -162,24 +207,6 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
         return []
     lines = path.read_text(encoding="utf-8").splitlines()
     return [_flatten(json.loads(line)) for line in lines if line.strip()]
-
-
-def before_launch(cfg: dict[str, Any]) -> Path | None:
-    """Keep the last attempt's metrics, refuse a tracker that names a missing checkpoint; return the
-    ``global_step_N`` EasyR1 resumes from (``trainer.find_last_checkpoint``), if any. (The runner counts the
-    prompts ``data.filter_overlong_prompts`` will drop before it calls this.)"""
-    section = cfg["easyr1"]
-    checkpoint_dir = Path(section["trainer"]["save_checkpoint_path"])
-    resume = check_tracked_checkpoint(checkpoint_dir)
-    kept = keep_attempt_log(checkpoint_dir)
-    if kept is not None:
-        print(f"kept the last attempt's metrics as {kept}", flush=True)
-    return resume
-
-
-def stop_handlers(cfg: dict[str, Any], stage_dir: Path) -> dict[int, StopHandler]:
-    checkpoint_dir = Path(cfg["easyr1"]["trainer"]["save_checkpoint_path"])
-    return {signal.SIGUSR1: stop_after_next_checkpoint(checkpoint_dir), signal.SIGTERM: forward_signal}
 
 
 def stop_after_next_checkpoint(checkpoint_dir: Path, poll_s: float = POLL_S) -> StopHandler:
@@ -275,8 +302,6 @@ def check_complete(model_dir: Path) -> None:
 
 def _tensor_names(path: Path) -> list[str]:
     """The tensors a safetensors file holds; none when it is missing or unreadable."""
-    from safetensors import SafetensorError, safe_open
-
     try:
         with safe_open(str(path), "pt") as shard:
             return list(shard.keys())
@@ -286,7 +311,7 @@ def _tensor_names(path: Path) -> list[str]:
 
 def base_dtype(model_path: str) -> str:
     """The dtype the base model was published in (``bfloat16`` for Qwen2.5-VL), from its config."""
-    from transformers import AutoConfig
+    from transformers import AutoConfig  # deferred: a second of start-up, needed at export only
 
     dtype = AutoConfig.from_pretrained(model_path).dtype
     return str(dtype).removeprefix("torch.") if dtype is not None else DEFAULT_DTYPE
@@ -295,7 +320,7 @@ def base_dtype(model_path: str) -> str:
 def set_dtype(model_dir: Path, dtype: str) -> None:
     """Cast the floating-point tensors of every safetensors file to ``dtype`` (EasyR1's merger writes bf16)
     and say ``dtype`` in ``config.json`` (the merger copies the fp32 actor's)."""
-    import torch
+    import torch  # deferred: needed at export only
     from safetensors.torch import load_file, save_file
 
     target = getattr(torch, dtype)
@@ -312,32 +337,6 @@ def set_dtype(model_dir: Path, dtype: str) -> None:
                 section[key] = dtype
     config["dtype"] = dtype
     config_file.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-
-
-def trained_steps(cfg: dict[str, Any], stage_dir: Path) -> int:
-    """The step of the last checkpoint (EasyR1 saves one when training ends), 0 before any."""
-    return tracked_step(Path(cfg["easyr1"]["trainer"]["save_checkpoint_path"])) or 0
-
-
-def checkpoints(cfg: dict[str, Any], stage_dir: Path) -> list[tuple[int, Path]]:
-    """Every kept ``global_step_N/actor``, merged (N counts EasyR1 steps)."""
-    checkpoint_dir = Path(cfg["easyr1"]["trainer"]["save_checkpoint_path"])
-    actors = [p / "actor" for p in checkpoint_dir.glob("global_step_*") if (p / "actor").is_dir()]
-    dtype = base_dtype(cfg["easyr1"]["worker"]["actor"]["model"]["model_path"])
-    return sorted((int(a.parent.name.rsplit("_", 1)[1]), merged(a, dtype)) for a in actors)
-
-
-def export(cfg: dict[str, Any], stage_dir: Path, model_dir: Path | None = None) -> None:
-    """Merge the last actor checkpoint (``…/global_step_N/actor``) in the base model's dtype, or take the
-    merged checkpoint ``model_dir``, and copy it to ``stage_dir/model``."""
-    checkpoint_dir = Path(cfg["easyr1"]["trainer"]["save_checkpoint_path"])
-    if model_dir is None:
-        dtype = base_dtype(cfg["easyr1"]["worker"]["actor"]["model"]["model_path"])
-        model_dir = merged(last_actor_checkpoint(checkpoint_dir), dtype)
-    copy_model(model_dir, stage_dir / MODEL_DIR)
-    rows = joined_log(checkpoint_dir)
-    if rows:
-        write_jsonl(stage_dir / METRICS_FILE, rows)
 
 
 def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -110,7 +110,8 @@ def main() -> None:
     if "-h" in sys.argv[1:] or "--help" in sys.argv[1:]:
         print(__doc__)
         return
-    import tools.common.wandb_first  # noqa: F401  (before EasyR1 imports torch)
+    # deferred past --help: wandb before EasyR1 imports torch (tools.common.wandb_first says why), then Ray
+    import wandb  # noqa: F401
 
     # isort: split
     import ray

@@ -1,10 +1,11 @@
-"""SFT with LLaMA-Factory 0.9.5: ``python -m tools.train.engines.sft_train <stage_dir>/llamafactory.yaml``.
+"""SFT with LLaMA-Factory 0.9.5: ``python -m tools.train.engines.sft_train <run>/llamafactory.yaml``.
 
 That is ``llamafactory-cli train`` with two trainer callbacks of ours. The loss guard
 (``engines.loss_guard``) stops a diverging run with a clear error. On SLURM's warning before the time
 limit (SIGUSR1 to the runner) the runner writes the stop file, and every rank saves ``checkpoint-N`` of the
-step it reached and exits (``engines.stop``). SIGTERM (preemption, scancel) stops it at once: the next
-run resumes from the last periodic checkpoint (``save_steps``).
+step it reached and exits (``engines.stop``; the stop file is ``STOP`` beside ``llamafactory.yaml``).
+SIGTERM (preemption, scancel) stops it at once: the next run resumes from the last periodic checkpoint
+(``save_steps``).
 
 Multi-node runs pass ``FORCE_TORCHRUN``, ``NNODES``, ``NODE_RANK``, ``NPROC_PER_NODE``, ``MASTER_ADDR`` and
 ``MASTER_PORT`` through the environment (read as LLaMA-Factory's launcher reads them). An interrupted run
@@ -13,38 +14,67 @@ resumes by itself: LLaMA-Factory continues from the last ``checkpoint-N`` in ``o
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
-import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tools.train.engines import (
-    CHECKPOINT_DIR,
-    STOP_FILE,
-    StopHandler,
-    export_trainer_output,
-    forward_signal,
-    prepare_trainer_resume,
-    request_stop_file,
-    trainer_checkpoints,
-    trainer_finished,
-    trainer_step,
-)
+import yaml
 
-CONFIG_NAME = "llamafactory.yaml"
-LAUNCH_ENV = ("FORCE_TORCHRUN", "NNODES", "NODE_RANK", "NPROC_PER_NODE", "MASTER_ADDR", "MASTER_PORT")
+from tools.recipe.registry import RecipeError
+from tools.recipe.run import Run
+from tools.train.engines.base import TrainerEngine, export_trainer_output
+from tools.train.engines.paths import llamafactory_file
+
+LOSS_GUARD_KEY = "loss_guard_steps"  # ours in llamafactory.yaml: sft_train takes it out for its loss guard
 
 
-def prepare(cfg: dict[str, Any], stage_dir: Path, init_model: str, run_name: str) -> None:
-    args = cfg["llamafactory"]
-    args["model_name_or_path"] = init_model
-    args["output_dir"] = str(stage_dir / CHECKPOINT_DIR)
-    args["run_name"] = run_name
-    args["report_to"] = "wandb"
-    fit_batch_to_job(cfg)
+class LlamaFactory(TrainerEngine):
+    name = "llamafactory"
+    config_name = "llamafactory.yaml"
+    launch_env = ("FORCE_TORCHRUN", "NNODES", "NODE_RANK", "NPROC_PER_NODE", "MASTER_ADDR", "MASTER_PORT")
+
+    @staticmethod
+    def fill(cfg: Mapping[str, Any], run: Run, init_model: str, run_name: str) -> dict[str, Any]:
+        filled = copy.deepcopy(dict(cfg))
+        args = filled["llamafactory"]
+        args["model_name_or_path"] = init_model
+        args["output_dir"] = str(run.checkpoints)
+        args["run_name"] = run_name
+        args["report_to"] = "wandb"
+        return filled
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.cfg["llamafactory"]["output_dir"])
+
+    def fit_to_job(self) -> dict[str, Any]:
+        return fit_batch_to_job(self.cfg, job_gpus())
+
+    def engine_file(self, fitted: Mapping[str, Any]) -> dict[str, Any]:
+        args = {**self.cfg["llamafactory"], **{k.split(".", 1)[1]: v for k, v in fitted.items()}}
+        return {**llamafactory_file(args), LOSS_GUARD_KEY: self.cfg["loss_guard_steps"]}
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "tools.train.engines.sft_train", str(self.run.dir / self.config_name)]
+
+    def export(self, model_dir: Path | None = None) -> None:
+        """LLaMA-Factory's final output (or checkpoint ``model_dir``) with the config made flat; a LoRA run's
+        adapter is first merged into its base model (``llamafactory-cli export``), so the next stage and the
+        evaluation load a full model."""
+        if self.cfg["llamafactory"].get("finetuning_type") != "lora":
+            super().export(model_dir)
+            return
+        merged = self.run.dir / "merged.tmp"
+        merge_lora(self.cfg["llamafactory"], model_dir or self.output_dir, merged)
+        try:
+            export_trainer_output(self.output_dir, self.run, merged)
+        finally:
+            shutil.rmtree(merged, ignore_errors=True)
 
 
 def job_gpus() -> tuple[int, int] | None:
@@ -56,15 +86,14 @@ def job_gpus() -> tuple[int, int] | None:
     return int(per_node), int(os.environ.get("NNODES") or os.environ.get("SLURM_JOB_NUM_NODES") or "1")
 
 
-def fit_batch_to_job(cfg: dict[str, Any]) -> None:
+def fit_batch_to_job(cfg: Mapping[str, Any], job: tuple[int, int] | None) -> dict[str, Any]:
     """Keep the effective batch (per-GPU batch x accumulation x GPUs) the profile's ``gpus_per_node`` assumes
-    when the job has other GPUs (``sbatch --gres=gpu:2``, ``--nodes=2``): recompute
-    ``gradient_accumulation_steps`` and say so, or refuse when no integer accumulation keeps it."""
-    from tools.recipe.registry import RecipeError
-
-    job, expected = job_gpus(), cfg["gpus_per_node"]
+    when the job has other GPUs (``sbatch --gres=gpu:2``, ``--nodes=2``): the recomputed
+    ``llamafactory.gradient_accumulation_steps`` (none when the job has the profile's GPUs); refuses when no
+    integer accumulation keeps it. The config and its hash keep the profile's value."""
+    expected = cfg["gpus_per_node"]
     if not expected or job is None or job[0] * job[1] == expected:
-        return
+        return {}
     per_node, nodes = job
     args = cfg["llamafactory"]
     per_device, accumulation = args["per_device_train_batch_size"], args["gradient_accumulation_steps"]
@@ -79,65 +108,18 @@ def fit_batch_to_job(cfg: dict[str, Any]) -> None:
             f"another effective batch with --set gpus_per_node={per_node}"
         )
         raise RecipeError(f"{cfg['stage']}/{cfg['size']}/{cfg['profile']}", [problem])
-    args["gradient_accumulation_steps"] = effective // (per_device * per_node * nodes)
+    fitted = effective // (per_device * per_node * nodes)
     print(
-        f"# note: {gpus}: llamafactory.gradient_accumulation_steps {accumulation} -> "
-        f"{args['gradient_accumulation_steps']} keeps the effective batch {effective}",
+        f"# note: {gpus}: llamafactory.gradient_accumulation_steps {accumulation} -> {fitted} keeps the "
+        f"effective batch {effective}",
         flush=True,
     )
+    return {"llamafactory.gradient_accumulation_steps": fitted}
 
 
-def engine_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    from tools.train.engines.paths import llamafactory_file
-
-    return llamafactory_file(cfg["llamafactory"])
-
-
-def command(stage_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "tools.train.engines.sft_train", str(stage_dir / CONFIG_NAME)]
-
-
-def stop_handlers(cfg: dict[str, Any], stage_dir: Path) -> dict[int, StopHandler]:
-    return {signal.SIGUSR1: request_stop_file(stage_dir / STOP_FILE), signal.SIGTERM: forward_signal}
-
-
-def finished(cfg: dict[str, Any], stage_dir: Path) -> bool:
-    return trainer_finished(Path(cfg["llamafactory"]["output_dir"]))
-
-
-def before_launch(cfg: dict[str, Any]) -> Path | None:
-    return prepare_trainer_resume(Path(cfg["llamafactory"]["output_dir"]))
-
-
-def trained_steps(cfg: dict[str, Any], stage_dir: Path) -> int:
-    return trainer_step(Path(cfg["llamafactory"]["output_dir"])) or 0
-
-
-def checkpoints(cfg: dict[str, Any], stage_dir: Path) -> list[tuple[int, Path]]:
-    return trainer_checkpoints(Path(cfg["llamafactory"]["output_dir"]))
-
-
-def export(cfg: dict[str, Any], stage_dir: Path, model_dir: Path | None = None) -> None:
-    """LLaMA-Factory's final output (or checkpoint ``model_dir``) with the config made flat; a LoRA run's
-    adapter is first merged into its base model (``llamafactory-cli export``), so the next stage and the
-    evaluation load a full model."""
-    output_dir = Path(cfg["llamafactory"]["output_dir"])
-    if cfg["llamafactory"].get("finetuning_type") != "lora":
-        export_trainer_output(output_dir, stage_dir, model_dir)
-        return
-    merged = stage_dir / "merged.tmp"
-    merge_lora(cfg["llamafactory"], model_dir or output_dir, merged)
-    try:
-        export_trainer_output(output_dir, stage_dir, merged)
-    finally:
-        shutil.rmtree(merged, ignore_errors=True)
-
-
-def merge_lora(args: dict[str, Any], adapter: Path, export_dir: Path) -> None:
+def merge_lora(args: Mapping[str, Any], adapter: Path, export_dir: Path) -> None:
     """``llamafactory-cli export``: the base model ``args["model_name_or_path"]`` with ``adapter`` merged,
     saved (model, tokenizer, processor) to ``export_dir``."""
-    import yaml
-
     shutil.rmtree(export_dir, ignore_errors=True)
     export_dir.mkdir(parents=True)
     keys = ("model_name_or_path", "template", "trust_remote_code", "image_max_pixels", "image_min_pixels")

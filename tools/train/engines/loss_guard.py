@@ -5,10 +5,10 @@ LLaMA-Factory issues 8563, 7388).
 ``LossGuard(k, zero_loss_is_bad)`` is a plain ``transformers.TrainerCallback``: pass it to any Trainer
 (``callbacks=[...]``; the TRL GRPO engine does, and so does LLaMA-Factory's ``run_exp(callbacks=...)``). It
 raises ``LossDiverged``, whose message starts with ``MARKER`` and names the steps, losses and grad-norms, so
-the engine exits with an error instead of training on and exporting a dead model; the runner quotes that line
-(``diverged_line``). A zero loss counts only where it cannot be healthy: transformers logs the loss rounded
-to 4 decimals, and a GRPO loss is about 0 on every healthy step (zero-mean advantages, the policy near its
-reference), so the GRPO engine passes ``zero_loss_is_bad=False`` and relies on NaN/inf.
+the engine exits with an error instead of training on and exporting a dead model; the runner quotes
+that line (``failure.guard_line``). A zero loss counts only where it cannot be healthy: transformers logs the
+loss rounded to 4 decimals, and a GRPO loss is about 0 on every healthy step (zero-mean advantages, the
+policy near its reference), so the GRPO engine passes ``zero_loss_is_bad=False`` and relies on NaN/inf.
 
 ``RewardWatch(k)`` (GRPO) warns once when the first ``k`` logged steps all have a mean reward of 0: the
 parent model never produces the rewarded format, so GRPO has no signal to learn from (all advantages 0).
@@ -17,14 +17,12 @@ parent model never produces the rewarded format, so GRPO has no signal to learn 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
 from rewards.watch import ZeroRewardWatch
-
-MARKER = "loss guard:"
+from tools.train.failure import LOSS_GUARD_MARKER as MARKER
 
 
 class LossDiverged(RuntimeError):
@@ -77,15 +75,3 @@ class RewardWatch(TrainerCallback):
     ) -> None:
         if logs and "reward" in logs:
             self.watch.observe(logs["reward"], state.global_step)
-
-
-def diverged_line(log: Path, offset: int = 0, marker: str = MARKER) -> str | None:
-    """The message of the guard with ``marker`` (this one's, or the judge guard's) in an engine log after
-    byte ``offset`` (where this attempt began), if any."""
-    if not log.is_file():
-        return None
-    with log.open("rb") as handle:
-        handle.seek(offset)
-        text = handle.read().decode("utf-8", errors="replace")
-    lines = [line for line in text.splitlines() if marker in line]
-    return lines[-1][lines[-1].index(marker) :].strip() if lines else None

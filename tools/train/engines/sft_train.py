@@ -1,7 +1,8 @@
 """LLaMA-Factory 0.9.5 SFT that checkpoints on request: ``python -m tools.train.engines.sft_train <yaml>``.
 
-What ``llamafactory-cli train`` does, plus two trainer callbacks (``tools.train.engines.stop.StopAndSave`` and
-``engines.loss_guard.LossGuard``, K = ``loss_guard_steps`` of the ``config.yaml`` beside the YAML):
+What ``llamafactory-cli train`` does, plus two trainer callbacks (``tools.train.engines.stop.StopAndSave``,
+watching the ``STOP`` file beside the YAML, and ``engines.loss_guard.LossGuard``, K = the YAML's own
+``loss_guard_steps``, which the runner adds and this takes out before LLaMA-Factory reads the rest):
 it calls LLaMA-Factory's own ``run_exp(args, callbacks=[...])``. Like LLaMA-Factory's launcher, it starts
 one process per GPU with torchrun when ``FORCE_TORCHRUN`` is set or more than one GPU is visible, with the
 same variables (``NNODES``, ``NODE_RANK``, ``NPROC_PER_NODE``, ``MASTER_ADDR``, ``MASTER_PORT``); each
@@ -16,13 +17,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 import tools.common.wandb_first  # noqa: F401  (before LLaMA-Factory imports torch)
 
-STAGE_CONFIG = "config.yaml"  # the runner's resolved stage config, beside the engine's file
+# isort: split
+from tools.recipe.run import Run
+from tools.train.engines.llamafactory import LOSS_GUARD_KEY
+from tools.train.engines.loss_guard import LossGuard
+from tools.train.engines.stop import StopAndSave
+from tools.train.process import die_with_parent
 
 
 def _needs_torchrun() -> bool:
@@ -68,8 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     if _needs_torchrun():
         from llamafactory.extras.misc import is_env_enabled
 
-        from tools.train.engines import die_with_parent
-
         env = dict(os.environ)
         if is_env_enabled("OPTIM_TORCH", "1"):  # as LLaMA-Factory's launcher
             env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
@@ -77,25 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         preexec = die_with_parent if sys.platform == "linux" else None  # torchrun stops when this does
         return subprocess.run(torchrun_command(args.config), env=env, preexec_fn=preexec).returncode
 
-    from llamafactory.train.tuner import run_exp
-
-    from tools.train.engines.stop import StopAndSave
+    from llamafactory.train.tuner import run_exp  # deferred: the torchrun parent above needs none of it
 
     train_args = yaml.safe_load(args.config.read_text(encoding="utf-8"))
-    run_exp(train_args, callbacks=[StopAndSave(), loss_guard(args.config)])
+    if LOSS_GUARD_KEY not in train_args:
+        raise SystemExit(f"{args.config}: no {LOSS_GUARD_KEY} (written by `pathvlm run`)")
+    guard = LossGuard(int(train_args.pop(LOSS_GUARD_KEY)))
+    run_exp(train_args, callbacks=[StopAndSave(path=Run.at(args.config.parent).stop), guard])
     return 0
-
-
-def loss_guard(engine_file: Path) -> Any:
-    """The loss guard (``engines.loss_guard``) with K = ``loss_guard_steps`` of the stage's resolved
-    ``config.yaml`` beside ``engine_file``."""
-    from tools.train.engines.loss_guard import LossGuard
-
-    stage_config = engine_file.parent / STAGE_CONFIG
-    cfg = yaml.safe_load(stage_config.read_text(encoding="utf-8")) if stage_config.is_file() else {}
-    if "loss_guard_steps" not in (cfg or {}):
-        raise SystemExit(f"{stage_config}: no loss_guard_steps (write it with `pathvlm run`)")
-    return LossGuard(int(cfg["loss_guard_steps"]))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 The runner asks a running engine to stop in one of two ways (see each engine's ``request_stop``):
 
-- it writes the stop file named by ``$PATHVLM_STOP_FILE`` (LLaMA-Factory: under torchrun the ranks are
-  grandchildren of the runner, so a file reaches them where a signal would not);
+- it writes the stop file ``STOP`` in the run folder, beside the file the engine reads (LLaMA-Factory: under
+  torchrun the ranks are grandchildren of the runner, so a file reaches them where a signal would not);
 - it forwards the signal itself (SIGTERM: preemption).
 
 A signal that reaches an engine before its handler exists (while the model loads) kills it; the stop file
@@ -25,20 +25,14 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from tools.train.engines import STOP_FILE_ENV
-
-
-def stop_file() -> Path | None:
-    value = os.environ.get(STOP_FILE_ENV)
-    return Path(value) if value else None
-
 
 class StopAndSave(TrainerCallback):
-    """Save a checkpoint at the end of the current step and exit once a stop was requested."""
+    """Save a checkpoint at the end of the current step and exit once ``path`` exists or one of ``signals``
+    arrived."""
 
-    def __init__(self, signals: tuple[int, ...] = (), path: Path | None = None) -> None:
+    def __init__(self, path: Path, signals: tuple[int, ...] = ()) -> None:
         self.received = 0  # the signal number of the request; 0: none
-        self.path = path if path is not None else stop_file()
+        self.path = path
         for sig in signals:
             signal.signal(sig, self._note)
 
@@ -46,11 +40,11 @@ class StopAndSave(TrainerCallback):
         self.received = signum
 
     def _requested(self, device: Any) -> int:
-        import torch
+        import torch  # deferred: loaded by the Trainer already when a step ends
         import torch.distributed as dist
 
         local = self.received
-        if not local and self.path is not None and _global_rank() == 0 and self.path.exists():
+        if not local and _global_rank() == 0 and self.path.exists():
             local = int(signal.SIGUSR1)  # the file stands for the warning signal the runner received
         if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return local

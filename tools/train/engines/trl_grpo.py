@@ -35,136 +35,33 @@ Usage: ``python -m tools.train.engines.trl_grpo runs/<size>/<stage>/config.yaml`
 
 from __future__ import annotations
 
+import tools.common.wandb_first  # noqa: F401  (before torch and TRL)
+
+# isort: split
 import argparse
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+import wandb
 import yaml
+from datasets import Dataset
+from transformers import AutoModelForImageTextToText, AutoProcessor
+from trl import GRPOConfig, GRPOTrainer
 
+from rewards.trl import make_reward_funcs
 from tools.common.grpo_rows import drop_overlong, load_rows
-from tools.recipe.checks.trl import LOSS_TYPES
-from tools.train.engines import (
-    STOP_FILE,
-    StopHandler,
-    checkpoint_step,
-    export_trainer_output,
-    forward_signal,
-    last_checkpoint,
-    params_line,
-    prepare_trainer_resume,
-    request_stop_file,
-    trainer_checkpoints,
-    trainer_finished,
-    trainer_step,
-)
-from tools.train.engines import easyr1 as _easyr1
+from tools.recipe.run import Run
+from tools.train.engines.base import checkpoint_step, last_checkpoint, metric_name, params_line
+from tools.train.engines.loss_guard import LossGuard, RewardWatch
+from tools.train.engines.stop import StopAndSave
+from tools.train.engines.trl import grpo_arguments, output_dir
 
-CONFIG_NAME = "config.yaml"  # reads the whole resolved stage config
-LAUNCH_ENV: tuple[str, ...] = ()
 # SLURM's warning (USR1) reaches the engine as the runner's stop file: a signal that arrived while the model
 # loads, before the handler exists, would kill it. TERM (preempted) is caught: checkpoint, then stop.
 STOP_SIGNALS = (signal.SIGTERM,)
-
-
-def prepare(cfg: dict[str, Any], stage_dir: Path, init_model: str, run_name: str) -> None:
-    _easyr1.prepare(cfg, stage_dir, init_model, run_name)
-
-
-def engine_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    return cfg
-
-
-def command(stage_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "tools.train.engines.trl_grpo", str(stage_dir / CONFIG_NAME)]
-
-
-def finished(cfg: dict[str, Any], stage_dir: Path) -> bool:
-    return trainer_finished(_output_dir(cfg))
-
-
-def stop_handlers(cfg: dict[str, Any], stage_dir: Path) -> dict[int, StopHandler]:
-    return {signal.SIGUSR1: request_stop_file(stage_dir / STOP_FILE), signal.SIGTERM: forward_signal}
-
-
-def before_launch(cfg: dict[str, Any]) -> Path | None:
-    return prepare_trainer_resume(_output_dir(cfg))
-
-
-def trained_steps(cfg: dict[str, Any], stage_dir: Path) -> int:
-    return trainer_step(_output_dir(cfg)) or 0
-
-
-def checkpoints(cfg: dict[str, Any], stage_dir: Path) -> list[tuple[int, Path]]:
-    return trainer_checkpoints(_output_dir(cfg))
-
-
-def export(cfg: dict[str, Any], stage_dir: Path, model_dir: Path | None = None) -> None:
-    export_trainer_output(_output_dir(cfg), stage_dir, model_dir)
-
-
-def _output_dir(cfg: dict[str, Any]) -> Path:
-    return Path(cfg["easyr1"]["trainer"]["save_checkpoint_path"])
-
-
-# ---------------------------------------------------------------------------------------------- mapping
-
-
-def grpo_arguments(section: dict[str, Any], output_dir: Path, run_name: str) -> dict[str, Any]:
-    """GRPOConfig keyword arguments from a validated ``easyr1:`` section (see the module docstring)."""
-    data, algorithm, trainer = section["data"], section["algorithm"], section["trainer"]
-    actor, rollout = section["worker"]["actor"], section["worker"]["rollout"]
-    optim = actor["optim"]
-    n = rollout["n"]
-    prompts_per_update, prompts_per_rollout = actor["global_batch_size"], data["rollout_batch_size"]
-    micro = actor["micro_batch_size_per_device_for_update"]  # the batches divide: validate() checked it
-    accumulation = prompts_per_update * n // micro
-    updates_per_rollout = prompts_per_rollout // prompts_per_update * actor.get("ppo_epochs", 1)
-    save_freq = trainer.get("save_freq", -1)
-    args: dict[str, Any] = {
-        "output_dir": str(output_dir),
-        "run_name": run_name,
-        "report_to": ["wandb"] if "wandb" in trainer.get("logger", []) else [],
-        "seed": data.get("seed", 1),
-        "shuffle_dataset": data.get("shuffle", True),
-        "max_prompt_length": data["max_prompt_length"],
-        "max_completion_length": data["max_response_length"],
-        "num_generations": n,
-        "temperature": rollout.get("temperature", 1.0),
-        "top_p": rollout.get("top_p", 1.0),
-        "per_device_train_batch_size": micro,
-        "gradient_accumulation_steps": accumulation,
-        "steps_per_generation": accumulation * prompts_per_rollout // prompts_per_update,
-        "num_iterations": actor.get("ppo_epochs", 1),
-        "learning_rate": optim["lr"],
-        "weight_decay": optim.get("weight_decay", 0.0),
-        "adam_beta1": optim.get("betas", (0.9, 0.999))[0],
-        "adam_beta2": optim.get("betas", (0.9, 0.999))[1],
-        "warmup_ratio": optim.get("lr_warmup_ratio", 0.0),
-        "lr_scheduler_type": optim.get("lr_scheduler_type", "constant"),
-        "max_grad_norm": actor.get("max_grad_norm", 1.0),
-        "epsilon": actor.get("clip_ratio_low", 0.2),
-        "epsilon_high": actor.get("clip_ratio_high", 0.2),
-        "loss_type": LOSS_TYPES[actor.get("loss_avg_mode", "token")],
-        "beta": 0.0 if algorithm.get("disable_kl") else algorithm["kl_coef"],
-        "gradient_checkpointing": actor["model"].get("enable_gradient_checkpointing", False),
-        "logging_steps": 1,
-        "save_strategy": "steps" if save_freq > 0 else "no",
-        "save_steps": max(save_freq, 1) * updates_per_rollout,
-        "save_total_limit": trainer.get("save_limit") if (trainer.get("save_limit") or -1) > 0 else None,
-        "bf16": False,
-        "dataloader_num_workers": 0,
-        "remove_unused_columns": False,
-    }
-    if trainer.get("max_steps") is not None:  # 0 is not "unset": EasyR1 would train 0 steps
-        args["max_steps"] = trainer["max_steps"] * updates_per_rollout
-    else:
-        args["num_train_epochs"] = trainer["total_epochs"]
-    return args
-
-
-# ---------------------------------------------------------------------------------------------- train
 
 
 def freeze_vision_tower(model: Any) -> tuple[int, int]:
@@ -184,37 +81,24 @@ def vision_token_ids(config: Any) -> list[int]:
     return sorted({getattr(config, name) for name in names if getattr(config, name, None) is not None})
 
 
-def train(cfg: dict[str, Any]) -> int:
-    import tools.common.wandb_first  # noqa: F401  (before torch and TRL)
+class Trainer(GRPOTrainer):
+    """Logs TRL's ``rewards/<name>/mean`` as ``reward/<name>`` (history, console and W&B alike)."""
 
-    # isort: split
-    import torch
-    import wandb
-    from datasets import Dataset
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-    from trl import GRPOConfig, GRPOTrainer
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        for metrics in self._metrics.values():
+            for key in [k for k in metrics if metric_name(k) != k]:
+                metrics[metric_name(key)] = metrics.pop(key)
+        super().log(logs, start_time)
 
-    from rewards.trl import make_reward_funcs
-    from tools.train.engines.loss_guard import LossGuard, RewardWatch
-    from tools.train.engines.stop import StopAndSave
 
-    class Trainer(GRPOTrainer):
-        """Logs TRL's ``rewards/<name>/mean`` as ``reward/<name>`` (history, console and W&B alike)."""
-
-        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-            from tools.train.engines import metric_name
-
-            for metrics in self._metrics.values():
-                for key in [k for k in metrics if metric_name(k) != k]:
-                    metrics[metric_name(key)] = metrics.pop(key)
-            super().log(logs, start_time)
-
+def train(cfg: dict[str, Any], config: Path) -> int:
+    """Train from the resolved run config ``cfg`` (read from ``config``, whose folder holds the stop file)."""
     section = cfg["easyr1"]
     data, reward = section["data"], section["worker"]["reward"]
     model_path = section["worker"]["actor"]["model"]["model_path"]
-    output_dir = _output_dir(cfg)
+    output = output_dir(cfg)
     args = GRPOConfig(
-        **grpo_arguments(section, output_dir, section["trainer"]["experiment_name"]),
+        **grpo_arguments(section, output, section["trainer"]["experiment_name"]),
         use_cpu=not torch.cuda.is_available(),
     )
     processor = AutoProcessor.from_pretrained(model_path)
@@ -237,17 +121,17 @@ def train(cfg: dict[str, Any]) -> int:
         train_dataset=Dataset.from_list(rows),
         processing_class=processor,
         callbacks=[  # StopAndSave exits after the checkpoint, before the final save
-            StopAndSave(STOP_SIGNALS),
+            StopAndSave(Run.at(config.parent).stop, STOP_SIGNALS),
             LossGuard(cfg["loss_guard_steps"], zero_loss_is_bad=False),
             RewardWatch(),
         ],
     )
-    resume = last_checkpoint(output_dir)
+    resume = last_checkpoint(output)
     if resume is not None:
         print(f"resuming from checkpoint {resume} (step {checkpoint_step(resume)})", flush=True)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    trainer.save_model(str(output_dir))
-    processor.save_pretrained(str(output_dir))
+    trainer.save_model(str(output))
+    processor.save_pretrained(str(output))
     trainer.save_state()
     return 0
 
@@ -260,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", type=Path, help="the resolved stage config written by `pathvlm run`")
     args = parser.parse_args(argv)
     cfg = yaml.safe_load(args.config.read_text(encoding="utf-8"))
-    return train(cfg)
+    return train(cfg, args.config)
 
 
 if __name__ == "__main__":
