@@ -22,12 +22,12 @@ from rewards.judge.cache import JudgeCache
 from rewards.judge.reply import PARSE_FAILURES, ReplyError, read_reply
 from rewards.rules import accuracy_reward, format_reward, parse_choice
 from tools.cli import main
+from tools.common.manifest import file_hashes
 from tools.common.model_dir import model_dir_problems
 from tools.data.check import check_output
 from tools.data.errors import DataError
 from tools.data.omnimedvqa import convert_omnimedvqa
 from tools.data.split import split_items
-from tools.data.staging import file_hashes
 from tools.dev.synth import write_synthetic_omnimedvqa
 from tools.recipe import compose as recipes
 from tools.recipe import registry

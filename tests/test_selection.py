@@ -54,7 +54,7 @@ def data(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> P
 
 def _write_validation(root: Path, rows: list[dict[str, Any]]) -> None:
     """``rows`` as the validation split, listed in the manifest as if the conversion had written them."""
-    from tools.data.staging import file_hashes
+    from tools.common.manifest import file_hashes
 
     path = root / "eval" / "validation.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))

@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools.common.manifest import sha256_file
 from tools.common.paths import REPO_ROOT
 from tools.data.errors import DataError
-from tools.data.items import OPTION_RE, Item, normalise, sha256_file
+from tools.data.items import OPTION_RE, Item, normalise
 
 SPLIT_NAME = "authors-v2"
 KEYS_FILE = REPO_ROOT / "data" / "splits" / "authors-v2.json"

@@ -28,9 +28,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tools.common.manifest import file_hashes, sha256_file
 from tools.data.errors import DataError, ItemError, Rejects
-from tools.data.items import Item, absolute, letter_texts, sha256_file
-from tools.data.staging import file_hashes, staged_output
+from tools.data.items import Item, absolute, letter_texts
+from tools.data.staging import staged_output
 from tools.data.writers import eval_row, write_json, write_jsonl
 
 PATHVQA_TEST_SIZE, PATHVQA_CLOSED_SIZE = 6719, 3362

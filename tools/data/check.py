@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tools.common.manifest import check_files
 from tools.common.prompt import IMAGE_TOKEN
 from tools.data.items import normalise
 from tools.data.pathmmu import EVAL_SPLITS, split_names
-from tools.data.staging import MANIFEST, file_hashes
 from tools.data.writers import SHAREGPT_COLUMNS, SHAREGPT_TAGS
 
 ENTRY_KEYS = {"id", "image", "sha256", "question"}
@@ -139,32 +139,6 @@ def _check_pathmmu(
             problems,
             lambda r: r["id"],
         )
-
-
-def check_files(out: Path, manifest: Any) -> list[str]:
-    """How the files in ``out`` differ from those its manifest (parsed, or its path) lists, by sha256."""
-    if isinstance(manifest, Path):
-        unreadable: list[str] = []
-        manifest = _load(manifest, unreadable)
-        if manifest is None:
-            return unreadable
-    listed = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(listed, dict):
-        return [
-            f"{out / MANIFEST}: no 'files' list (written before file hashes were recorded): convert again"
-        ]
-    found = file_hashes(out)
-    problems = [
-        f"{out / name}: {'missing' if name not in found else 'changed since the conversion (sha256 differs)'}"
-        for name, digest in listed.items()
-        if found.get(name) != digest
-    ]
-    problems += [
-        f"{out / name}: not written by the conversion that wrote {MANIFEST}"
-        for name in found
-        if name not in listed
-    ]
-    return problems
 
 
 def check_output(out: Path) -> list[str]:

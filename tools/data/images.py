@@ -13,8 +13,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from tools.common.manifest import sha256_file
 from tools.data.errors import Rejects
-from tools.data.items import Item, item_error, sha256_file
+from tools.data.items import Item, item_error
 
 # Pixel formats that the engines' ``convert("RGB")`` clips to white or black instead of scaling.
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")

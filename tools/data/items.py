@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import string
@@ -161,11 +160,3 @@ def match_answer_text(answer: str, options: Sequence[str], file: Path, item: str
         if normalize_option_text(OPTION_RE.match(option).group(2)) == wanted:
             return scorable(option, options, file, item)
     raise ItemError(file, item, f"answer {answer!r} matches none of the options {list(options)}")
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.common.manifest import file_hashes
 from tools.data.errors import DataError, ItemError, Rejects
 from tools.data.images import hash_images
 from tools.data.items import (
@@ -28,7 +29,7 @@ from tools.data.items import (
     slugify,
 )
 from tools.data.sources import expect_shape, field, item_label, load_json, text_field
-from tools.data.staging import file_hashes, staged_output
+from tools.data.staging import staged_output
 from tools.data.writers import eval_row, manifest_entry, write_json, write_jsonl
 
 SUBSETS = ("Chest CT Scan", "ISIC2020", "Retinal OCT-C8", "Diabetic Retinopathy")

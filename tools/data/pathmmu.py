@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.common.manifest import file_hashes
 from tools.data import authors_split
 from tools.data.errors import DataError, ItemError, Rejects
 from tools.data.images import hash_images
@@ -28,7 +29,7 @@ from tools.data.items import (
 )
 from tools.data.sources import expect_shape, field, item_label, load_json, text_field
 from tools.data.split import UNITS, split_items
-from tools.data.staging import file_hashes, staged_output
+from tools.data.staging import staged_output
 from tools.data.writers import (
     TARGET_STYLES,
     easyr1_row,

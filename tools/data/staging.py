@@ -11,10 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tools.common.errors import naming
+from tools.common.manifest import MANIFEST
 from tools.data.errors import DataError
-from tools.data.items import absolute, sha256_file
-
-MANIFEST = "manifest.json"
+from tools.data.items import absolute
 
 
 @contextmanager
@@ -74,12 +73,3 @@ def _recover(out: Path) -> None:
             print(f"restored the previous output {out} from {leftover.name}", file=sys.stderr)
         else:
             shutil.rmtree(leftover, ignore_errors=True)
-
-
-def file_hashes(folder: Path) -> dict[str, str]:
-    """``{relative posix path: sha256}`` of every file under ``folder`` except the manifest."""
-    return {
-        path.relative_to(folder).as_posix(): sha256_file(path)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST
-    }

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tools.common.manifest import sha256_file
 from tools.data.authors_split import KEY_HEX, PREFIX_HEX, SPLITS, image_prefix, problem_key
-from tools.data.items import sha256_file
 
 SPLIT_FILES = {  # split -> candidate files, first present wins (with/without CoT share their problems)
     "sft": (

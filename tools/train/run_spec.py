@@ -21,7 +21,7 @@ from typing import Any
 
 from tools.common import paths
 from tools.common.errors import UserError, read_json
-from tools.data.check import check_files
+from tools.common.manifest import check_files
 from tools.recipe import compose as recipes
 from tools.recipe.compose import DEFAULT_BUDGET
 from tools.recipe.registry import ProfileInfo

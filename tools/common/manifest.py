@@ -1,0 +1,56 @@
+"""A converted data folder's ``manifest.json`` lists every file it wrote with its sha256: hashing files and
+checking a folder against its manifest (the conversion writes it, the runner checks it before training)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """``{relative posix path: sha256}`` of every file under ``folder`` except the manifest."""
+    return {
+        path.relative_to(folder).as_posix(): sha256_file(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST
+    }
+
+
+def check_files(out: Path, manifest: Any) -> list[str]:
+    """How the files in ``out`` differ from those its manifest (parsed, or its path) lists, by sha256."""
+    if isinstance(manifest, Path):
+        try:
+            manifest = json.loads(manifest.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return [f"{manifest}: missing"]
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return [f"{manifest}: not valid JSON ({exc})"]
+    listed = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(listed, dict):
+        return [
+            f"{out / MANIFEST}: no 'files' list (written before file hashes were recorded): convert again"
+        ]
+    found = file_hashes(out)
+    problems = [
+        f"{out / name}: {'missing' if name not in found else 'changed since the conversion (sha256 differs)'}"
+        for name, digest in listed.items()
+        if found.get(name) != digest
+    ]
+    problems += [
+        f"{out / name}: not written by the conversion that wrote {MANIFEST}"
+        for name in found
+        if name not in listed
+    ]
+    return problems
