@@ -55,9 +55,11 @@ KWARGS = "easyr1.worker.reward.reward_function_kwargs"
 
 
 @pytest.fixture(scope="module")
-def alpha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+def alpha(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: Path
+) -> Iterator[tuple[Path, dict[str, str]]]:
     """Synthetic data of the smoke's size (data seed 0, the converter's default split seed) and the cpu
-    profile's alpha on it, trained once; yields (root, environment)."""
+    profile's alpha on it from the session's tiny model, trained once; yields (root, environment)."""
     from tools.data.pathmmu import convert_pathmmu
     from tools.dev.smoke import ITEMS, SPLIT_SIZES
     from tools.dev.synth import write_synthetic_pathmmu
@@ -68,7 +70,7 @@ def alpha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict
     env = {
         **os.environ,
         "PATHVLM_DATA": str(root / "data"),
-        "PATHVLM_TINY_MODEL": str(root / "tiny"),
+        "PATHVLM_TINY_MODEL": str(tiny_model),
         "WANDB_MODE": "offline",
         "WANDB_DIR": str(root),
         "OMP_NUM_THREADS": "1",

@@ -3,8 +3,15 @@ finished step."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import os
+import shutil
+import signal
 import subprocess
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -26,19 +33,52 @@ MARGINS = {
 }
 
 
-def _smoke(out: Path) -> tuple[str, float]:
-    start = time.monotonic()
-    result = subprocess.run(
-        ["make", "-C", str(REPO), "smoke", f"SMOKE_DIR={out}"], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return result.stdout, time.monotonic() - start
+class Smoke:
+    """`make smoke` into ``out``, started now; its output and wall time are taken as it ends."""
+
+    def __init__(self, out: Path) -> None:
+        self.start, self.seconds, self.output = time.monotonic(), 0.0, ("", "")
+        self.process = subprocess.Popen(
+            ["make", "-C", str(REPO), "smoke", f"SMOKE_DIR={out}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self.waiter = threading.Thread(target=self._collect, daemon=True)
+        self.waiter.start()
+
+    def _collect(self) -> None:
+        self.output = self.process.communicate()
+        self.seconds = time.monotonic() - self.start
+
+    def result(self) -> tuple[str, float]:
+        """Its stdout and wall time, once it ended well."""
+        self.waiter.join()
+        stdout, stderr = self.output
+        assert self.process.returncode == 0, stdout[-4000:] + stderr[-4000:]
+        return stdout, self.seconds
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+@functools.cache
+def first_smoke() -> tuple[Smoke, Path]:
+    """The first `make smoke`, started once, and its folder. conftest.py starts it when the test below is
+    collected, so it runs beside the other tests (they leave cores idle while they wait on processes)."""
+    folder = Path(tempfile.mkdtemp(prefix="smoke-test-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    smoke = Smoke(folder / "smoke")
+    atexit.register(smoke.stop)  # a session that ends before the test leaves no smoke behind
+    return smoke, folder / "smoke"
 
 
 @pytest.mark.slow
-def test_make_smoke_shows_each_stage_doing_its_job_and_resumes(tmp_path: Path) -> None:
-    out = tmp_path / "smoke"
-    stdout, seconds = _smoke(out)
+def test_make_smoke_shows_each_stage_doing_its_job_and_resumes() -> None:
+    smoke, out = first_smoke()
+    stdout, seconds = smoke.result()
     summary = json.loads((out / "summary.json").read_text())
     stages, chance = summary["stages"], summary["chance"]
 
@@ -76,7 +116,10 @@ def test_make_smoke_shows_each_stage_doing_its_job_and_resumes(tmp_path: Path) -
     assert seconds < 15 * 60
 
     # A second run skips every finished step.
-    stdout, seconds = _smoke(out)
+    stdout, seconds = Smoke(out).result()
     for step in ("tiny model", "convert PathMMU", "alpha", "beta", "r1"):
         assert f"{step}: already done, skipped" in stdout
     assert seconds < 120
+
+
+test_make_smoke_shows_each_stage_doing_its_job_and_resumes.start_early = first_smoke  # type: ignore[attr-defined]
