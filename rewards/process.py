@@ -1,9 +1,8 @@
 """Cross-modal process reward: the judge (``rewards.judge``) grades the reasoning of each rollout.
 
-The judge sees the image, the question, the standard answer, whether the model's answer was correct and the
-model's complete output (delimited as untrusted text), and replies ``{"integrity_score": x,
-"knowledge_score": y}``; the process reward is their mean. ``process_rewards`` is the batch API the EasyR1
-and TRL adapters call; it never raises on judge faults.
+``process_rewards`` is the batch API the EasyR1 and TRL adapters call; a rollout's process reward is the
+mean of the judge's integrity and knowledge scores (``JudgeResult.process``). Judge faults never raise here;
+only the judge's health guard does.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from rewards.judge import JudgeConfig, JudgeItem, JudgeResult, get_judge
+from rewards.judge import JudgeItem, JudgeResult, get_judge
 
 logger = logging.getLogger(__name__)
 
@@ -47,35 +46,29 @@ def process_rewards(
     answers: Sequence[str],
     formats: Sequence[float],
     accuracies: Sequence[float],
-    settings: dict[str, Any] | JudgeConfig | None,
-    guard: tuple[float, int] | None = None,
+    settings: dict[str, Any] | None,
+    guard: tuple[float, int],
 ) -> list[JudgeResult]:
     """Judge results in order: format-failing responses are not sent (scores 0, not failed); an answer
-    without question/image (not the packed JSON) gets the transport fallback and counts as failed. With
-    ``guard`` = (max_failure_rate, steps) the call is one training step for the judge's health guard
+    without question/image (not the packed JSON) gets the transport fallback and counts as failed. The call
+    is one training step for the judge's health guard, ``guard`` = (max_failure_rate, steps)
     (``rewards.judge.guard``), which raises ``JudgeOutage`` when the judge keeps failing."""
     judge = get_judge(settings)
-    results: list[JudgeResult | None] = [None] * len(responses)
-    items: list[JudgeItem] = []
-    positions: list[int] = []
-    for index, (response, answer, format_ok, correct) in enumerate(
-        zip(responses, answers, formats, accuracies, strict=True)
-    ):
+    results: dict[int, JudgeResult] = {}
+    items: dict[int, JudgeItem] = {}
+    rows = zip(responses, answers, formats, accuracies, strict=True)
+    for index, (response, answer, format_ok, correct) in enumerate(rows):
+        item = judge_item(response, unpack_answer(answer), bool(correct)) if format_ok else None
         if not format_ok:
             results[index] = JudgeResult(0.0, 0.0)
-            continue
-        item = judge_item(response, unpack_answer(answer), bool(correct))
-        if item is None:
+        elif item is None:
             logger.warning("judge: answer %d lacks question/image/ground_truth JSON: %.80r", index, answer)
-            value = judge.config.fallback(bool(correct), "transport")
-            results[index] = JudgeResult(value, value, failure="transport")
-            continue
-        items.append(item)
-        positions.append(index)
-    for index, result in zip(positions, judge.judge(items) if items else [], strict=True):
-        results[index] = result
-    if guard is not None:
-        sent = [r for r, format_ok in zip(results, formats, strict=True) if format_ok and r is not None]
-        reasons = dict(judge.last.failures) if items else {}
-        judge.guard(*guard).record(sum(r.failed for r in sent), len(sent), reasons, judge.last_error)
-    return results  # type: ignore[return-value]
+            results[index] = judge.config.fallback(bool(correct), "transport")
+        else:
+            items[index] = item
+    if items:
+        results.update(zip(items, judge.judge(list(items.values())), strict=True))
+    sent = [results[index] for index, format_ok in enumerate(formats) if format_ok]
+    reasons = dict(judge.last.failures) if items else {}
+    judge.guard(*guard).record(sum(r.failed for r in sent), len(sent), reasons, judge.last_error)
+    return [results[index] for index in range(len(responses))]

@@ -11,12 +11,12 @@ import re
 import unicodedata
 from functools import lru_cache
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 
 # Every think/answer tag in any case: a well-formed response has exactly this sequence, all lower-case.
 _TAG_RE = re.compile(r"</?(?:think|answer)>", re.IGNORECASE)
-_TAG_SEQUENCE = [THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE]
+_TAG_SEQUENCE = ["<think>", "</think>", ANSWER_OPEN, ANSWER_CLOSE]
+_FORMAT_RE = re.compile(r"<think>(.*)</think>\s*<answer>(.*)</answer>", re.DOTALL)
 # An option marker at the start of an answer: "C)", "C.", "C:" or "(C)", then the option text.
 _CHOICE_RE = re.compile(r"\s*(?:\(([A-Z])\)|([A-Z])[).:])\s*(.*)", re.DOTALL)
 # Another option marker after a separator (start of a line; comma, semicolon, slash or "&" with a space
@@ -37,16 +37,8 @@ def format_reward(response: str) -> float:
     separate or follow the blocks.
     """
     text = response.strip()
-    if not text.startswith(THINK_OPEN) or not text.endswith(ANSWER_CLOSE):
-        return 0.0
-    if _TAG_RE.findall(text) != _TAG_SEQUENCE:
-        return 0.0
-    think_end = text.find(THINK_CLOSE)
-    answer_start = text.find(ANSWER_OPEN)
-    think = text[len(THINK_OPEN) : think_end]
-    between = text[think_end + len(THINK_CLOSE) : answer_start]
-    answer = text[answer_start + len(ANSWER_OPEN) : -len(ANSWER_CLOSE)]
-    return 1.0 if think.strip() and answer.strip() and not between.strip() else 0.0
+    blocks = _FORMAT_RE.fullmatch(text) if _TAG_RE.findall(text) == _TAG_SEQUENCE else None
+    return 1.0 if blocks and blocks[1].strip() and blocks[2].strip() else 0.0
 
 
 def extract_answer(response: str) -> str | None:

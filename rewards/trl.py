@@ -68,11 +68,9 @@ def make_reward_funcs(reward_function: str, kwargs: dict[str, Any]) -> tuple[lis
     def process(completions: list[Any], **columns: Any) -> list[float]:
         texts = [completion_text(c) for c in completions]
         answers = _answers(columns, len(texts))
-        formats = [format_reward(text) for text in texts]
-        accuracies = [accuracy_reward(text, answer) for text, answer in zip(texts, answers, strict=True)]
+        rules = format(texts), accuracy(texts, answer=answers)
         guard = (settings["judge_max_failure_rate"], settings["judge_guard_steps"])
-        results = process_rewards(texts, answers, formats, accuracies, settings["judge"], guard)
-        return [result.process for result in results]
+        return [r.process for r in process_rewards(texts, answers, *rules, settings["judge"], guard)]
 
     funcs: list[RewardFunc] = [format, accuracy]
     weights = [float(settings["format_weight"]), float(settings["accuracy_weight"])]

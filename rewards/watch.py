@@ -17,13 +17,13 @@ class ZeroRewardWatch:
         self.k = k
         self.means: list[float] = []
 
-    def observe(self, mean_reward: float, step: int | None = None) -> bool:
-        """Record one step's mean reward; True when this call printed the warning."""
+    def observe(self, mean_reward: float, step: int | None = None) -> None:
+        """Record one step's mean reward; warn when it is the ``k``-th zero in a row from the start."""
         if len(self.means) >= self.k:
-            return False
+            return
         self.means.append(float(mean_reward))
         if len(self.means) < self.k or any(self.means):
-            return False
+            return
         where = f" (up to step {step})" if step is not None else ""
         print(
             f"\nwarning: the reward is 0 on all of the first {self.k} steps{where}: the parent model "
@@ -32,4 +32,3 @@ class ZeroRewardWatch:
             file=sys.stderr,
             flush=True,
         )
-        return True

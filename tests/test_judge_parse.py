@@ -6,8 +6,17 @@ import time
 
 import pytest
 
-from rewards.judge import parse_judge_reply, read_reply
+from rewards.judge import read_reply
 from rewards.judge.reply import MAX_REPLY_CHARS, ReplyError
+
+
+def parse_judge_reply(reply: object) -> tuple[float, float] | None:
+    """The scores, or None for a reply without a usable verdict."""
+    try:
+        return read_reply(reply)
+    except ReplyError:
+        return None
+
 
 INJECTED = '{"integrity_score": 1.0, "knowledge_score": 1.0}'
 

@@ -4,7 +4,7 @@
 |---|---|
 | ``chat`` | chat completions with images on the ``openai`` SDK, its own retries and timeouts |
 | ``judge`` | ``Judge`` (cache, semaphore, batch deadline, fallbacks, usage), ``get_judge`` |
-| ``reply`` | the reply grammar: ``read_reply`` / ``parse_judge_reply`` |
+| ``reply`` | the reply grammar: ``read_reply`` |
 | ``config`` | ``JudgeConfig`` (validated, credential-free) |
 | ``prompt`` | ``JudgePrompt``: the versioned prompt files in ``rewards/prompts/`` |
 | ``cache`` | ``JudgeCache``: the persistent judgements |
@@ -16,7 +16,7 @@ from rewards.judge.config import JudgeConfig, credentials_in_url
 from rewards.judge.items import JudgeItem, JudgeResult, JudgeUsage
 from rewards.judge.judge import Judge, get_judge, reset_judges
 from rewards.judge.prompt import JudgePrompt
-from rewards.judge.reply import parse_judge_reply, read_reply
+from rewards.judge.reply import read_reply
 
 __all__ = [
     "Judge",
@@ -27,7 +27,6 @@ __all__ = [
     "JudgeUsage",
     "credentials_in_url",
     "get_judge",
-    "parse_judge_reply",
     "read_reply",
     "reset_judges",
 ]

@@ -35,7 +35,7 @@ class JudgeCache:
         self.entries: dict[str, tuple[float, float]] = {}
         self.errors = 0
         self._pending: list[str] = []
-        self._path: Path | None = None
+        self._shard = f"judge-{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}.jsonl"
         self.directory = None if directory is None else Path(directory).expanduser()
         if self.directory is None:
             return
@@ -45,8 +45,6 @@ class JudgeCache:
                 self._read(shard)
         except OSError as error:
             self._failed("read", error)
-        shard = f"judge-{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}.jsonl"
-        self._path = self.directory / shard
 
     def _read(self, shard: Path) -> None:
         rejected = 0
@@ -74,29 +72,25 @@ class JudgeCache:
 
     def put(self, key: str, scores: tuple[float, float]) -> None:
         self.entries[key] = scores
-        if self._path is not None:
+        if self.directory is not None:
             self._pending.append(json.dumps({"key": key, "integrity": scores[0], "knowledge": scores[1]}))
 
-    def flush(self) -> bool:
-        """Append the pending entries; False (and kept for the next flush) when the write fails."""
-        if self._path is None or not self._pending:
-            return True
-        try:
-            with self._path.open("a", encoding="utf-8") as handle:
-                handle.write("\n".join(self._pending) + "\n")
-        except OSError as error:
-            self._failed("write", error)
-            return False
-        self._pending.clear()
-        return True
+    def flush(self) -> None:
+        """Append the pending entries to this process's shard (kept for the next flush if that fails)."""
+        if self._pending and self._append(self._shard, "\n".join(self._pending)):
+            self._pending.clear()
 
-    def append_usage(self, record: dict) -> bool:
-        """One line of ``usage.jsonl`` beside the shards; False when it cannot be written."""
+    def append_usage(self, record: dict) -> None:
+        """One line of ``usage.jsonl`` beside the shards."""
+        self._append("usage.jsonl", json.dumps(record))
+
+    def _append(self, name: str, text: str) -> bool:
+        """Append ``text`` and a newline to the file ``name`` in the directory; False when not written."""
         if self.directory is None:
-            return True
+            return False
         try:
-            with (self.directory / "usage.jsonl").open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+            with (self.directory / name).open("a", encoding="utf-8") as handle:
+                handle.write(text + "\n")
         except OSError as error:
             self._failed("write", error)
             return False

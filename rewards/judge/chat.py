@@ -56,13 +56,10 @@ class EncodedImage:
     data_url: str
 
 
-def load_image(path: str | Path) -> EncodedImage:
-    """The file's sha256 and a base64 data URL (PNG/JPEG/GIF/WebP as is, other formats converted to PNG)."""
-    return encode_image(Path(path).read_bytes())
-
-
-def encode_image(data: bytes) -> EncodedImage:
-    """``load_image`` of an image's bytes."""
+def load_image(source: str | Path | bytes) -> EncodedImage:
+    """An image file's (or its bytes') sha256 and a base64 data URL (PNG/JPEG/GIF/WebP as is, other formats
+    converted to PNG)."""
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     mime = next((mime for magic, mime in _IMAGE_MIME if data.startswith(magic)), None)
     if mime is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":

@@ -17,7 +17,7 @@ import io
 import os
 import time
 
-from rewards.judge.chat import ChatFailure, ChatReply, complete, encode_image, run_sync
+from rewards.judge.chat import ChatFailure, ChatReply, complete, load_image, run_sync
 from rewards.judge.config import JudgeConfig
 from rewards.judge.items import JudgeItem, JudgeUsage
 from rewards.judge.judge import Judge
@@ -72,7 +72,7 @@ def check_judge(config: JudgeConfig) -> str:
 
 
 async def _call(judge: Judge) -> ChatReply:
-    request = judge.request(ITEM, encode_image(_tiny_png()))
+    request = judge.request(ITEM, load_image(_tiny_png()))
     try:
         async with judge.client(JudgeUsage()) as client, asyncio.timeout(CHECK_DEADLINE_S):
             return await complete(client, **request)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from rewards.judge.items import JudgeResult
+
 DEFAULT_PROMPT_VERSION = "judge_v2"
 _SECRET_PARAM = re.compile(r"(key|token|secret|password|passwd|auth|sig)", re.IGNORECASE)
 # A path segment shaped like a provider's API key (OpenAI, Hugging Face, GitHub, Groq, xAI, Google).
@@ -66,18 +68,15 @@ class JudgeConfig:
         """Validated config; unknown keys, literal keys (``api_key``) and URLs with credentials are errors
         that name the key (never its value)."""
         values = dict(values or {})
-        secrets = [key for key in values if "key" in key.lower() and key != "api_key_env"]
-        if secrets:
+        if secrets := [key for key in values if "key" in key.lower() and key != "api_key_env"]:
             raise ValueError(
                 f"judge config: {secrets} not allowed: put the API key in an environment variable "
                 "and name that variable with api_key_env"
             )
-        retired = [f"{key}: {RETIRED[key]}" for key in sorted(RETIRED) if key in values]
-        if retired:
+        if retired := [f"{key}: {RETIRED[key]}" for key in sorted(RETIRED) if key in values]:
             raise ValueError(f"judge config: keys no longer read, remove them ({'; '.join(retired)})")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
+        if unknown := sorted(set(values) - known):
             raise ValueError(f"judge config: unknown keys {unknown}; expected some of {sorted(known)}")
         base_url = values.get("base_url", cls.base_url)
         if not isinstance(base_url, str) or urlsplit(base_url).scheme not in ("http", "https"):
@@ -88,22 +87,20 @@ class JudgeConfig:
                 "put the key in an environment variable and name that variable with api_key_env"
             )
         config = cls(**values)
-        problems = [
-            name
-            for name, ok in (
-                ("concurrency >= 1", config.concurrency >= 1),
-                ("max_retries >= 0", config.max_retries >= 0),
-                ("timeout_s > 0", config.timeout_s > 0),
-                ("batch_deadline_s > 0", config.batch_deadline_s > 0),
-            )
-            if not ok
-        ]
-        if problems:
+        limits = {
+            "concurrency >= 1": config.concurrency >= 1,
+            "max_retries >= 0": config.max_retries >= 0,
+            "timeout_s > 0": config.timeout_s > 0,
+            "batch_deadline_s > 0": config.batch_deadline_s > 0,
+        }
+        if problems := [limit for limit, ok in limits.items() if not ok]:
             raise ValueError(f"judge config: expected {', '.join(problems)}")
         return config
 
-    def fallback(self, correct: bool, kind: str) -> float:
-        """The score per dimension for a failed judgement of ``kind`` ("parse" or "transport")."""
+    def fallback(self, correct: bool, kind: str) -> JudgeResult:
+        """The result of a failed judgement of ``kind`` ("parse" or "transport"): one score per dimension."""
         if kind == "parse":
-            return self.parse_fallback_correct if correct else self.parse_fallback_incorrect
-        return self.transport_fallback_correct if correct else self.transport_fallback_incorrect
+            value = self.parse_fallback_correct if correct else self.parse_fallback_incorrect
+        else:
+            value = self.transport_fallback_correct if correct else self.transport_fallback_incorrect
+        return JudgeResult(value, value, failure=kind)

@@ -20,13 +20,11 @@ class JudgeOutage(RuntimeError):
     """``steps`` consecutive steps had more than ``max_failure_rate`` of their judge calls fall back."""
 
 
-def guard_problems(max_failure_rate: object, steps: object) -> list[str]:
+def guard_problems(rate: object, steps: object) -> list[str]:
     """What is wrong with the guard's recipe keys (``judge_max_failure_rate``, ``judge_guard_steps``)."""
     problems = []
-    if isinstance(max_failure_rate, bool) or not isinstance(max_failure_rate, int | float):
-        problems.append(f"judge_max_failure_rate: {max_failure_rate!r}, expected a number in [0, 1)")
-    elif not 0 <= max_failure_rate < 1:
-        problems.append(f"judge_max_failure_rate: {max_failure_rate!r}, expected a number in [0, 1)")
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
+        problems.append(f"judge_max_failure_rate: {rate!r}, expected a number in [0, 1)")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         problems.append(f"judge_guard_steps: {steps!r}, expected an integer >= 1")
     return problems
@@ -42,8 +40,7 @@ class JudgeGuard:
     step: int = 0
 
     def __post_init__(self) -> None:
-        problems = guard_problems(self.max_failure_rate, self.steps)
-        if problems:
+        if problems := guard_problems(self.max_failure_rate, self.steps):
             raise ValueError("; ".join(problems))
 
     def record(self, failed: int, sent: int, reasons: dict[str, int], last_error: str | None) -> None:

@@ -10,7 +10,6 @@ judgement gets the configured fallback of its kind (``parse``: the judge replied
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import json
 import logging
@@ -66,18 +65,13 @@ class Judge:
             return run_sync(self.judge_batch(items))
         except Exception:  # a bug must not stop training: every item falls back
             logger.exception("judge batch failed; every item gets the fallback")
-            return [self._fallback(item, "transport") for item in items]
+            return [self.config.fallback(item.correct, "transport") for item in items]
 
     def guard(self, max_failure_rate: float, steps: int) -> JudgeGuard:
         """The health guard of this judge's training steps with these limits (``rewards.judge.guard``)."""
-        key = (max_failure_rate, steps)
-        if key not in self._guards:
-            self._guards[key] = JudgeGuard(max_failure_rate, steps)
-        return self._guards[key]
-
-    def _fallback(self, item: JudgeItem, kind: str) -> JudgeResult:
-        value = self.config.fallback(item.correct, kind)
-        return JudgeResult(value, value, failure=kind)
+        if (limits := (max_failure_rate, steps)) not in self._guards:
+            self._guards[limits] = JudgeGuard(*limits)
+        return self._guards[limits]
 
     def cache_key(self, item: JudgeItem, image_sha256: str) -> str:
         """sha256 of the judge's identity (model, prompt version and file hash, temperature, max_tokens, reply
@@ -125,7 +119,7 @@ class Judge:
         """Grade ``items`` on the running loop: cache first, identical requests once, then the deadline."""
         start = time.monotonic()
         usage = JudgeUsage(items=len(items))
-        results: list[JudgeResult | None] = [None] * len(items)
+        results: dict[int, JudgeResult] = {}
         todo: dict[str, tuple[dict[str, Any], list[int]]] = {}  # cache key -> (request, item indexes)
         images: dict[str, EncodedImage] = {}  # per batch: a group's rollouts share one image
         for index, item in enumerate(items):
@@ -135,7 +129,7 @@ class Judge:
                 logger.warning("judge: image %s of item %d unreadable (%s)", item.image, index, error)
                 usage.failures["image"] += 1
                 self.last_error = f"image {item.image} unreadable"
-                results[index] = self._fallback(item, "transport")
+                results[index] = self.config.fallback(item.correct, "transport")
                 continue
             key = self.cache_key(item, image.sha256)
             if (cached := self.cache.get(key)) is not None:
@@ -145,26 +139,18 @@ class Judge:
                 todo.setdefault(key, (self.request(item, image), []))[1].append(index)
         outcomes = await self._call_all({key: request for key, (request, _) in todo.items()}, usage)
         for key, (_, indexes) in todo.items():
-            outcome = outcomes[key]
-            if isinstance(outcome, tuple):
+            if isinstance(outcome := outcomes[key], tuple):
                 self.cache.put(key, outcome)
                 usage.judged += 1
+                result = JudgeResult(*outcome)
+            else:  # the items of one key share their correctness (part of the key), so their fallback
+                result = self.config.fallback(items[indexes[0]].correct, outcome)
             for index in indexes:
-                judged = isinstance(outcome, tuple)
-                results[index] = JudgeResult(*outcome) if judged else self._fallback(items[index], outcome)
+                results[index] = result
         self.cache.flush()
-        usage.cache_errors = self.cache.errors - self._cache_errors_seen  # incl. last batch's usage line
-        self._cache_errors_seen = self.cache.errors
-        self._finish(usage, results, start)
-        self.cache.append_usage(
-            {
-                "time": time.time(),
-                "model": self.config.model,
-                "prompt": self.prompt.version,
-                **usage.as_dict(),
-            }
-        )
-        return results  # type: ignore[return-value]
+        ordered = [results[index] for index in range(len(items))]
+        self._account(usage, ordered, start)
+        return ordered
 
     async def _call_all(self, requests: dict[str, dict[str, Any]], usage: JudgeUsage) -> dict[str, Outcome]:
         """Each request's outcome; those unanswered at the batch deadline fall back as ``transport``."""
@@ -183,17 +169,7 @@ class Judge:
         if late:
             usage.failures["deadline"] += len(late)
             self.last_error = f"batch deadline ({self.config.batch_deadline_s:g} s) at {self.config.base_url}"
-        outcomes: dict[str, Outcome] = {}
-        for key, task in tasks.items():
-            outcomes[key] = "transport"
-            if task in late:
-                continue
-            if task.exception() is not None:  # a bug, not a judge fault: still only this item falls back
-                logger.error("judge: request failed unexpectedly", exc_info=task.exception())
-                usage.failures[f"error_{type(task.exception()).__name__}"] += 1
-                continue
-            outcomes[key] = task.result()
-        return outcomes
+        return {key: "transport" if task in late else task.result() for key, task in tasks.items()}
 
     async def _judge_one(
         self, client: openai.AsyncOpenAI, slots: asyncio.Semaphore, request: dict[str, Any], usage: JudgeUsage
@@ -202,23 +178,30 @@ class Judge:
         try:
             async with slots:
                 reply = await complete(client, **request)
+            usage.prompt_tokens += reply.prompt_tokens
+            usage.completion_tokens += reply.completion_tokens
+            return read_reply(reply.text)
         except ChatFailure as error:
             usage.failures[error.reason] += 1
             self.last_error = f"{error.reason} from {self.config.base_url}"
             return "transport"
-        usage.prompt_tokens += reply.prompt_tokens
-        usage.completion_tokens += reply.completion_tokens
-        try:
-            return read_reply(reply.text)
         except ReplyError as error:
             usage.failures[error.reason] += 1
             self.last_error = f"{error.reason} reply from {self.config.model}"
             return "parse"
+        except Exception as error:  # a bug, not a judge fault: still only this item falls back
+            logger.error("judge: request failed unexpectedly", exc_info=error)
+            usage.failures[f"error_{type(error).__name__}"] += 1
+            return "transport"
 
-    def _finish(self, usage: JudgeUsage, results: list[JudgeResult | None], start: float) -> None:
-        usage.failed = sum(result.failed for result in results if result is not None)
-        usage.parse_failed = sum(result.failure == "parse" for result in results if result is not None)
+    def _account(self, usage: JudgeUsage, results: list[JudgeResult], start: float) -> None:
+        """Complete the batch's ``usage``, add it to the process's total, log it and append it to
+        ``usage.jsonl``."""
+        usage.failed = sum(result.failed for result in results)
+        usage.parse_failed = sum(result.failure == "parse" for result in results)
         usage.transport_failed = usage.failed - usage.parse_failed
+        usage.cache_errors = self.cache.errors - self._cache_errors_seen  # incl. last batch's usage line
+        self._cache_errors_seen = self.cache.errors
         usage.seconds = time.monotonic() - start
         usage.cost_usd = (
             usage.prompt_tokens * self.config.prompt_usd_per_mtok
@@ -226,9 +209,6 @@ class Judge:
         ) / 1e6
         self.last = usage
         self.total.add(usage)
-        self._log(usage)
-
-    def _log(self, usage: JudgeUsage) -> None:
         line = (
             f"judge batch: {usage.items} items, {usage.cache_hits} cached, {usage.judged} judged, "
             f"{usage.failed} failed ({usage.parse_failed} parse, {usage.transport_failed} transport) "
@@ -239,9 +219,11 @@ class Judge:
             f"{self.total.prompt_tokens + self.total.completion_tokens} tokens, ${self.total.cost_usd:.2f}"
         )
         (logger.warning if usage.failed or usage.cache_errors else logger.info)(line)
+        record = {"time": time.time(), "model": self.config.model, "prompt": self.prompt.version}
+        self.cache.append_usage({**record, **usage.as_dict()})
 
 
-_JUDGES: dict[tuple[int, str], Judge] = {}
+_JUDGES: dict[tuple[int, JudgeConfig], Judge] = {}
 _LOCK = threading.Lock()
 
 
@@ -251,12 +233,11 @@ def reset_judges() -> None:
         _JUDGES.clear()
 
 
-def get_judge(settings: dict[str, Any] | JudgeConfig | None) -> Judge:
+def get_judge(settings: dict[str, Any] | None) -> Judge:
     """The process-wide judge for these settings (cache and usage persist across batches); a forked child
     gets its own (its own cache shard)."""
-    config = settings if isinstance(settings, JudgeConfig) else JudgeConfig.from_dict(settings)
-    name = (os.getpid(), json.dumps(dataclasses.asdict(config), sort_keys=True))
+    config = JudgeConfig.from_dict(settings)
     with _LOCK:
-        if name not in _JUDGES:
-            _JUDGES[name] = Judge(config)
-        return _JUDGES[name]
+        if (os.getpid(), config) not in _JUDGES:
+            _JUDGES[os.getpid(), config] = Judge(config)
+        return _JUDGES[os.getpid(), config]

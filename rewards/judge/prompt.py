@@ -13,10 +13,6 @@ PROMPT_DIR = Path(__file__).resolve().parents[1] / "prompts"
 PROMPT_FIELDS = ("question", "standard_answer", "correctness", "response", "nonce")
 
 
-def available_versions() -> list[str]:
-    return sorted(path.stem for path in PROMPT_DIR.glob("judge_v*.md"))
-
-
 @dataclass(frozen=True)
 class JudgePrompt:
     """One prompt version; ``sha256`` (of the file) feeds the cache key."""
@@ -30,7 +26,8 @@ class JudgePrompt:
     def load(cls, version: str) -> JudgePrompt:
         path = PROMPT_DIR / f"{version}.md"
         if not path.is_file():
-            raise ValueError(f"judge prompt {version!r}: no {path}; available: {available_versions()}")
+            available = sorted(path.stem for path in PROMPT_DIR.glob("judge_v*.md"))
+            raise ValueError(f"judge prompt {version!r}: no {path}; available: {available}")
         text = path.read_text(encoding="utf-8")
         body = re.sub(r"<!--.*?-->", "", text, flags=re.DOTALL)
         parts = re.split(r"^# (System|User)\s*$", body, flags=re.MULTILINE)

@@ -30,13 +30,12 @@ PARSE_FAILURES = ("too_long", "unparseable", "ambiguous", "out_of_range", "not_a
 _FLAT_OBJECT_RE = re.compile(r"\{[^{}]*+\}")
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _VALUE = rf"{_NUMBER}(?:\s?/\s?{_NUMBER}|\s?%)?"
+# ``integrity: x`` / ``knowledge_score = y`` in prose, per key.
 _PAIR_RE = {
-    INTEGRITY_KEY: re.compile(
-        rf"integrity(?:_score)?[\"']?\s{{0,3}}[:=]\s{{0,3}}[\"']?({_VALUE})", re.IGNORECASE
-    ),
-    KNOWLEDGE_KEY: re.compile(
-        rf"knowledge(?:_score)?[\"']?\s{{0,3}}[:=]\s{{0,3}}[\"']?({_VALUE})", re.IGNORECASE
-    ),
+    key: re.compile(
+        rf"{key.removesuffix('_score')}(?:_score)?[\"']?\s{{0,3}}[:=]\s{{0,3}}[\"']?({_VALUE})", re.IGNORECASE
+    )
+    for key in (INTEGRITY_KEY, KNOWLEDGE_KEY)
 }
 _FRACTION_RE = re.compile(rf"^({_NUMBER})\s?/\s?({_NUMBER})$")
 _PERCENT_RE = re.compile(rf"^({_NUMBER})\s?%$")
@@ -120,11 +119,3 @@ def read_reply(text: Any) -> tuple[float, float]:
             raise ReplyError("ambiguous")
         values.append(found.pop())
     return values[0], values[1]
-
-
-def parse_judge_reply(text: Any) -> tuple[float, float] | None:
-    """``read_reply`` without the reason: None for every failure."""
-    try:
-        return read_reply(text)
-    except ReplyError:
-        return None
