@@ -41,20 +41,12 @@ from tools.evaluation.eval_files import (
 )
 from tools.evaluation.stats import bootstrap_ci
 from tools.recipe.cli import add_recipe_options, with_profile_size
-from tools.recipe.compose import judge_settings as recipe_judge
+from tools.recipe.compose import judge_settings
 from tools.recipe.run import IN_DOMAIN, Run
 
 JUDGED_FILE, JUDGED_SUMMARY_FILE = "judged.jsonl", "judged_summary.json"
 DIMENSIONS = ("integrity", "knowledge", "process")
 CHUNK = 256  # items per judge batch (each batch has the recipe's deadline)
-
-
-def judge_settings(size: str, profile: str, overrides: list[str]) -> dict[str, Any]:
-    """The ``judge`` settings of the composed r1 recipe (the reward's own judge)."""
-    judge = recipe_judge(size, profile, overrides)
-    if judge is None:
-        raise SystemExit("no stage recipe's reward calls a judge (reward_function_kwargs.judge)")
-    return judge
 
 
 def judge_identity(judge) -> dict[str, Any]:
@@ -146,7 +138,10 @@ def run(args: argparse.Namespace) -> int:
     ]
     if not folders:
         raise SystemExit(f"{args.runs / args.size}: no finished */eval/test/ evaluations to judge")
-    judge = Judge(JudgeConfig.from_dict(judge_settings(args.size, args.profile, args.overrides)))
+    settings = judge_settings(args.size, args.profile, args.overrides)  # the r1 reward's own judge
+    if settings is None:
+        raise SystemExit("no stage recipe's reward calls a judge (reward_function_kwargs.judge)")
+    judge = Judge(JudgeConfig.from_dict(settings))
     failed = 0
     for folder in folders:
         judged = judge_folder(folder, judge)
