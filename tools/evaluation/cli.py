@@ -56,10 +56,9 @@ from pathlib import Path
 
 from tools.common.paths import data_root, runs_root
 from tools.evaluation.eval_all import evaluate_all
-from tools.evaluation.eval_api import DEFAULT_BASE_URL  # named in --base-url's help
 from tools.evaluation.evaluate import evaluate
 from tools.evaluation.generation import BACKENDS, LOCAL_BACKENDS
-from tools.evaluation.settings import EvalSettings
+from tools.evaluation.settings import DEFAULT_BASE_URL, EvalSettings
 from tools.recipe import registry
 from tools.recipe.cli import with_profile_size
 from tools.recipe.compose import DEFAULT_PROFILE

@@ -22,39 +22,23 @@ from rewards.judge.chat import ChatFailure, chat_client, complete, load_image, r
 from rewards.judge.config import credentials_in_url
 from rewards.judge.items import JudgeUsage
 from tools.evaluation.generation import Generation, Request
+from tools.evaluation.settings import EvalSettings
 
 if TYPE_CHECKING:
     import openai
-
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 class OpenAIBackend:
     """Answers batches of requests concurrently through ``rewards.judge.chat``."""
 
-    def __init__(
-        self,
-        model: str,
-        max_new_tokens: int = 1024,
-        base_url: str = DEFAULT_BASE_URL,
-        api_key_env: str = "OPENAI_API_KEY",
-        concurrency: int = 16,
-        max_retries: int = 4,
-        timeout_s: float = 120.0,
-        usd_per_mtok_prompt: float = 0.0,
-        usd_per_mtok_completion: float = 0.0,
-    ) -> None:
-        if credentials_in_url(base_url):
+    def __init__(self, model: str, settings: EvalSettings) -> None:
+        if credentials_in_url(settings.base_url):
             raise SystemExit(
                 "--base-url carries a credential (user:password@ or a key in the query): put the key in "
                 "an environment variable and name it with --api-key-env"
             )
         self.model_name = model
-        self.max_new_tokens = max_new_tokens
-        self.endpoint = (base_url, api_key_env)
-        self.concurrency = concurrency
-        self.limits = {"timeout_s": timeout_s, "max_retries": max_retries, "concurrency": concurrency}
-        self.prices = (usd_per_mtok_prompt, usd_per_mtok_completion)
+        self.settings = settings
         self.usage = JudgeUsage()
 
     def render(self, prompt: str) -> str:
@@ -66,8 +50,16 @@ class OpenAIBackend:
         return run_sync(self._generate(requests))
 
     async def _generate(self, requests: Sequence[Request]) -> list[Generation | None]:
-        slots = asyncio.Semaphore(self.concurrency)
-        async with chat_client(*self.endpoint, **self.limits, counters=self.usage) as client:
+        settings = self.settings
+        slots = asyncio.Semaphore(settings.concurrency)
+        async with chat_client(
+            settings.base_url,
+            settings.api_key_env,
+            timeout_s=settings.request_timeout,
+            max_retries=settings.max_retries,
+            concurrency=settings.concurrency,
+            counters=self.usage,
+        ) as client:
             return list(await asyncio.gather(*(self._one(client, slots, request) for request in requests)))
 
     async def _one(
@@ -82,7 +74,7 @@ class OpenAIBackend:
                     model=self.model_name,
                     messages=messages,
                     temperature=0.0,
-                    max_tokens=self.max_new_tokens,
+                    max_tokens=self.settings.max_new_tokens,
                 )
         except ChatFailure as error:
             self.usage.failures[error.reason] += 1
@@ -96,8 +88,11 @@ class OpenAIBackend:
 
     def accounting(self) -> dict[str, Any]:
         """This run's calls, retries, tokens, cost and failure reasons."""
-        usage = self.usage
-        cost = (usage.prompt_tokens * self.prices[0] + usage.completion_tokens * self.prices[1]) / 1e6
+        usage, settings = self.usage, self.settings
+        cost = (
+            usage.prompt_tokens * settings.usd_per_mtok_prompt
+            + usage.completion_tokens * settings.usd_per_mtok_completion
+        ) / 1e6
         return {
             "items": usage.items,
             "calls": usage.calls,

@@ -16,8 +16,8 @@ torch, transformers and vLLM are imported where they are used (they take seconds
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from itertools import takewhile
 from typing import Any
 
 from tools.common.pixels import load_image
@@ -35,7 +35,7 @@ def eos_token_ids(model: str) -> list[int]:
     return [eos] if isinstance(eos, int) else list(eos)
 
 
-class LocalBackend(ABC):
+class LocalBackend:
     """Loads a Qwen2.5-VL model once and answers batches of requests greedily."""
 
     def __init__(self, model: str, settings: EvalSettings) -> None:
@@ -59,21 +59,9 @@ class LocalBackend(ABC):
 
     def finish(self, token_ids: Sequence[int]) -> Generation:
         """Cut at the first end-of-sequence token and decode without special tokens."""
-        ids = list(token_ids)
-        for index, token in enumerate(ids):
-            if token in self.eos_ids:
-                ids = ids[:index]
-                break
+        ids = list(takewhile(lambda token: token not in self.eos_ids, token_ids))
         text = self.processor.tokenizer.decode(ids, skip_special_tokens=True)
         return Generation(text=text, output_tokens=len(ids))
-
-    @abstractmethod
-    def generate(self, requests: Sequence[Request]) -> list[Generation]:
-        """One greedy answer per request, in order."""
-
-    @abstractmethod
-    def generate_samples(self, requests: Sequence[Request]) -> list[list[Generation]]:
-        """``samples`` answers per request at ``temperature``, in order."""
 
     def accounting(self) -> dict[str, Any]:
         """Usage of an API backend (calls, tokens, cost); local models have none."""
@@ -167,20 +155,14 @@ class VLLMBackend(LocalBackend):
             max_model_len=settings.max_prompt_length + settings.max_new_tokens,
             tensor_parallel_size=settings.tensor_parallel_size,
         )
-        self.sampling = SamplingParams(
-            temperature=0.0,
-            max_tokens=self.settings.max_new_tokens,
-            stop_token_ids=self.eos_ids,
-            skip_special_tokens=True,
-        )
+        common = {
+            "max_tokens": settings.max_new_tokens,
+            "stop_token_ids": self.eos_ids,
+            "skip_special_tokens": True,
+        }
+        self.sampling = SamplingParams(temperature=0.0, **common)
         self.multi_sampling = SamplingParams(
-            n=self.settings.samples,
-            temperature=self.temperature,
-            top_p=1.0,
-            seed=self.settings.seed,
-            max_tokens=self.settings.max_new_tokens,
-            stop_token_ids=self.eos_ids,
-            skip_special_tokens=True,
+            n=settings.samples, temperature=self.temperature, top_p=1.0, seed=settings.seed, **common
         )
 
     def prompts(self, requests: Sequence[Request]) -> list[dict[str, Any]]:

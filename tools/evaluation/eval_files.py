@@ -89,6 +89,12 @@ def load_items(path: Path) -> list[dict[str, Any]]:
     return items
 
 
+def item_image(item: dict[str, Any], data: Path) -> str:
+    """An item's image path; a relative one found beside the data file is taken from there."""
+    image = Path(item["image"])
+    return str(data.parent / image if not image.is_absolute() and (data.parent / image).exists() else image)
+
+
 def model_sha256(model: str) -> str:
     """Content hash of a model directory (see the module doc), else of the model's name."""
     digest = hashlib.sha256()
@@ -112,6 +118,12 @@ def model_sha256(model: str) -> str:
 def identity(config: dict[str, Any]) -> dict[str, Any]:
     """The identity part of a config or summary (absent keys read as ``None``)."""
     return {key: config.get(key) for key in IDENTITY_KEYS}
+
+
+def identity_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{key: (before, after)}`` of the identity keys whose values differ."""
+    old, new = identity(before), identity(after)
+    return {key: (old[key], new[key]) for key in IDENTITY_KEYS if old[key] != new[key]}
 
 
 def ids_sha256(ids: Iterable[str]) -> str:
@@ -201,10 +213,15 @@ def jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def write_json(path: Path, value: Any) -> None:
-    """All-or-nothing JSON write (temporary file, fsync, rename)."""
+    """All-or-nothing JSON write (``write_atomic``)."""
+    write_atomic(path, json.dumps(value, indent=2) + "\n")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """All-or-nothing write (temporary file, fsync, rename)."""
     temporary = path.with_name(f".{path.name}.tmp")
     with temporary.open("w", encoding="utf-8") as handle:
-        handle.write(json.dumps(value, indent=2) + "\n")
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     temporary.replace(path)
@@ -233,8 +250,7 @@ def claim_folder(out_dir: Path, config: dict[str, Any]) -> None:
     """Write ``config.json`` before any item, or check that an existing folder has this identity."""
     config_path, items_path = out_dir / CONFIG_FILE, out_dir / ITEMS_FILE
     if config_path.exists():
-        previous, current = identity(read_json(config_path)), identity(config)
-        changed = {k: (previous[k], current[k]) for k in IDENTITY_KEYS if previous[k] != current[k]}
+        changed = identity_changes(read_json(config_path), config)
         if changed and items_path.exists():
             raise SystemExit(
                 f"{out_dir}: items.jsonl was written with other settings {changed} (was, now); "
@@ -281,10 +297,7 @@ def check_folder(out_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any
     config = read_json(out_dir / CONFIG_FILE)
     items_path = out_dir / ITEMS_FILE
     records = read_records(items_path)
-    if identity(summary) != identity(config):
-        changed = {
-            k: (config.get(k), summary.get(k)) for k in IDENTITY_KEYS if config.get(k) != summary.get(k)
-        }
+    if changed := identity_changes(config, summary):
         raise EvalFileError(
             f"{out_dir / SUMMARY_FILE}: settings differ from {CONFIG_FILE} {changed} (config, summary)"
         )

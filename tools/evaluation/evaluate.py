@@ -39,22 +39,18 @@ from tools.evaluation.eval_files import (
     read_records,
     write_json,
 )
-from tools.evaluation.generation import BACKENDS, Backend, Request
+from tools.evaluation.generation import Backend, Request
 from tools.evaluation.score import score, summarize
 from tools.evaluation.scorings import authors_scorings
 from tools.evaluation.settings import EvalSettings, training_settings
 from tools.recipe.run import BASE, Run, api_run
 
+BACKEND_CLASSES = {"hf": HFBackend, "vllm": VLLMBackend, "openai": OpenAIBackend}
+
 
 def make_backend(model: str, settings: EvalSettings) -> Backend:
-    """The backend ``settings.backend`` names, loaded with ``model``."""
-    if settings.backend == "openai":
-        return OpenAIBackend(model, **settings.api_kwargs())
-    if settings.backend == "hf":
-        return HFBackend(model, settings)
-    if settings.backend == "vllm":
-        return VLLMBackend(model, settings)
-    raise ValueError(f"unknown backend {settings.backend!r}; expected one of {BACKENDS}")
+    """The backend ``settings.backend`` names (one of ``BACKENDS``), loaded with ``model``."""
+    return BACKEND_CLASSES[settings.backend](model, settings)
 
 
 def output_dir(
@@ -73,18 +69,18 @@ def output_dir(
     raise SystemExit(f"{model} is not a <runs>/<size>/<stage>/model export: pass --out DIR or --size SIZE")
 
 
-def local_model_problem(model: str) -> str | None:
-    """Why the local model ``model`` cannot be loaded (a folder lacking files, or a path that is not
-    there), checked before loading it; None for a complete folder or a hub id (``org/name``)."""
+def check_local_model(model: str) -> None:
+    """Stop before loading when the local model ``model`` cannot be loaded (a folder lacking files, or a path
+    that is not there); a complete folder or a hub id (``org/name``) passes."""
     path = Path(model)
     if not path.exists():
-        local = model.startswith(("/", ".", "~")) or model.count("/") > 1
-        return f"{model}: model folder not found" if local else None
+        if model.startswith(("/", ".", "~")) or model.count("/") > 1:
+            raise UserError(f"{model}: model folder not found")
+        return
     try:
         require_model_dir(path)
     except ModelDirError as exc:
-        return str(exc)
-    return None
+        raise UserError(str(exc)) from exc
 
 
 def evaluate(
@@ -104,8 +100,8 @@ def evaluate(
     if run is not None and run.config.exists():
         trained = training_settings([run.config], "--max-pixels / --min-pixels")
         settings = settings.with_training_limits(trained)
-    if not settings.api and (problem := local_model_problem(model)):
-        raise UserError(problem)
+    if not settings.api:
+        check_local_model(model)
     # An API model is its name (the endpoint may move: a proxy, a vllm serve on another port).
     model_hash = model_sha256(f"openai:{model}" if settings.api else model)
     jobs = []
@@ -124,9 +120,8 @@ def evaluate(
         if is_up_to_date(out_dir, config, len(load_items(data))):
             print(f"{out_dir}: up to date, skipped")
             continue
-        out_dir.mkdir(
-            parents=True, exist_ok=True
-        )  # a folder that cannot be written fails before the model loads
+        # a folder that cannot be written fails before the model loads
+        out_dir.mkdir(parents=True, exist_ok=True)
         jobs.append((data, out_dir, config))
     if not jobs:
         return []
@@ -181,18 +176,6 @@ def is_up_to_date(out_dir: Path, config: dict[str, Any], n_items: int) -> bool:
     return summary.get("n") == n_items and identity(summary) == identity(config)
 
 
-def evaluate_dataset(
-    backend: Backend, data: Path, out_dir: Path, settings: EvalSettings, config: dict[str, Any]
-) -> dict[str, Any]:
-    """Answer every item not yet in ``out_dir/items.jsonl``, then write and return the summary.
-
-    The folder is locked for the duration; its ``config.json`` is written (or checked) before any item.
-    """
-    with eval_lock(out_dir), naming(out_dir):  # a write failing on a full disk names the folder
-        claim_folder(out_dir, config)
-        return _answer_and_summarize(backend, data, out_dir, settings, config)
-
-
 def _answered(items_path: Path, items: Sequence[dict[str, Any]], data: Path) -> dict[str, dict[str, Any]]:
     """The records already in ``items.jsonl`` (a torn last line dropped); foreign ids are an error."""
     try:
@@ -227,6 +210,18 @@ def _record(backend: Backend, item: dict[str, Any], prompt: str, samples: list[A
         record["sample_correct"] = [score(sample.text, item["answer"])["correct"] for sample in samples]
         record["sample_output_tokens"] = [sample.output_tokens for sample in samples]
     return record
+
+
+def evaluate_dataset(
+    backend: Backend, data: Path, out_dir: Path, settings: EvalSettings, config: dict[str, Any]
+) -> dict[str, Any]:
+    """Answer every item not yet in ``out_dir/items.jsonl``, then write and return the summary.
+
+    The folder is locked for the duration; its ``config.json`` is written (or checked) before any item.
+    """
+    with eval_lock(out_dir), naming(out_dir):  # a write failing on a full disk names the folder
+        claim_folder(out_dir, config)
+        return _answer_and_summarize(backend, data, out_dir, settings, config)
 
 
 def _answer_and_summarize(

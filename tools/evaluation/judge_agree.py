@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 from rewards import accuracy_reward, format_reward
 from rewards.judge import get_judge
 from rewards.process import judge_item, unpack_answer
-from tools.evaluation.eval_files import jsonl_objects, load_items
+from tools.evaluation.eval_files import item_image, jsonl_objects, load_items
+from tools.evaluation.judge_eval import DIMENSIONS
 
 if TYPE_CHECKING:
     import numpy as np
 
 JUDGE_SPEC = re.compile(r"^(https?://[^/\s]+(?:/[^:\s]*)?):(\S+)$")
-DIMENSIONS = ("integrity", "knowledge", "process")
 
 
 @dataclass(frozen=True)
@@ -46,16 +46,11 @@ class JudgeSpec:
         return cls(match.group(1), match.group(2), api_key_env)
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = [row for _, row in jsonl_objects(path)]
-    if not rows:
-        raise ValueError(f"{path}: no rows")
-    return rows
-
-
 def load_responses(responses: Path, data: Path | None) -> list[Any]:
     """JudgeItems for the format-passing responses of an eval ``items.jsonl`` (with ``data``) or a dump."""
-    rows = _read_jsonl(responses)
+    rows = [row for _, row in jsonl_objects(responses)]
+    if not rows:
+        raise ValueError(f"{responses}: no rows")
     items = []
     if "output" in rows[0] and "id" in rows[0]:
         if data is None:
@@ -67,10 +62,7 @@ def load_responses(responses: Path, data: Path | None) -> list[Any]:
             item = by_id.get(str(row.get("id")))
             if item is None:
                 raise ValueError(f"{responses}:{line_no}: id {row.get('id')!r} is not in {data}")
-            image = Path(item["image"])
-            if not image.is_absolute() and (data.parent / image).exists():
-                image = data.parent / image
-            fields = {**item, "image": str(image), "ground_truth": item["answer"]}
+            fields = {**item, "image": item_image(item, data), "ground_truth": item["answer"]}
             if format_reward(row["output"]):
                 correct = bool(accuracy_reward(row["output"], item["answer"]))
                 items.append(judge_item(row["output"], fields, correct))

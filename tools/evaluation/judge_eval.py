@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,27 +33,20 @@ from tools.evaluation.eval_files import (
     EvalFileError,
     check_folder,
     file_sha256,
-    ids_sha256,
+    item_image,
     load_items,
     read_json,
+    write_atomic,
     write_json,
 )
 from tools.evaluation.stats import bootstrap_ci
 from tools.recipe.cli import add_recipe_options, with_profile_size
-from tools.recipe.compose import judge_settings as recipe_judge
+from tools.recipe.compose import judge_settings
 from tools.recipe.run import IN_DOMAIN, Run
 
 JUDGED_FILE, JUDGED_SUMMARY_FILE = "judged.jsonl", "judged_summary.json"
 DIMENSIONS = ("integrity", "knowledge", "process")
 CHUNK = 256  # items per judge batch (each batch has the recipe's deadline)
-
-
-def judge_settings(size: str, profile: str, overrides: list[str]) -> dict[str, Any]:
-    """The ``judge`` settings of the composed r1 recipe (the reward's own judge)."""
-    judge = recipe_judge(size, profile, overrides)
-    if judge is None:
-        raise SystemExit("no stage recipe's reward calls a judge (reward_function_kwargs.judge)")
-    return judge
 
 
 def judge_identity(judge) -> dict[str, Any]:
@@ -88,40 +80,28 @@ def judge_folder(eval_dir: Path, judge) -> dict[str, Any] | None:
     if not data.is_file() or file_sha256(data) != summary["data_sha256"]:
         raise SystemExit(f"{eval_dir}: its data file {data} is missing or changed since the evaluation")
     items = {item["id"]: item for item in load_items(data)}
-    scores: dict[str, dict[str, Any]] = {}
-    to_send = []
-    for id_, record in records.items():
-        if not record["format_ok"]:
-            scores[id_] = {"integrity": 0.0, "knowledge": 0.0, "sent": False, "failure": None}
-            continue
-        item = items[id_]
-        image = Path(item["image"])
-        if not image.is_absolute() and (data.parent / image).exists():
-            image = data.parent / image
-        to_send.append(
-            (
-                id_,
-                JudgeItem(
-                    response=record["output"],
-                    question=item["question"],
-                    ground_truth=item["answer"],
-                    image=str(image),
-                    correct=record["correct"],
-                    options=tuple(item["options"]),
-                ),
-            )
+    scores = {id_: {"integrity": 0.0, "knowledge": 0.0, "sent": False, "failure": None} for id_ in records}
+    to_send = [
+        (
+            id_,
+            JudgeItem(
+                response=record["output"],
+                question=items[id_]["question"],
+                ground_truth=items[id_]["answer"],
+                image=item_image(items[id_], data),
+                correct=record["correct"],
+                options=tuple(items[id_]["options"]),
+            ),
         )
+        for id_, record in records.items()
+        if record["format_ok"]  # format failures score 0 without a call, as in training
+    ]
     for start in range(0, len(to_send), CHUNK):
         chunk = to_send[start : start + CHUNK]
-        results = judge.judge([item for _, item in chunk])
-        for (id_, _), result in zip(chunk, results, strict=True):
-            scores[id_] = {
-                "integrity": result.integrity,
-                "knowledge": result.knowledge,
-                "sent": True,
-                "failure": result.failure,
-            }
-    unreached = [id_ for id_, s in scores.items() if s["failure"] == "transport"]
+        for (id_, _), result in zip(chunk, judge.judge([item for _, item in chunk]), strict=True):
+            scores[id_] = {"integrity": result.integrity, "knowledge": result.knowledge}
+            scores[id_] |= {"sent": True, "failure": result.failure}
+    unreached = [id_ for id_, score in scores.items() if score["failure"] == "transport"]
     if unreached:
         print(
             f"{eval_dir}: the judge was not reached for {len(unreached)} item(s) (e.g. {unreached[0]!r}); "
@@ -129,47 +109,26 @@ def judge_folder(eval_dir: Path, judge) -> dict[str, Any] | None:
             file=sys.stderr,
         )
         return None
-    rows = []
-    for id_ in records:
-        score = scores[id_]
-        process = (score["integrity"] + score["knowledge"]) / 2
-        rows.append(
-            {"id": id_, "integrity": score["integrity"], "knowledge": score["knowledge"]}
-            | {
-                "process": process,
-                "sent": score["sent"],
-                "failure": score["failure"],
-            }
-        )
+    rows = [
+        {"id": id_, "integrity": s["integrity"], "knowledge": s["knowledge"]}
+        | {"process": (s["integrity"] + s["knowledge"]) / 2, "sent": s["sent"], "failure": s["failure"]}
+        for id_, s in scores.items()
+    ]
     judged = {
         "judge": identity,
         "dataset": eval_dir.name,
         "n": len(rows),
-        "ids_sha256": ids_sha256(r["id"] for r in rows),
-        "sent": sum(r["sent"] for r in rows),
-        "parse_failures": sum(r["failure"] == "parse" for r in rows),
-        **{
-            key: value
-            for dim in DIMENSIONS
-            for key, value in (
-                (dim, sum(r[dim] for r in rows) / len(rows)),
-                (f"{dim}_ci", list(bootstrap_ci([r[dim] for r in rows]))),
-            )
-        },
-        "usage": {name: getattr(judge.total, name) - before[name] for name in usage_fields},
+        "ids_sha256": summary["ids_sha256"],  # check_folder: the hash of these records' ids
+        "sent": sum(row["sent"] for row in rows),
+        "parse_failures": sum(row["failure"] == "parse" for row in rows),
     }
-    _write_jsonl(eval_dir / JUDGED_FILE, rows)
+    for dim in DIMENSIONS:
+        values = [row[dim] for row in rows]
+        judged |= {dim: sum(values) / len(values), f"{dim}_ci": list(bootstrap_ci(values))}
+    judged["usage"] = {name: getattr(judge.total, name) - before[name] for name in usage_fields}
+    write_atomic(eval_dir / JUDGED_FILE, "".join(json.dumps(row) + "\n" for row in rows))
     write_json(judged_summary_path, judged)
     return judged
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(row) + "\n" for row in rows)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -179,7 +138,10 @@ def run(args: argparse.Namespace) -> int:
     ]
     if not folders:
         raise SystemExit(f"{args.runs / args.size}: no finished */eval/test/ evaluations to judge")
-    judge = Judge(JudgeConfig.from_dict(judge_settings(args.size, args.profile, args.overrides)))
+    settings = judge_settings(args.size, args.profile, args.overrides)  # the r1 reward's own judge
+    if settings is None:
+        raise SystemExit("no stage recipe's reward calls a judge (reward_function_kwargs.judge)")
+    judge = Judge(JudgeConfig.from_dict(settings))
     failed = 0
     for folder in folders:
         judged = judge_folder(folder, judge)

@@ -12,7 +12,6 @@ step, the data file and its sha256), also logged to the stage's W&B run (``selec
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.common.model_copy import copy_model, model_files
-from tools.evaluation.eval_files import SUMMARY_FILE, file_sha256, read_json
+from tools.evaluation.eval_files import SUMMARY_FILE, file_sha256, read_json, write_json
 from tools.evaluation.evaluate import evaluate_separately
 from tools.evaluation.settings import EvalSettings, training_settings
 from tools.recipe.registry import profile
@@ -99,9 +98,7 @@ def select(
         "last_step": curve[-1]["step"],
         "curve": curve,
     }
-    tmp = run.selection.with_name(run.selection.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(run.selection)
+    write_json(run.selection, record)
     print(f"selection: exporting step {best} of {[p['step'] for p in curve]}", flush=True)
     return record
 

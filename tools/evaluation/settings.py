@@ -16,8 +16,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from tools.evaluation.eval_api import DEFAULT_BASE_URL
 from tools.evaluation.generation import DEFAULT_BATCH_SIZE
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 # What evaluation takes over from the training configs: the base model and the image size limits.
 TRAINING_KEYS = {
@@ -118,19 +119,6 @@ class EvalSettings:
             "min_pixels": self.min_pixels,
             "dtype": self.dtype,
             **({"base_url": self.base_url} if self.api else {}),
-        }
-
-    def api_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of ``OpenAIBackend``."""
-        return {
-            "max_new_tokens": self.max_new_tokens,
-            "base_url": self.base_url,
-            "api_key_env": self.api_key_env,
-            "concurrency": self.concurrency,
-            "max_retries": self.max_retries,
-            "timeout_s": self.request_timeout,
-            "usd_per_mtok_prompt": self.usd_per_mtok_prompt,
-            "usd_per_mtok_completion": self.usd_per_mtok_completion,
         }
 
 

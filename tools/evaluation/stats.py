@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -132,11 +132,6 @@ class PairedClusterResult:
     p_value: float
 
 
-def bootstrap_p_value(replicates: np.ndarray) -> float:
-    """Two-sided bootstrap p of a difference against 0: ``min(1, 2 · min(P(Δ* ≤ 0), P(Δ* ≥ 0)))``."""
-    return float(min(1.0, 2.0 * min(np.mean(replicates <= 0.0), np.mean(replicates >= 0.0))))
-
-
 def paired_cluster_bootstrap(
     a_correct: Sequence[bool],
     b_correct: Sequence[bool],
@@ -156,7 +151,8 @@ def paired_cluster_bootstrap(
     diffs = replicates[:, 0] - replicates[:, 1]
     low, high = _percentiles(diffs, confidence)
     diff = (sum(a) - sum(b)) / len(a)
-    return PairedClusterResult(len(a), len(set(clusters)), diff, low, high, bootstrap_p_value(diffs))
+    p_value = min(1.0, 2.0 * min(np.mean(diffs <= 0.0), np.mean(diffs >= 0.0)))  # the module doc's p
+    return PairedClusterResult(len(a), len(set(clusters)), diff, low, high, float(p_value))
 
 
 @dataclass(frozen=True)
@@ -168,9 +164,6 @@ class McNemarResult:
     only_b: int
     p_value: float
 
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
-
 
 def mcnemar_exact(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> McNemarResult:
     """Exact McNemar test on paired outcomes: ``scipy.stats.binomtest`` of the discordant pairs at p = 0.5."""
@@ -178,8 +171,8 @@ def mcnemar_exact(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> McNem
 
     if len(a_correct) != len(b_correct):
         raise ValueError(f"paired outcomes differ in length: {len(a_correct)} vs {len(b_correct)}")
-    only_a = sum(1 for a, b in zip(a_correct, b_correct, strict=True) if a and not b)
-    only_b = sum(1 for a, b in zip(a_correct, b_correct, strict=True) if b and not a)
+    only_a = sum(bool(a and not b) for a, b in zip(a_correct, b_correct, strict=True))
+    only_b = sum(bool(b and not a) for a, b in zip(a_correct, b_correct, strict=True))
     discordant = only_a + only_b
     p_value = 1.0 if discordant == 0 else float(binomtest(only_a, discordant, 0.5).pvalue)
     return McNemarResult(n=len(a_correct), only_a=only_a, only_b=only_b, p_value=p_value)

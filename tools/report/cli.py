@@ -67,10 +67,9 @@ INTRO = (
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=list(columns), restval="", extrasaction="ignore")
         writer.writeheader()
-        for row in rows:
-            writer.writerow({key: "" if row.get(key) is None else row.get(key) for key in columns})
+        writer.writerows(rows)  # None and absent cells: empty
 
 
 def build_tables(results: Results, other: Results | None = None) -> dict[str, list[dict[str, Any]]]:

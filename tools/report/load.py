@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from tools.evaluation.eval_files import EvalFileError, check_folder, ids_sha256, read_json
+from tools.evaluation.eval_files import EvalFileError, check_folder, ids_sha256, jsonl_objects, read_json
 from tools.evaluation.judge_eval import JUDGED_FILE, JUDGED_SUMMARY_FILE
 from tools.evaluation.stats import cluster_bootstrap_ci
 from tools.recipe.run import IN_DOMAIN, Run, manifest_of
@@ -170,9 +170,8 @@ def read_judged(eval_dir: Path, ids: str) -> tuple[dict[str, float], dict[str, A
     if not path.is_file():
         raise EvalFileError(f"{path}: missing")
     scores: dict[str, float] = {}
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for line_no, row in jsonl_objects(path):
         try:
-            row = json.loads(line)
             id_, process = row["id"], float(row["process"])
         except (ValueError, KeyError, TypeError) as error:
             raise EvalFileError(f"{path}:{line_no}: not a judged record ({error})") from error
@@ -185,10 +184,8 @@ def read_judged(eval_dir: Path, ids: str) -> tuple[dict[str, float], dict[str, A
 
 
 def _reward_curves(path: Path) -> dict[str, list[float]]:
-    """``reward/<name>`` per logged training step of a GRPO run (empty without metrics.jsonl)."""
-    if not path.is_file():
-        return {}
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """``reward/<name>`` per logged training step of a GRPO run's metrics.jsonl."""
+    rows = [row for _, row in jsonl_objects(path)]
     return {
         name: [float(row[f"reward/{name}"]) for row in rows if f"reward/{name}" in row]
         for name in REWARDS
@@ -206,11 +203,6 @@ def _sample_counts(folder: Path, summary: dict[str, Any], records: dict[str, dic
             )
         counts.append(sum(record["sample_correct"]))
     return counts
-
-
-def _stop(what: str, problems: list[str]) -> None:
-    if problems:
-        raise SystemExit(f"{what} that cannot be trusted:\n  " + "\n  ".join(problems))
 
 
 def load(runs: Path) -> Results:
@@ -265,7 +257,8 @@ def load(runs: Path) -> Results:
                 *key, summary, records, judged=judged and judged[0], judged_summary=judged and judged[1]
             )
     for what, found in problems.items():
-        _stop(what, found)
+        if found:
+            raise SystemExit(f"{what} that cannot be trusted:\n  " + "\n  ".join(found))
     for (size, name, dataset), evaluation in evaluations.items():
         in_domain = evaluations.get((size, name, IN_DOMAIN))
         split = model_split(configs.get((size, name)), in_domain.summary if in_domain else None)

@@ -32,12 +32,7 @@ def paired(a: Evaluation, b: Evaluation, cluster: bool = True) -> dict[str, Any]
         return row
     images = a.images or b.images
     if images is None or not shared:
-        return row | {
-            "diff": None,
-            "cluster_low": NO_IMAGES,
-            "cluster_high": NO_IMAGES,
-            "cluster_p": NO_IMAGES,
-        }
+        return row | {"diff": None} | dict.fromkeys(("cluster_low", "cluster_high", "cluster_p"), NO_IMAGES)
     boot = paired_cluster_bootstrap(in_a, in_b, [images[i] for i in shared])
     return row | {
         "diff": boot.diff * 100,

@@ -74,36 +74,32 @@ def size_order() -> tuple[str, ...]:
     return tuple(sorted(sizes(), key=lambda s: (billions(s), s)))
 
 
-def _ours(size: str, stage: str, value: str) -> PaperRow:
-    return PaperRow(size, stage, value)
-
-
 # Table 1: in-domain accuracy (%) on the 1,385 PathMMU test items.
 TABLE1 = (
-    _ours("3b", "base", "44.48"),
-    _ours("7b", "base", "51.55"),
-    _ours("32b", "base", "54.20"),  # make baselines SIZE=32b
+    PaperRow("3b", "base", "44.48"),
+    PaperRow("7b", "base", "51.55"),
+    PaperRow("32b", "base", "54.20"),  # make baselines SIZE=32b
     PaperRow(None, None, "53.00", name="HuatuoGPT-Vision-7B"),
-    _ours(API_SIZE, "gemini-1.5-pro", "58.40"),
-    _ours("7b", "alpha", "57.59"),
-    _ours("7b", "beta", "63.89"),
-    _ours("7b", "gamma", "59.92"),
-    _ours("7b", "delta", "52.85"),
-    _ours("7b", "epsilon", "56.10"),
-    _ours("3b", "alpha", "54.58"),
-    _ours("3b", "beta", "56.89"),
-    _ours("3b", "gamma", "54.44"),
-    _ours("3b", "delta", "52.12"),
-    _ours("3b", "epsilon", "49.60"),
-    _ours("7b", "r1", "65.55"),
+    PaperRow(API_SIZE, "gemini-1.5-pro", "58.40"),
+    PaperRow("7b", "alpha", "57.59"),
+    PaperRow("7b", "beta", "63.89"),
+    PaperRow("7b", "gamma", "59.92"),
+    PaperRow("7b", "delta", "52.85"),
+    PaperRow("7b", "epsilon", "56.10"),
+    PaperRow("3b", "alpha", "54.58"),
+    PaperRow("3b", "beta", "56.89"),
+    PaperRow("3b", "gamma", "54.44"),
+    PaperRow("3b", "delta", "52.12"),
+    PaperRow("3b", "epsilon", "49.60"),
+    PaperRow("7b", "r1", "65.55"),
 )
 
 # Table 2: average output tokens on the in-domain test items.
 TABLE2 = (
-    _ours("7b", "base", "210.04"),
-    _ours("7b", "beta", "80.31"),
-    _ours("7b", "epsilon", "220.07"),
-    _ours("7b", "r1", "94.99"),
+    PaperRow("7b", "base", "210.04"),
+    PaperRow("7b", "beta", "80.31"),
+    PaperRow("7b", "epsilon", "220.07"),
+    PaperRow("7b", "r1", "94.99"),
 )
 
 # Table 3: out-of-domain accuracy (%) per OmniMedVQA subset. The paper lists the control as "γ"; the
@@ -118,7 +114,7 @@ _TABLE3_VALUES = {  # one value per model above, in that order
 }
 TABLE3: dict[str, tuple[PaperRow, ...]] = {
     subset: tuple(
-        _ours(size, stage, value) if stage else PaperRow(None, None, value, name=size)
+        PaperRow(size, stage, value) if stage else PaperRow(None, None, value, name=size)
         for (size, stage), value in zip(_TABLE3_MODELS, values, strict=True)
     )
     for subset, values in _TABLE3_VALUES.items()

@@ -10,12 +10,13 @@ the ids both models have (each GRPO stage of the chain against the stage it star
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from tools.evaluation.stats import wilcoxon_signed_rank
 from tools.recipe.run import IN_DOMAIN
 from tools.report.load import Results
-from tools.report.markdown import markdown_table
+from tools.report.markdown import markdown_table, num
 from tools.report.paper import TABLE2, model_label
 from tools.report.stages import chain_steps
 
@@ -74,21 +75,9 @@ def build(results: Results) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
                 continue
             shared = sorted(set(a) & set(b))
             test = wilcoxon_signed_rank([a[i] for i in shared], [b[i] for i in shared])
-            tests.append(
-                {"size": size, "a": model_label(size, stage_a), "b": model_label(size, stage_b)}
-                | {
-                    "n": test.n,
-                    "nonzero": test.nonzero,
-                    "mean_diff": test.mean_diff,
-                    "statistic": test.statistic,
-                    "p_value": test.p_value,
-                }
-            )
+            row = {"size": size, "a": model_label(size, stage_a), "b": model_label(size, stage_b)}
+            tests.append(row | asdict(test))  # n, nonzero, mean_diff, statistic, p_value
     return rows, tests
-
-
-def _f(value: Any, digits: int = 3) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
 
 
 def markdown(rows: Sequence[dict[str, Any]], tests: Sequence[dict[str, Any]]) -> list[str]:
@@ -97,7 +86,7 @@ def markdown(rows: Sequence[dict[str, Any]], tests: Sequence[dict[str, Any]]) ->
     body: list[list[str]] = []
     for row in rows:
         process = (
-            f"{_f(row['process'])} ({_f(row['process_ci_low'])}–{_f(row['process_ci_high'])})"
+            f"{num(row['process'], 3)} ({num(row['process_ci_low'], 3)}–{num(row['process_ci_high'], 3)})"
             if "process" in row
             else NOT_JUDGED
         )
@@ -105,9 +94,9 @@ def markdown(rows: Sequence[dict[str, Any]], tests: Sequence[dict[str, Any]]) ->
             row["model"],
             str(row["n"]),
             process,
-            _f(row.get("integrity")),
-            _f(row.get("knowledge")),
-            _f(row["avg_output_tokens"], 2),
+            num(row.get("integrity"), 3),
+            num(row.get("knowledge"), 3),
+            num(row["avg_output_tokens"], 2),
             row["paper_output_tokens"] or "—",
         ]
         body.append(cells)
@@ -115,7 +104,7 @@ def markdown(rows: Sequence[dict[str, Any]], tests: Sequence[dict[str, Any]]) ->
     test_body: list[list[str]] = []
     for test in tests:
         cells = [test["size"], test["a"], test["b"], str(test["n"]), str(test["nonzero"])]
-        cells += [_f(test["mean_diff"]), _f(test["statistic"], 1), f"{test['p_value']:.4g}"]
+        cells += [num(test["mean_diff"], 3), num(test["statistic"], 1), f"{test['p_value']:.4g}"]
         test_body.append(cells)
     judges = sorted({row["judge"] for row in rows if row.get("judge")})
     return [

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.common.wandb_naming import wandb_env
+from tools.evaluation.judge_eval import DIMENSIONS
 from tools.recipe.run import BASE, IN_DOMAIN
 from tools.report.load import Results
 
@@ -40,7 +41,7 @@ def experiment_of(results: Results, size: str, stage: str) -> str:
 def judged_metrics(judged: dict[str, Any] | None) -> dict[str, float]:
     """The in-domain judged reasoning scores of a ``judged_summary.json`` (none when not judged)."""
     metrics: dict[str, float] = {}
-    for dimension in ("process", "integrity", "knowledge") if judged else ():
+    for dimension in DIMENSIONS if judged else ():
         low, high = judged[f"{dimension}_ci"]
         metrics |= {
             f"eval/in_domain/judged_{dimension}": judged[dimension],
@@ -72,19 +73,23 @@ def eval_metrics(summaries: dict[str, dict[str, Any]]) -> dict[str, float]:
     return metrics
 
 
-def _init(
+def _log_run(
     experiment: str,
     size: str,
     stage: str,
     directory: Path,
-    config: dict[str, Any] | None,
+    metrics: dict[str, Any],
+    config: dict[str, Any] | None = None,
     job_type: str = "eval",
     suffix: str = "-eval",
-):
+    into_summary: bool = False,
+) -> Path:
+    """One W&B run (its stable id: resumed) with ``metrics`` logged, or (``into_summary``: a training run)
+    written into its summary; returns its local directory."""
     import wandb  # deferred: start-up time of `pathvlm report --no-wandb`
 
     env = wandb_env(experiment, size, stage, job_type=job_type)
-    return wandb.init(
+    run = wandb.init(
         project=env["WANDB_PROJECT"],
         group=env["WANDB_RUN_GROUP"],
         job_type=env["WANDB_JOB_TYPE"],
@@ -94,6 +99,13 @@ def _init(
         dir=str(directory),
         config=config,
     )
+    if into_summary:
+        run.summary.update(metrics)
+    else:
+        run.log(metrics)
+    run_dir = Path(run.dir).parent
+    run.finish()
+    return run_dir
 
 
 def _table(rows: Sequence[dict[str, Any]]):
@@ -115,11 +127,8 @@ def log_report(
     directory = Path(os.environ.get("WANDB_DIR", out))
     directory.mkdir(parents=True, exist_ok=True)
     by_model: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
-    judged: dict[tuple[str, str], dict[str, Any] | None] = {}
     for (size, stage, dataset), result in sorted(results.items()):
         by_model[(size, stage)][dataset] = result.summary
-        if dataset == IN_DOMAIN:
-            judged[(size, stage)] = result.judged_summary
     run_dirs, experiments = [], set()
     for (size, stage), summaries in by_model.items():
         experiment = experiment_of(results, size, stage)
@@ -130,28 +139,15 @@ def log_report(
             "model": next(iter(summaries.values()))["model"],
             "datasets": {d: {"data_sha256": s["data_sha256"], "n": s["n"]} for d, s in summaries.items()},
         }
-        metrics = eval_metrics(summaries) | judged_metrics(judged.get((size, stage)))
-        run = _init(experiment, size, stage, directory, config)
-        run.log(metrics)
-        run_dirs.append(Path(run.dir).parent)
-        run.finish()
+        in_domain = results.get((size, stage, IN_DOMAIN))
+        metrics = eval_metrics(summaries) | judged_metrics(in_domain and in_domain.judged_summary)
+        run_dirs.append(_log_run(experiment, size, stage, directory, metrics, config))
         if (size, stage) in results.configs:  # a trained stage: its training run too
-            run = _init(experiment, size, stage, directory, None, job_type=stage, suffix="")
-            run.summary.update(metrics)
-            run_dirs.append(Path(run.dir).parent)
-            run.finish()
+            training = {"job_type": stage, "suffix": "", "into_summary": True}
+            run_dirs.append(_log_run(experiment, size, stage, directory, metrics, **training))
     experiment = experiments.pop() if len(experiments) == 1 else DEFAULT_EXPERIMENT
-    run = _init(
-        experiment,
-        REPORT_SIZE,
-        REPORT_STAGE,
-        directory,
-        {"models": [f"{s}-{st}" for s, st in by_model]},
-        suffix="",
-    )
     logged = {f"report/{name}": _table(rows) for name, rows in tables.items() if rows}
     logged |= {f"report/{path.stem}": wandb.Image(str(path)) for path in plots}
-    run.log(logged)
-    run_dirs.append(Path(run.dir).parent)
-    run.finish()
+    config = {"models": [f"{s}-{st}" for s, st in by_model]}
+    run_dirs.append(_log_run(experiment, REPORT_SIZE, REPORT_STAGE, directory, logged, config, suffix=""))
     return run_dirs
