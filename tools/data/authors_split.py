@@ -80,8 +80,7 @@ class Keys:
     @property
     def rest(self) -> str | None:
         """The split that takes every item not listed elsewhere (sft), if any."""
-        left = [name for name in SPLITS if name not in self.images]
-        return left[0] if left else None
+        return next((name for name in SPLITS if name not in self.images), None)
 
 
 def load_keys(path: Path) -> tuple[Keys, str]:

@@ -21,13 +21,17 @@ from tools.data.images import hash_images
 from tools.data.items import (
     Item,
     check_text,
+    expect_shape,
+    field,
     image_file,
     item_error,
+    item_label,
     lettered_options,
+    load_json,
     match_answer,
     normalise,
+    text_field,
 )
-from tools.data.sources import expect_shape, field, item_label, load_json, text_field
 from tools.data.split import split_items
 from tools.data.staging import staged_output
 from tools.data.writers import (

@@ -1,4 +1,7 @@
-"""Synthetic, *learnable* datasets in the real source schemas (PathMMU and OmniMedVQA).
+"""``pathvlm data synth``: synthetic, *learnable* datasets in the real PathMMU and OmniMedVQA schemas.
+
+``tools/cli.py`` registers the command under ``pathvlm data``: the conversion code imports nothing of the
+development harness.
 
 Each image is a tiny 56x56 PNG dominated by one colour (with noise and small patches of other colours);
 the colour decides the answer (``PALETTE``: red -> haemorrhage, yellow -> adipose tissue, ...) and also its
@@ -19,11 +22,13 @@ carries over where it is a new text; the images of ``Chest CT Scan`` have more p
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
 import random
 import string
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -210,3 +215,33 @@ def write_synthetic_omnimedvqa(root: Path, items_per_subset: int, seed: int = 0)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     return root
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "synth",
+        help="write a small learnable dataset in the real PathMMU or OmniMedVQA schema",
+        description="A dataset whose answer is decidable from the image (its dominant colour), in the real "
+        "source schema, for tests and tiny-model runs.",
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder to write the source-schema dataset to")
+    p.add_argument(
+        "--items", type=int, required=True, help="unique items (pathmmu) or items per subset (omnimedvqa)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    p.add_argument(
+        "--format", choices=("pathmmu", "omnimedvqa"), default="pathmmu", help="schema (default: pathmmu)"
+    )
+    p.set_defaults(func=_synth)
+
+
+def _synth(args: argparse.Namespace) -> int:
+    if args.items < 1:
+        print(f"error: --items must be at least 1, got {args.items}", file=sys.stderr)
+        return 1
+    write = write_synthetic_pathmmu if args.format == "pathmmu" else write_synthetic_omnimedvqa
+    print(
+        f"synthetic {args.format} dataset written to {write(args.out, args.items, seed=args.seed)}",
+        file=sys.stderr,
+    )
+    return 0
