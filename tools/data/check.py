@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tools.common.manifest import check_files
+from tools.common.manifest import check_files, load_json
 from tools.common.prompt import IMAGE_TOKEN
 from tools.data.items import normalise
 from tools.data.pathmmu import EVAL_SPLITS, split_names
@@ -18,25 +18,12 @@ ENTRY_KEYS = {"id", "image", "sha256", "question"}
 Row = dict[str, Any]
 
 
-def _load(path: Path, problems: list[str], lines: bool = False) -> Any:
-    """Parsed JSON (a list of rows for JSONL), or None after recording why not."""
-    if not path.is_file():
-        problems.append(f"{path}: missing")
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-        return [json.loads(line) for line in text.splitlines() if line.strip()] if lines else json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        problems.append(f"{path}: not valid JSON ({exc})")
-        return None
-
-
 def _check_rows(out: Path, kind: str, split: str, entries: list[Row], problems: list[str]) -> None:
     """The ``kind`` file of ``split`` matches the manifest entries one to one (count, ids, images) and its
     images exist."""
     images_of, id_of = ROW_FIELDS[kind]
     path = out / kind / (f"{split}.json" if kind == "llamafactory" else f"{split}.jsonl")
-    rows = _load(path, problems, lines=kind != "llamafactory")
+    rows = load_json(path, problems, lines=kind != "llamafactory")
     if rows is None:
         return
     if not isinstance(rows, list) or len(rows) != len(entries):
@@ -108,7 +95,7 @@ def _check_pathmmu(
         by_question = manifest.get("split") != "authors-v2"
         _check_disjoint(out / "manifest.json", splits, problems, by_question)
     info_path = out / "llamafactory" / "dataset_info.json"
-    info = _load(info_path, problems) or {}
+    info = load_json(info_path, problems) or {}
     for split in names:
         wanted = sharegpt_entry(split)
         if info_path.is_file() and info.get(f"pathmmu_{split}") != wanted:
@@ -127,7 +114,7 @@ def check_output(out: Path) -> list[str]:
     """Every problem found in ``out``, a ``pathvlm data pathmmu|omnimedvqa`` output; empty when fine."""
     out = Path(out)
     problems: list[str] = []
-    manifest = _load(out / "manifest.json", problems)
+    manifest = load_json(out / "manifest.json", problems)
     if manifest is None:
         return problems
     splits = manifest.get("splits") if isinstance(manifest, dict) else None

@@ -206,9 +206,8 @@ def write_synthetic_omnimedvqa(root: Path, items_per_subset: int, seed: int = 0)
                 "dataset": subset,
                 "modality_type": modality,
             }
-            shown = texts[
-                : max(rng.choice((2, 3, 4, 4)), position + 1)
-            ]  # C/D absent at times, as in OmniMedVQA
+            # C/D absent at times, as in OmniMedVQA
+            shown = texts[: max(rng.choice((2, 3, 4, 4)), position + 1)]
             row.update({f"option_{string.ascii_uppercase[i]}": text for i, text in enumerate(shown)})
             rows.append(row)
         path = root / "QA_information" / "Open-access" / f"{subset}.json"
