@@ -48,27 +48,20 @@ def _sizes(text: str) -> tuple[int, ...]:
         ) from exc
 
 
-def _grpo_data() -> dict[str, int]:
-    """The GRPO recipes' prompt-length and pixel settings (recipes/stages/_grpo.yaml)."""
-    data = load_with_defaults(stage_file("_grpo")).easyr1.data
-    return {key: data[key] for key in ("max_prompt_length", "max_pixels", "min_pixels")}
-
-
 def _converter(
     commands: argparse._SubParsersAction,
     name: str,
     what: str,
     description: str | None,
     root: str,
-    skip_invalid: str = SKIP_INVALID,
 ) -> argparse.ArgumentParser:
-    """``pathvlm data <name>`` with what every conversion takes: --root, --out, --skip-invalid."""
+    """``pathvlm data <name>`` with what every conversion takes: --root, --out (then its own flags and
+    --skip-invalid)."""
     p = commands.add_parser(
         name, help=what, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--root", type=Path, required=True, help=root)
     p.add_argument("--out", type=Path, default=None, help=f"output folder (default: $PATHVLM_DATA/{name})")
-    p.add_argument("--skip-invalid", action="store_true", help=skip_invalid)
     p.set_defaults(func=_convert)
     return p
 
@@ -88,7 +81,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
         "PathMMU -> deduplicated, image-disjoint sft/rl/test splits for LLaMA-Factory, EasyR1 and eval",
         pathmmu.__doc__,
         "folder holding PathMMU's data.json and images/",
-        SKIP_INVALID + " (authors-v2: leave out keys not found or found twice, reported)",
     )
     p.epilog = OUTPUT_LAYOUT
     p.add_argument("--seed", type=int, default=42, help="split seed (default: 42)")
@@ -135,6 +127,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
         default=None,
         help="with --split authors-v2: the membership key file (default: data/splits/authors-v2.json)",
     )
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help=SKIP_INVALID + " (authors-v2: leave out keys not found or found twice, reported)",
+    )
     p.set_defaults(convert=pathmmu.convert_pathmmu)
 
     p = _converter(
@@ -150,6 +147,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
         default=list(omnimedvqa.SUBSETS),
         help=f"default: {','.join(omnimedvqa.SUBSETS)}",
     )
+    p.add_argument("--skip-invalid", action="store_true", help=SKIP_INVALID)
     p.set_defaults(convert=omnimedvqa.convert_omnimedvqa)
 
     for name, what, convert in (
@@ -167,6 +165,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
         p = _converter(
             commands, name, what, benchmarks.__doc__, "folder holding the Hugging Face parquet files"
         )
+        p.add_argument("--skip-invalid", action="store_true", help=SKIP_INVALID)
         p.set_defaults(convert=convert)
 
     p = commands.add_parser(
@@ -183,7 +182,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
         help="with a PathMMU output: count, with this model's processor, the RL prompts (image tokens "
         "included) that EasyR1's data.filter_overlong_prompts would drop",
     )
-    grpo = _grpo_data()
+    grpo = load_with_defaults(stage_file("_grpo")).easyr1.data  # the GRPO recipes' prompt and pixel settings
     for flag in ("max_prompt_length", "max_pixels", "min_pixels"):
         p.add_argument(
             f"--{flag.replace('_', '-')}",

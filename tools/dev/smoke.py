@@ -50,6 +50,7 @@ class Step:
 def plan(root: Path, items: int, ood_items: int, seed: int, sizes: str, port: int) -> list[Step]:
     """The steps; ``port``: the fake judge server's, which also stands in for an API model."""
     source, data, runs = root / "source", root / "data", root / "runs"
+    tiny = ["--size", SIZE, "--profile", "cpu", "--runs", str(runs)]
     steps = [
         Step(
             "tiny model",
@@ -79,26 +80,15 @@ def plan(root: Path, items: int, ood_items: int, seed: int, sizes: str, port: in
             data / "omnimedvqa" / "manifest.json",
         ),
     ]
-    steps += [
-        Step(
-            stage,
-            ["run", stage, "--size", SIZE, "--profile", "cpu", "--runs", str(runs)],
-            Run(runs, SIZE, stage).done,
-        )
-        for stage in STAGES
-    ]
+    steps += [Step(stage, ["run", stage, *tiny], Run(runs, SIZE, stage).done) for stage in STAGES]
     steps += [
         Step(
             "evaluate",
-            ["eval-all", "--size", SIZE, "--profile", "cpu", "--runs", str(runs), "--data-root", str(data)]
-            + ["--backend", "hf", "--max-new-tokens", "64", "--batch-size", "32"],
+            ["eval-all", *tiny, "--data-root", str(data), "--backend", "hf", "--max-new-tokens", "64"]
+            + ["--batch-size", "32"],
             None,
         ),
-        Step(
-            "judge the test outputs",
-            ["judge-eval", "--size", SIZE, "--profile", "cpu", "--runs", str(runs)],
-            None,
-        ),
+        Step("judge the test outputs", ["judge-eval", *tiny], None),
         Step(
             "API model (the fake server)",
             ["eval", "--backend", "openai", "--model", API_MODEL, "--base-url", f"http://127.0.0.1:{port}/v1"]

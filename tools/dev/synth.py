@@ -129,17 +129,6 @@ def corpus() -> list[str]:
     return texts + [text for _, options, _, _ in OMNIMEDVQA_SUBSETS.values() for text in options if text]
 
 
-def _panel_options(answers: Sequence[str], correct: int) -> list[str]:
-    """The four answers of the correct one's panel (palette entries 0-3 or 4-7), in palette order.
-
-    The letter and the text are then both a function of the image's colour, so even the tiny model can
-    learn the task within a CPU smoke run; shuffled options would also require copying the letter from the
-    prompt, which a 2-layer model does not learn in minutes.
-    """
-    start = correct // 4 * 4
-    return list(answers[start : start + 4])
-
-
 def write_synthetic_pathmmu(root: Path, items: int, seed: int = 0) -> Path:
     """PathMMU-schema dataset under ``root``: ``data.json`` + ``images/``; ``items`` unique items over
     PubMed and EduContent (val and test splits), plus a test_tiny that repeats some test items."""
@@ -160,7 +149,11 @@ def write_synthetic_pathmmu(root: Path, items: int, seed: int = 0) -> Path:
                 label = rng.randrange(len(PALETTE))
                 img = _write_png(root / "images", synthetic_png(PALETTE[label][1], seed, index))
             previous = (img, label)
-            texts = _panel_options(answers, label)
+            # The four answers of the correct one's panel (palette entries 0-3 or 4-7), in palette order: the
+            # letter and the text are then both a function of the image's colour, so even the tiny model can
+            # learn the task within a CPU smoke run; shuffled options would also require copying the letter
+            # from the prompt, which a 2-layer model does not learn in minutes.
+            texts = answers[label // 4 * 4 : label // 4 * 4 + 4]
             options = [f"{string.ascii_uppercase[i]}) {text}" for i, text in enumerate(texts)]
             styles, weights = zip(*REASONING_STYLES, strict=True)
             style = rng.choices(styles, weights)[0]
