@@ -74,7 +74,7 @@ COMMANDS = {
 
 
 # Commands a development module adds under another module's command (``register`` returns its subparsers).
-NESTED_MODULES = {"tools.data.cli": ["tools.dev.synth_cli"]}
+NESTED_MODULES = {"tools.data.cli": ["tools.dev.synth"]}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

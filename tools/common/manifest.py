@@ -11,12 +11,9 @@ from typing import Any
 MANIFEST = "manifest.json"
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def sha256_file(path: Path) -> str:
     with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
@@ -28,15 +25,26 @@ def file_hashes(folder: Path) -> dict[str, str]:
     }
 
 
+def load_json(path: Path, problems: list[str], lines: bool = False) -> Any:
+    """Parsed JSON (a list of rows for JSONL), or None after recording in ``problems`` why not."""
+    if not path.is_file():
+        problems.append(f"{path}: missing")
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+        return [json.loads(line) for line in text.splitlines() if line.strip()] if lines else json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        problems.append(f"{path}: not valid JSON ({exc})")
+        return None
+
+
 def check_files(out: Path, manifest: Any) -> list[str]:
     """How the files in ``out`` differ from those its manifest (parsed, or its path) lists, by sha256."""
+    problems: list[str] = []
     if isinstance(manifest, Path):
-        try:
-            manifest = json.loads(manifest.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return [f"{manifest}: missing"]
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return [f"{manifest}: not valid JSON ({exc})"]
+        manifest = load_json(manifest, problems)
+        if manifest is None:
+            return problems
     listed = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(listed, dict):
         return [

@@ -20,17 +20,14 @@ DATA_ENV, DEFAULT_DATA = "PATHVLM_DATA", "data/generated"
 
 
 def recipes_dir() -> Path:
-    """The recipes folder: ``$PATHVLM_RECIPES`` or the repository's ``recipes/``."""
     return Path(os.environ.get(RECIPES_ENV) or REPO_ROOT / "recipes")
 
 
 def runs_root() -> Path:
-    """The runs root: ``$PATHVLM_RUNS`` or ``runs``."""
     return Path(os.environ.get(RUNS_ENV, DEFAULT_RUNS))
 
 
 def data_root() -> Path:
-    """Where generated datasets live: ``$PATHVLM_DATA`` or ``data/generated``."""
     return Path(os.environ.get(DATA_ENV, DEFAULT_DATA))
 
 

@@ -10,28 +10,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 MODEL_TYPE = "qwen2_5_vl"
 ARCHITECTURE = "Qwen2_5_VLForConditionalGeneration"
 _NESTED_ONLY_KEYS = {"model_type", "architectures", "_name_or_path", "transformers_version"}
 
 
-def flatten(config: dict[str, Any]) -> dict[str, Any]:
-    """Move ``text_config`` keys to the top level (top-level values win) and fix the model type."""
-    flat = dict(config)
-    text = flat.pop("text_config", None) or {}
-    for key, value in text.items():
+def write_flat_config(model_dir: Path) -> None:
+    """Rewrite ``model_dir/config.json`` in the flat layout: ``text_config`` keys moved to the top level
+    (top-level values win), the model type fixed."""
+    path = Path(model_dir) / "config.json"
+    flat = json.loads(path.read_text(encoding="utf-8"))
+    for key, value in (flat.pop("text_config", None) or {}).items():
         if key not in _NESTED_ONLY_KEYS:
             flat.setdefault(key, value)
-    flat["model_type"] = MODEL_TYPE
-    flat["architectures"] = [ARCHITECTURE]
-    return dict(sorted(flat.items()))
-
-
-def write_flat_config(model_dir: Path) -> dict[str, Any]:
-    """Rewrite ``model_dir/config.json`` in the flat layout; returns the written dict."""
-    path = Path(model_dir) / "config.json"
-    flat = flatten(json.loads(path.read_text(encoding="utf-8")))
+    flat |= {"model_type": MODEL_TYPE, "architectures": [ARCHITECTURE]}
     path.write_text(json.dumps(flat, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return flat

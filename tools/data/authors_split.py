@@ -80,8 +80,7 @@ class Keys:
     @property
     def rest(self) -> str | None:
         """The split that takes every item not listed elsewhere (sft), if any."""
-        left = [name for name in SPLITS if name not in self.images]
-        return left[0] if left else None
+        return next((name for name in SPLITS if name not in self.images), None)
 
 
 def load_keys(path: Path) -> tuple[Keys, str]:
@@ -109,8 +108,10 @@ def load_keys(path: Path) -> tuple[Keys, str]:
     return keys, sha256_file(path)
 
 
-def _examples(problems: list[str]) -> str:
-    return "; ".join(problems[:3]) + (f"; ... ({len(problems) - 3} more)" if len(problems) > 3 else "")
+def _counted(found: list[str], what: str) -> list[str]:
+    """One problem line: how many ``what``, with up to three examples; none when nothing was found."""
+    more = f"; ... ({len(found) - 3} more)" if len(found) > 3 else ""
+    return [f"{len(found)} {what}, e.g. {'; '.join(found[:3])}{more}"] if found else []
 
 
 def _image_problems(items: Sequence[Item], keys: Keys) -> list[str]:
@@ -126,14 +127,8 @@ def _image_problems(items: Sequence[Item], keys: Keys) -> list[str]:
                 missing.append(f"{name} image {prefix}…")
             elif len(found) > 1:
                 ambiguous.append(f"{name} image {prefix}… matches {', '.join(sorted(found))}")
-    problems = []
-    if missing:
-        problems.append(
-            f"{len(missing)} listed image(s) not found in your PathMMU copy, e.g. {_examples(missing)}"
-        )
-    if ambiguous:
-        problems.append(f"{len(ambiguous)} listed image(s) found more than once, e.g. {_examples(ambiguous)}")
-    return problems
+    problems = _counted(missing, "listed image(s) not found in your PathMMU copy")
+    return problems + _counted(ambiguous, "listed image(s) found more than once")
 
 
 def _item_problems(splits: dict[str, list[Item]], keys: Keys) -> tuple[list[str], set[int]]:
@@ -158,15 +153,9 @@ def _item_problems(splits: dict[str, list[Item]], keys: Keys) -> tuple[list[str]
             extra.extend(f"{name}: {item.id}" for item in found)
             drop.update(id(item) for item in found)
         splits[name] = ordered + [item for rest in by_key.values() for item in rest]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} key(s) not found in your PathMMU copy, e.g. {_examples(missing)}")
-    if ambiguous:
-        problems.append(f"{len(ambiguous)} key(s) found more than once, e.g. {_examples(ambiguous)}")
-    if extra:
-        problems.append(
-            f"{len(extra)} item(s) on the split's images that no key names, e.g. {_examples(extra)}"
-        )
+    problems = _counted(missing, "key(s) not found in your PathMMU copy")
+    problems += _counted(ambiguous, "key(s) found more than once")
+    problems += _counted(extra, "item(s) on the split's images that no key names")
     return problems, drop
 
 

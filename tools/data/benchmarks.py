@@ -143,10 +143,9 @@ def convert_pathvqa(root: Path, out: Path, skip_invalid: bool = False) -> dict[s
                 continue
             option = YES_NO[0] if answer == "yes" else YES_NO[1]
             pathvqa_id = f"pathvqa/{path.stem}/{index}"
-            items.append(
-                Item(pathvqa_id, "PathVQA", image.name, image, question.strip(), list(YES_NO), option)
-            )
-            items[-1].sha256 = digest
+            item = Item(pathvqa_id, "PathVQA", image.name, image, question.strip(), list(YES_NO), option)
+            item.sha256 = digest
+            items.append(item)
         rejects.write(staging)
         manifest = {
             "dataset": "pathvqa",
@@ -181,11 +180,10 @@ def _mmmu_item(path: Path, row: dict[str, Any], store: _ImageStore) -> tuple[Ite
     data, suffix = images[0] if len(images) == 1 else (_side_by_side([d for d, _ in images]), ".png")
     image, digest = store.add(data, suffix)
     question = str(row.get("question", "")).strip()
-    item = Item(
-        f"mmmu/{label}", path.parent.name, image.name, image, question, lettered, lettered[ord(answer) - 65]
-    )
-    item.sha256 = digest
-    return item, len(images)
+    answer = lettered[ord(answer) - 65]
+    return Item(
+        f"mmmu/{label}", path.parent.name, image.name, image, question, lettered, answer, sha256=digest
+    ), len(images)
 
 
 def convert_mmmu(root: Path, out: Path, skip_invalid: bool = False) -> dict[str, Any]:

@@ -8,38 +8,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tools.common.manifest import check_files
+from tools.common.manifest import check_files, load_json
 from tools.common.prompt import IMAGE_TOKEN
 from tools.data.items import normalise
 from tools.data.pathmmu import EVAL_SPLITS, split_names
-from tools.data.writers import SHAREGPT_COLUMNS, SHAREGPT_TAGS
+from tools.data.writers import sharegpt_entry
 
 ENTRY_KEYS = {"id", "image", "sha256", "question"}
 Row = dict[str, Any]
 
 
-def _load(path: Path, problems: list[str], lines: bool = False) -> Any:
-    """Parsed JSON (a list of rows for JSONL), or None after recording why not."""
-    if not path.is_file():
-        problems.append(f"{path}: missing")
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-        return [json.loads(line) for line in text.splitlines() if line.strip()] if lines else json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        problems.append(f"{path}: not valid JSON ({exc})")
-        return None
-
-
-def _check_rows(
-    path: Path,
-    rows: Any,
-    entries: list[Row],
-    images_of: Callable[[Row], list[str]],
-    problems: list[str],
-    id_of: Callable[[Row], str] | None = None,
-) -> None:
-    """Rows match the manifest entries one to one (count, ids, images) and their images exist."""
+def _check_rows(out: Path, kind: str, split: str, entries: list[Row], problems: list[str]) -> None:
+    """The ``kind`` file of ``split`` matches the manifest entries one to one (count, ids, images) and its
+    images exist."""
+    images_of, id_of = ROW_FIELDS[kind]
+    path = out / kind / (f"{split}.json" if kind == "llamafactory" else f"{split}.jsonl")
+    rows = load_json(path, problems, lines=kind != "llamafactory")
     if rows is None:
         return
     if not isinstance(rows, list) or len(rows) != len(entries):
@@ -70,6 +54,14 @@ def _sharegpt_images(row: Row) -> list[str]:
     if tokens != len(row["images"]):
         raise ValueError(f"{tokens} {IMAGE_TOKEN} tokens for {len(row['images'])} images")
     return row["images"]
+
+
+# The output folder of each row format -> (the row's images, its id; None: LLaMA-Factory rows have none).
+ROW_FIELDS: dict[str, tuple[Callable[[Row], list[str]], Callable[[Row], str] | None]] = {
+    "llamafactory": (_sharegpt_images, None),
+    "easyr1": (lambda r: r["images"], lambda r: json.loads(r["answer"])["id"]),
+    "eval": (lambda r: [r["image"]], lambda r: r["id"]),
+}
 
 
 def _check_disjoint(
@@ -103,49 +95,26 @@ def _check_pathmmu(
         by_question = manifest.get("split") != "authors-v2"
         _check_disjoint(out / "manifest.json", splits, problems, by_question)
     info_path = out / "llamafactory" / "dataset_info.json"
-    info = _load(info_path, problems) or {}
+    info = load_json(info_path, problems) or {}
     for split in names:
-        wanted = {
-            "file_name": f"{split}.json",
-            "formatting": "sharegpt",
-            "columns": SHAREGPT_COLUMNS,
-            "tags": SHAREGPT_TAGS,
-        }
+        wanted = sharegpt_entry(split)
         if info_path.is_file() and info.get(f"pathmmu_{split}") != wanted:
             problems.append(
                 f"{info_path}: entry pathmmu_{split} is {info.get(f'pathmmu_{split}')}, expected {wanted}"
             )
-        path = out / "llamafactory" / f"{split}.json"
-        _check_rows(path, _load(path, problems), splits[split], _sharegpt_images, problems)
+        _check_rows(out, "llamafactory", split, splits[split], problems)
     evaluated = [split for split in EVAL_SPLITS if split in splits]
     for split in ("rl", *evaluated):
-        path = out / "easyr1" / f"{split}.jsonl"
-        rows = _load(path, problems, lines=True)
-        _check_rows(
-            path,
-            rows,
-            splits[split],
-            lambda r: r["images"],
-            problems,
-            lambda r: json.loads(r["answer"])["id"],
-        )
+        _check_rows(out, "easyr1", split, splits[split], problems)
     for split in evaluated:
-        path = out / "eval" / f"{split}.jsonl"
-        _check_rows(
-            path,
-            _load(path, problems, lines=True),
-            splits[split],
-            lambda r: [r["image"]],
-            problems,
-            lambda r: r["id"],
-        )
+        _check_rows(out, "eval", split, splits[split], problems)
 
 
 def check_output(out: Path) -> list[str]:
     """Every problem found in ``out``, a ``pathvlm data pathmmu|omnimedvqa`` output; empty when fine."""
     out = Path(out)
     problems: list[str] = []
-    manifest = _load(out / "manifest.json", problems)
+    manifest = load_json(out / "manifest.json", problems)
     if manifest is None:
         return problems
     splits = manifest.get("splits") if isinstance(manifest, dict) else None
@@ -170,15 +139,7 @@ def check_output(out: Path) -> list[str]:
             problems.append(f"{out / 'manifest.json'}: ids listed more than once: {repeated[:5]}")
     if omnimedvqa:
         for slug, entries in splits.items():
-            path = out / "eval" / f"{slug}.jsonl"
-            _check_rows(
-                path,
-                _load(path, problems, lines=True),
-                entries,
-                lambda r: [r["image"]],
-                problems,
-                lambda r: r["id"],
-            )
+            _check_rows(out, "eval", slug, entries, problems)
     else:
         _check_pathmmu(out, manifest, splits, problems)
     return check_files(out, manifest) + problems

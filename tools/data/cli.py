@@ -30,6 +30,11 @@ previous output as it was (rejects of a failed split go to <out>.rejects.jsonl).
 """
 
 
+SKIP_INVALID = "write bad items to rejects.jsonl instead of failing"
+# Parsed arguments that are not options of the conversion function.
+CONVERTER_KEYS = {"command", "data_command", "func", "convert", "root", "out"}
+
+
 def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -43,10 +48,22 @@ def _sizes(text: str) -> tuple[int, ...]:
         ) from exc
 
 
-def _grpo_data() -> dict[str, int]:
-    """The GRPO recipes' prompt-length and pixel settings (recipes/stages/_grpo.yaml)."""
-    data = load_with_defaults(stage_file("_grpo")).easyr1.data
-    return {key: data[key] for key in ("max_prompt_length", "max_pixels", "min_pixels")}
+def _converter(
+    commands: argparse._SubParsersAction,
+    name: str,
+    what: str,
+    description: str | None,
+    root: str,
+) -> argparse.ArgumentParser:
+    """``pathvlm data <name>`` with what every conversion takes: --root, --out (then its own flags and
+    --skip-invalid)."""
+    p = commands.add_parser(
+        name, help=what, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--root", type=Path, required=True, help=root)
+    p.add_argument("--out", type=Path, default=None, help=f"output folder (default: $PATHVLM_DATA/{name})")
+    p.set_defaults(func=_convert)
+    return p
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
@@ -58,15 +75,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     )
     commands = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
 
-    p = commands.add_parser(
+    p = _converter(
+        commands,
         "pathmmu",
-        help="PathMMU -> deduplicated, image-disjoint sft/rl/test splits for LLaMA-Factory, EasyR1 and eval",
-        description=pathmmu.__doc__,
-        epilog=OUTPUT_LAYOUT,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "PathMMU -> deduplicated, image-disjoint sft/rl/test splits for LLaMA-Factory, EasyR1 and eval",
+        pathmmu.__doc__,
+        "folder holding PathMMU's data.json and images/",
     )
-    p.add_argument("--root", type=Path, required=True, help="folder holding PathMMU's data.json and images/")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: $PATHVLM_DATA/pathmmu)")
+    p.epilog = OUTPUT_LAYOUT
     p.add_argument("--seed", type=int, default=42, help="split seed (default: 42)")
     p.add_argument(
         "--sizes",
@@ -114,52 +130,43 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     p.add_argument(
         "--skip-invalid",
         action="store_true",
-        help="write bad items to rejects.jsonl instead of failing (authors-v2: leave out keys not found "
-        "or found twice, reported)",
+        help=SKIP_INVALID + " (authors-v2: leave out keys not found or found twice, reported)",
     )
-    p.set_defaults(func=_pathmmu)
+    p.set_defaults(convert=pathmmu.convert_pathmmu)
 
-    p = commands.add_parser(
+    p = _converter(
+        commands,
         "omnimedvqa",
-        help="OmniMedVQA subsets -> out-of-domain eval JSONL (eval/<slug>.jsonl)",
-        description=omnimedvqa.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "OmniMedVQA subsets -> out-of-domain eval JSONL (eval/<slug>.jsonl)",
+        omnimedvqa.__doc__,
+        "OmniMedVQA folder holding QA_information/ and Images/",
     )
-    p.add_argument(
-        "--root", type=Path, required=True, help="OmniMedVQA folder holding QA_information/ and Images/"
-    )
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: $PATHVLM_DATA/omnimedvqa)")
     p.add_argument(
         "--subsets",
         type=_csv,
         default=list(omnimedvqa.SUBSETS),
         help=f"default: {','.join(omnimedvqa.SUBSETS)}",
     )
-    p.add_argument(
-        "--skip-invalid", action="store_true", help="write bad items to rejects.jsonl instead of failing"
-    )
-    p.set_defaults(func=_omnimedvqa)
+    p.add_argument("--skip-invalid", action="store_true", help=SKIP_INVALID)
+    p.set_defaults(convert=omnimedvqa.convert_omnimedvqa)
 
-    for name, what in (
-        ("pathvqa", "PathVQA test (HF parquet) -> closed-ended yes/no as A/B (eval/pathvqa_closed.jsonl)"),
-        ("mmmu", "MMMU dev (HF parquet) -> non-medical multiple choice (eval/mmmu_nonmedical_dev.jsonl)"),
+    for name, what, convert in (
+        (
+            "pathvqa",
+            "PathVQA test (HF parquet) -> closed-ended yes/no as A/B (eval/pathvqa_closed.jsonl)",
+            benchmarks.convert_pathvqa,
+        ),
+        (
+            "mmmu",
+            "MMMU dev (HF parquet) -> non-medical multiple choice (eval/mmmu_nonmedical_dev.jsonl)",
+            benchmarks.convert_mmmu,
+        ),
     ):
-        p = commands.add_parser(
-            name,
-            help=what,
-            description=benchmarks.__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+        p = _converter(
+            commands, name, what, benchmarks.__doc__, "folder holding the Hugging Face parquet files"
         )
-        p.add_argument(
-            "--root", type=Path, required=True, help="folder holding the Hugging Face parquet files"
-        )
-        p.add_argument(
-            "--out", type=Path, default=None, help=f"output folder (default: $PATHVLM_DATA/{name})"
-        )
-        p.add_argument(
-            "--skip-invalid", action="store_true", help="write bad items to rejects.jsonl instead of failing"
-        )
-        p.set_defaults(func=_benchmark, benchmark=name)
+        p.add_argument("--skip-invalid", action="store_true", help=SKIP_INVALID)
+        p.set_defaults(convert=convert)
 
     p = commands.add_parser(
         "check",
@@ -175,7 +182,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
         help="with a PathMMU output: count, with this model's processor, the RL prompts (image tokens "
         "included) that EasyR1's data.filter_overlong_prompts would drop",
     )
-    grpo = _grpo_data()
+    grpo = load_with_defaults(stage_file("_grpo")).easyr1.data  # the GRPO recipes' prompt and pixel settings
     for flag in ("max_prompt_length", "max_pixels", "min_pixels"):
         p.add_argument(
             f"--{flag.replace('_', '-')}",
@@ -187,25 +194,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     return commands
 
 
-def _pathmmu(args: argparse.Namespace) -> int:
-    options = ("seed", "sizes", "subsets", "target_style", "skip_invalid", "val", "split_unit", "split")
-    options += ("split_keys",)
-    return _convert(pathmmu.convert_pathmmu, args, "pathmmu", options)
-
-
-def _omnimedvqa(args: argparse.Namespace) -> int:
-    return _convert(omnimedvqa.convert_omnimedvqa, args, "omnimedvqa", ("subsets", "skip_invalid"))
-
-
-def _benchmark(args: argparse.Namespace) -> int:
-    convert = {"pathvqa": benchmarks.convert_pathvqa, "mmmu": benchmarks.convert_mmmu}[args.benchmark]
-    return _convert(convert, args, args.benchmark, ("skip_invalid",))
-
-
-def _convert(convert, args: argparse.Namespace, name: str, options: tuple[str, ...]) -> int:
-    """``convert(root, out, **options)``, out defaulting to ``$PATHVLM_DATA/<name>`` (a DataError becomes one
-    line and exit 2 in ``tools.cli``)."""
-    convert(args.root, args.out or data_root() / name, **{key: getattr(args, key) for key in options})
+def _convert(args: argparse.Namespace) -> int:
+    """``args.convert(root, out, **options)``: every option its parser added, out defaulting to
+    ``$PATHVLM_DATA/<name>`` (a DataError becomes one line and exit 2 in ``tools.cli``)."""
+    options = {key: value for key, value in vars(args).items() if key not in CONVERTER_KEYS}
+    args.convert(args.root, args.out or data_root() / args.data_command, **options)
     return 0
 
 

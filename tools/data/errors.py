@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from tools.common.errors import UserError
 
@@ -36,25 +35,19 @@ class Rejects:
             raise DataError(f"{error} (use --skip-invalid to write it to {self.FILE_NAME} and go on)")
         self.errors.append(error)
 
+    def write(self, folder: Path, name: str = FILE_NAME) -> None:
+        """Write ``folder/<name>`` when items were rejected (``report`` tells the user)."""
+        if self.errors:
+            folder.mkdir(parents=True, exist_ok=True)
+            rows = ({"file": e.file, "item": e.item, "error": e.problem} for e in self.errors)
+            text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+            (folder / name).write_text(text, encoding="utf-8")
+
     def write_beside(self, out: Path) -> None:
         """After a failed conversion: the rejects go to ``<out>.rejects.jsonl``, ``out`` stays untouched."""
-        if self.errors:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            self._write(out.parent / f"{out.name}.{self.FILE_NAME}")
+        self.write(out.parent, f"{out.name}.{self.FILE_NAME}")
+        self.report(out.parent, f"{out.name}.{self.FILE_NAME}")
 
-    def write(self, folder: Path) -> None:
-        """Write ``folder/rejects.jsonl`` when items were rejected (``report`` tells the user)."""
+    def report(self, folder: Path, name: str = FILE_NAME) -> None:
         if self.errors:
-            self._write(folder / self.FILE_NAME, report=False)
-
-    def report(self, out: Path) -> None:
-        if self.errors:
-            print(f"rejected {len(self.errors)} invalid item(s): see {out / self.FILE_NAME}", file=sys.stderr)
-
-    def _write(self, path: Path, report: bool = True) -> None:
-        rows: list[dict[str, Any]] = [
-            {"file": e.file, "item": e.item, "error": e.problem} for e in self.errors
-        ]
-        path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-        if report:
-            print(f"rejected {len(rows)} invalid item(s): see {path}", file=sys.stderr)
+            print(f"rejected {len(self.errors)} invalid item(s): see {folder / name}", file=sys.stderr)

@@ -22,13 +22,17 @@ from tools.data.images import hash_images
 from tools.data.items import (
     Item,
     check_text,
+    expect_shape,
+    field,
     image_file,
     item_error,
+    item_label,
     letter_texts,
+    load_json,
     match_answer_text,
     slugify,
+    text_field,
 )
-from tools.data.sources import expect_shape, field, item_label, load_json, text_field
 from tools.data.staging import staged_output
 from tools.data.writers import eval_row, manifest_entry, write_json, write_jsonl
 

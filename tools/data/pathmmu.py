@@ -21,14 +21,18 @@ from tools.data.images import hash_images
 from tools.data.items import (
     Item,
     check_text,
+    expect_shape,
+    field,
     image_file,
     item_error,
+    item_label,
     lettered_options,
+    load_json,
     match_answer,
     normalise,
+    text_field,
 )
-from tools.data.sources import expect_shape, field, item_label, load_json, text_field
-from tools.data.split import UNITS, split_items
+from tools.data.split import split_items
 from tools.data.staging import staged_output
 from tools.data.writers import (
     TARGET_STYLES,
@@ -152,8 +156,6 @@ def convert_pathmmu(
         raise DataError(f"unknown --split {split!r}; expected one of {', '.join(SPLIT_KINDS)}")
     if target_style not in TARGET_STYLES:
         raise DataError(f"unknown target style {target_style!r}; expected one of {', '.join(TARGET_STYLES)}")
-    if split_unit not in UNITS:
-        raise DataError(f"unknown split unit {split_unit!r}; expected one of {', '.join(UNITS)}")
     if len(sizes) != len(SPLITS) - 1:
         raise DataError(f"expected {len(SPLITS) - 1} sizes (sft, rl), got {list(sizes)}")
     if val < 0:

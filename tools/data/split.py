@@ -26,35 +26,29 @@ Pools = list[tuple[int, int]]  # (group size, number of groups), largest size fi
 
 
 def group_items(items: Sequence[Item], unit: str = "image") -> list[list[int]]:
-    """Indices of ``items`` grouped by ``unit``: shared image path, image sha256 or normalised question
-    (union-find) for ``image``, one item per group for ``question``."""
+    """Indices of ``items`` grouped by ``unit``: the connected components of shared image path, image sha256
+    or normalised question for ``image``, one item per group for ``question``."""
     if unit not in UNITS:
         raise DataError(f"unknown split unit {unit!r}; expected one of {', '.join(UNITS)}")
-    if unit == "question":
+    if unit == "question" or not items:
         return [[index] for index in range(len(items))]
-    parent = list(range(len(items)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    from scipy.sparse import coo_matrix  # deferred: scipy loads in a second, only this split needs it
+    from scipy.sparse.csgraph import connected_components
 
     owner: dict[tuple[str, str], int] = {}
-    for index, item in enumerate(items):
+    edges = [
+        (owner.setdefault(key, index), index)
+        for index, item in enumerate(items)
         for key in (
             ("path", str(item.image)),
             ("sha256", item.sha256),
             ("question", normalise(item.question)),
-        ):
-            if key in owner:
-                a, b = find(owner[key]), find(index)
-                parent[max(a, b)] = min(a, b)
-            else:
-                owner[key] = index
+        )
+    ]
+    graph = coo_matrix(([1] * len(edges), tuple(zip(*edges, strict=True))), shape=(len(items), len(items)))
     groups: dict[int, list[int]] = {}
-    for index in range(len(items)):
-        groups.setdefault(find(index), []).append(index)
+    for index, label in enumerate(connected_components(graph, directed=False)[1]):
+        groups.setdefault(int(label), []).append(index)
     return list(groups.values())
 
 

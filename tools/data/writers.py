@@ -10,14 +10,7 @@ from typing import Any
 from tools.common.prompt import build_prompt, with_image_token
 from tools.data.items import Item
 
-TARGET_STYLES = ("think_answer", "answer")
-SHAREGPT_COLUMNS = {"messages": "messages", "images": "images"}
-SHAREGPT_TAGS = {
-    "role_tag": "role",
-    "content_tag": "content",
-    "user_tag": "user",
-    "assistant_tag": "assistant",
-}
+TARGET_STYLES = ("think_answer", "answer")  # checked by convert_pathmmu
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -38,11 +31,7 @@ def prompt_of(item: Item) -> str:
 def target_of(item: Item, style: str) -> str:
     """The SFT target: ``<think>{explanation}</think><answer>C) text</answer>`` or the answer alone."""
     answer = f"<answer>{item.answer}</answer>"
-    if style == "think_answer":
-        return f"<think>{item.explanation.strip()}</think>{answer}"
-    if style == "answer":
-        return answer
-    raise ValueError(f"unknown target style {style!r}; expected one of {TARGET_STYLES}")
+    return f"<think>{item.explanation.strip()}</think>{answer}" if style == "think_answer" else answer
 
 
 def sharegpt_row(item: Item, style: str) -> dict[str, Any]:
@@ -55,17 +44,26 @@ def sharegpt_row(item: Item, style: str) -> dict[str, Any]:
     }
 
 
+def sharegpt_entry(split: str) -> dict[str, Any]:
+    """The ``dataset_info.json`` entry of ``llamafactory/<split>.json`` (LLaMA-Factory's sharegpt format)."""
+    return {
+        "file_name": f"{split}.json",
+        "formatting": "sharegpt",
+        "columns": {"messages": "messages", "images": "images"},
+        "tags": {
+            "role_tag": "role",
+            "content_tag": "content",
+            "user_tag": "user",
+            "assistant_tag": "assistant",
+        },
+    }
+
+
 def write_llamafactory(out: Path, splits: Mapping[str, Sequence[Item]], style: str, prefix: str) -> None:
     """``out/llamafactory/<split>.json`` (sharegpt) and ``dataset_info.json`` entries ``<prefix>_<split>``."""
-    info = {}
     for name, items in splits.items():
         write_json(out / "llamafactory" / f"{name}.json", [sharegpt_row(item, style) for item in items])
-        info[f"{prefix}_{name}"] = {
-            "file_name": f"{name}.json",
-            "formatting": "sharegpt",
-            "columns": SHAREGPT_COLUMNS,
-            "tags": SHAREGPT_TAGS,
-        }
+    info = {f"{prefix}_{name}": sharegpt_entry(name) for name in splits}
     write_json(out / "llamafactory" / "dataset_info.json", info)
 
 

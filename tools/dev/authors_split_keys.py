@@ -36,32 +36,6 @@ SPLIT_FILES = {  # split -> candidate files, first present wins (with/without Co
 SOURCE = "github:Freddie1946/myr1 data/pathmmu_image_disjoint_v2 (frozen 2026-07-19)"
 
 
-def _split_file(folder: Path, split: str) -> Path:
-    for name in SPLIT_FILES[split]:
-        if (folder / name).is_file():
-            return folder / name
-    raise SystemExit(f"error: {folder}: no {split} split file (looked for {', '.join(SPLIT_FILES[split])})")
-
-
-def _rows(path: Path, expected: int | None) -> list[dict[str, Any]]:
-    rows = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(rows, list):
-        raise SystemExit(f"error: {path}: expected a JSON list of {{image, problem, solution}}")
-    if expected is not None and len(rows) != expected:
-        raise SystemExit(f"error: {path}: {len(rows)} items, its manifest.json says {expected}")
-    return rows
-
-
-def _keys(path: Path, rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """Item keys in file order and the sorted image prefixes of one split file."""
-    try:
-        return [problem_key(row["image"], row["problem"]) for row in rows], sorted(
-            {image_prefix(row["image"]) for row in rows}
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SystemExit(f"error: {path}: a row is not {{image, problem, solution}} ({exc!r})") from None
-
-
 def derive(folder: Path) -> dict[str, Any]:
     """The key file's content for the split files under ``folder``; duplicate keys are an error."""
     manifest_file = folder / "manifest.json"
@@ -69,8 +43,22 @@ def derive(folder: Path) -> dict[str, Any]:
     primary = manifest.get("primary_splits", {})
     files, items, images = {}, {}, {}
     for split in SPLITS:
-        path = _split_file(folder, split)
-        items[split], images[split] = _keys(path, _rows(path, primary.get(split, {}).get("qa_count")))
+        path = next((folder / name for name in SPLIT_FILES[split] if (folder / name).is_file()), None)
+        if path is None:
+            raise SystemExit(
+                f"error: {folder}: no {split} split file (looked for {', '.join(SPLIT_FILES[split])})"
+            )
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(rows, list):
+            raise SystemExit(f"error: {path}: expected a JSON list of {{image, problem, solution}}")
+        expected = primary.get(split, {}).get("qa_count")
+        if expected is not None and len(rows) != expected:
+            raise SystemExit(f"error: {path}: {len(rows)} items, its manifest.json says {expected}")
+        try:
+            items[split] = [problem_key(row["image"], row["problem"]) for row in rows]
+            images[split] = sorted({image_prefix(row["image"]) for row in rows})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SystemExit(f"error: {path}: a row is not {{image, problem, solution}} ({exc!r})") from None
         files[split] = {"path": str(path.relative_to(folder)), "sha256": sha256_file(path)}
     duplicates = _duplicates(items, "item key") + _duplicates(images, "image prefix")
     if duplicates:

@@ -123,8 +123,9 @@ def grade(output: str, ref: Reference) -> tuple[float, float]:
         violations += 1  # rules out the option it answers
     others = {f for clause in affirmed for f in _findings(clause, ref.options) if f != answered}
     violations += len(others)  # argues for options it does not answer
-    return _score(missing), _score(violations)
+    return score(missing), score(violations)
 
 
-def _score(penalties: int) -> float:
+def score(penalties: int) -> float:
+    """The paper's rubric: 1.0 less 0.4 per penalty, floor 0."""
     return round(max(0.0, 1 - PENALTY * penalties), 6)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -51,6 +50,7 @@ class Step:
 def plan(root: Path, items: int, ood_items: int, seed: int, sizes: str, port: int) -> list[Step]:
     """The steps; ``port``: the fake judge server's, which also stands in for an API model."""
     source, data, runs = root / "source", root / "data", root / "runs"
+    tiny = ["--size", SIZE, "--profile", "cpu", "--runs", str(runs)]
     steps = [
         Step(
             "tiny model",
@@ -80,68 +80,40 @@ def plan(root: Path, items: int, ood_items: int, seed: int, sizes: str, port: in
             data / "omnimedvqa" / "manifest.json",
         ),
     ]
-    for stage in STAGES:
-        steps.append(
-            Step(
-                stage,
-                ["run", stage, "--size", SIZE, "--profile", "cpu", "--runs", str(runs)],
-                Run(runs, SIZE, stage).done,
-            )
-        )
-    steps.append(
+    steps += [Step(stage, ["run", stage, *tiny], Run(runs, SIZE, stage).done) for stage in STAGES]
+    steps += [
         Step(
             "evaluate",
-            ["eval-all", "--size", SIZE, "--profile", "cpu", "--runs", str(runs), "--data-root", str(data)]
-            + ["--backend", "hf", "--max-new-tokens", "64", "--batch-size", "32"],
+            ["eval-all", *tiny, "--data-root", str(data), "--backend", "hf", "--max-new-tokens", "64"]
+            + ["--batch-size", "32"],
             None,
-        )
-    )
-    steps.append(
-        Step(
-            "judge the test outputs",
-            ["judge-eval", "--size", SIZE, "--profile", "cpu", "--runs", str(runs)],
-            None,
-        )
-    )
-    steps.append(
+        ),
+        Step("judge the test outputs", ["judge-eval", *tiny], None),
         Step(
             "API model (the fake server)",
             ["eval", "--backend", "openai", "--model", API_MODEL, "--base-url", f"http://127.0.0.1:{port}/v1"]
             + ["--data", str(data / "pathmmu" / "eval" / "test.jsonl"), "--runs", str(runs)],
             None,
-        )
-    )
-    steps.append(Step("report", ["report", "--runs", str(runs), "--out", str(root / "reports")], None))
+        ),
+        Step("report", ["report", "--runs", str(runs), "--out", str(root / "reports")], None),
+    ]
     return steps
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
 def judge_server(env: dict[str, str]) -> Iterator[None]:
-    """The fake OpenAI-compatible judge, started for the run and stopped after it, whatever happens."""
-    port = _free_port()
-    env["PATHVLM_JUDGE_PORT"] = str(port)
+    """The fake OpenAI-compatible judge on a free port (``PATHVLM_JUDGE_PORT``), started for the run and
+    stopped after it, whatever happens."""
     server = subprocess.Popen(
-        pathvlm_command(["judge-server", "--port", str(port)]),
-        env=env,
-        stdout=subprocess.DEVNULL,
+        pathvlm_command(["judge-server", "--port", "0"]), env=env, stdout=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the fake judge server did not start on port {port}") from None
-                time.sleep(0.2)
-        print(f"[smoke] fake judge server on http://127.0.0.1:{port}/v1", flush=True)
+        listening = server.stdout.readline() if server.stdout else ""  # "judge-server listening on URL"
+        if "listening on" not in listening:
+            raise RuntimeError("the fake judge server did not start")
+        url = listening.split()[-1]
+        env["PATHVLM_JUDGE_PORT"] = url.rsplit(":", 1)[1].split("/")[0]
+        print(f"[smoke] fake judge server on {url}", flush=True)
         yield
     finally:
         server.terminate()
@@ -207,13 +179,9 @@ def learning_figures(root: Path) -> dict[str, Any]:
             if st == stage and d != "test"
         }
         for stage in ("base", *STAGES)
-        if size_has(results, stage)
+        if any(size == SIZE and st == stage for size, st, _ in results)
     }
     return {"chance": CHANCE, "stages": stages, "ood_accuracy": ood}
-
-
-def size_has(results: dict, stage: str) -> bool:
-    return any(size == SIZE and st == stage for size, st, _ in results)
 
 
 def run(root: Path, items: int, ood_items: int, seed: int, sizes: str) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""Synthetic, *learnable* datasets in the real source schemas (PathMMU and OmniMedVQA).
+"""``pathvlm data synth``: synthetic, *learnable* datasets in the real PathMMU and OmniMedVQA schemas.
+
+``tools/cli.py`` registers the command under ``pathvlm data``: the conversion code imports nothing of the
+development harness.
 
 Each image is a tiny 56x56 PNG dominated by one colour (with noise and small patches of other colours);
 the colour decides the answer (``PALETTE``: red -> haemorrhage, yellow -> adipose tissue, ...) and also its
@@ -19,11 +22,13 @@ carries over where it is a new text; the images of ``Chest CT Scan`` have more p
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
 import random
 import string
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -124,17 +129,6 @@ def corpus() -> list[str]:
     return texts + [text for _, options, _, _ in OMNIMEDVQA_SUBSETS.values() for text in options if text]
 
 
-def _panel_options(answers: Sequence[str], correct: int) -> list[str]:
-    """The four answers of the correct one's panel (palette entries 0-3 or 4-7), in palette order.
-
-    The letter and the text are then both a function of the image's colour, so even the tiny model can
-    learn the task within a CPU smoke run; shuffled options would also require copying the letter from the
-    prompt, which a 2-layer model does not learn in minutes.
-    """
-    start = correct // 4 * 4
-    return list(answers[start : start + 4])
-
-
 def write_synthetic_pathmmu(root: Path, items: int, seed: int = 0) -> Path:
     """PathMMU-schema dataset under ``root``: ``data.json`` + ``images/``; ``items`` unique items over
     PubMed and EduContent (val and test splits), plus a test_tiny that repeats some test items."""
@@ -155,7 +149,11 @@ def write_synthetic_pathmmu(root: Path, items: int, seed: int = 0) -> Path:
                 label = rng.randrange(len(PALETTE))
                 img = _write_png(root / "images", synthetic_png(PALETTE[label][1], seed, index))
             previous = (img, label)
-            texts = _panel_options(answers, label)
+            # The four answers of the correct one's panel (palette entries 0-3 or 4-7), in palette order: the
+            # letter and the text are then both a function of the image's colour, so even the tiny model can
+            # learn the task within a CPU smoke run; shuffled options would also require copying the letter
+            # from the prompt, which a 2-layer model does not learn in minutes.
+            texts = answers[label // 4 * 4 : label // 4 * 4 + 4]
             options = [f"{string.ascii_uppercase[i]}) {text}" for i, text in enumerate(texts)]
             styles, weights = zip(*REASONING_STYLES, strict=True)
             style = rng.choices(styles, weights)[0]
@@ -201,12 +199,41 @@ def write_synthetic_omnimedvqa(root: Path, items_per_subset: int, seed: int = 0)
                 "dataset": subset,
                 "modality_type": modality,
             }
-            shown = texts[
-                : max(rng.choice((2, 3, 4, 4)), position + 1)
-            ]  # C/D absent at times, as in OmniMedVQA
+            # C/D absent at times, as in OmniMedVQA
+            shown = texts[: max(rng.choice((2, 3, 4, 4)), position + 1)]
             row.update({f"option_{string.ascii_uppercase[i]}": text for i, text in enumerate(shown)})
             rows.append(row)
         path = root / "QA_information" / "Open-access" / f"{subset}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     return root
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "synth",
+        help="write a small learnable dataset in the real PathMMU or OmniMedVQA schema",
+        description="A dataset whose answer is decidable from the image (its dominant colour), in the real "
+        "source schema, for tests and tiny-model runs.",
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder to write the source-schema dataset to")
+    p.add_argument(
+        "--items", type=int, required=True, help="unique items (pathmmu) or items per subset (omnimedvqa)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    p.add_argument(
+        "--format", choices=("pathmmu", "omnimedvqa"), default="pathmmu", help="schema (default: pathmmu)"
+    )
+    p.set_defaults(func=_synth)
+
+
+def _synth(args: argparse.Namespace) -> int:
+    if args.items < 1:
+        print(f"error: --items must be at least 1, got {args.items}", file=sys.stderr)
+        return 1
+    write = write_synthetic_pathmmu if args.format == "pathmmu" else write_synthetic_omnimedvqa
+    print(
+        f"synthetic {args.format} dataset written to {write(args.out, args.items, seed=args.seed)}",
+        file=sys.stderr,
+    )
+    return 0

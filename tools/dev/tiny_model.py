@@ -104,7 +104,7 @@ def _train_tokenizer():
 def _model_config(token_ids: dict[str, int], vocab_size: int):
     from transformers import Qwen2_5_VLConfig
 
-    head_dim = 16  # hidden_size / num_attention_heads; mrope_section must sum to head_dim / 2
+    # head_dim = hidden_size / num_attention_heads = 16; mrope_section must sum to head_dim / 2
     return Qwen2_5_VLConfig(
         vocab_size=vocab_size,
         hidden_size=64,
@@ -137,7 +137,7 @@ def _model_config(token_ids: dict[str, int], vocab_size: int):
             "window_size": 112,
             "fullatt_block_indexes": [1],
         },
-    ), head_dim
+    )
 
 
 def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
@@ -166,21 +166,21 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
         model_max_length=4096,
         clean_up_tokenization_spaces=False,
     )
-    image_processor = Qwen2VLImageProcessor(
-        min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS, patch_size=PATCH_SIZE, merge_size=MERGE_SIZE
-    )
-    video_processor = Qwen2VLVideoProcessor(
-        min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS, patch_size=PATCH_SIZE, merge_size=MERGE_SIZE
-    )
+    pixels = {
+        "min_pixels": MIN_PIXELS,
+        "max_pixels": MAX_PIXELS,
+        "patch_size": PATCH_SIZE,
+        "merge_size": MERGE_SIZE,
+    }
     processor = Qwen2_5_VLProcessor(
-        image_processor=image_processor,
+        image_processor=Qwen2VLImageProcessor(**pixels),
         tokenizer=tokenizer,
-        video_processor=video_processor,
+        video_processor=Qwen2VLVideoProcessor(**pixels),
         chat_template=CHAT_TEMPLATE,
     )
 
     vocab_size = -(-len(tokenizer) // 64) * 64  # padded like Qwen's embedding tables
-    config, _ = _model_config(token_ids, vocab_size)
+    config = _model_config(token_ids, vocab_size)
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config).eval()
     model.generation_config = GenerationConfig(
