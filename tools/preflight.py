@@ -26,6 +26,7 @@ failed one is skipped. ``--dry-run`` prints the checks' commands and runs nothin
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -60,10 +61,6 @@ class Result:
     result: str
     seconds: float
     log: Path | None
-
-    @property
-    def failed(self) -> bool:
-        return self.result.startswith("FAIL")
 
 
 @dataclass
@@ -170,18 +167,16 @@ def check_wandb(pre: Preflight) -> str:
     return f"ok: WANDB_MODE {mode}, WANDB_API_KEY {key}"
 
 
-def check_commands(check: str) -> Callable[[Preflight], str]:
-    def run(pre: Preflight) -> str:
-        for args in pre.commands()[check]:
-            if _run(pre, check, args) != 0:
-                return f"FAIL: {_last_line(_log(pre, check))}"
-        return "ok: " + _last_line(_log(pre, check)) if check == "judge" else "ok"
-
-    return run
+def run_commands(pre: Preflight, check: str) -> str:
+    """Run the check's commands (``Preflight.commands``) until one fails."""
+    for args in pre.commands()[check]:
+        if _run(pre, check, args) != 0:
+            return f"FAIL: {_last_line(_log(pre, check))}"
+    return "ok: " + _last_line(_log(pre, check)) if check == "judge" else "ok"
 
 
 def check_sft(pre: Preflight) -> str:
-    outcome = check_commands("sft")(pre)
+    outcome = run_commands(pre, "sft")
     alpha = pre.runs / pre.size / "alpha"
     if outcome == "ok":  # alpha's export stands in for beta, r1's parent
         beta = pre.runs / pre.size / "beta"
@@ -225,7 +220,7 @@ def _engine_started(log: Path) -> bool:
 
 
 def check_eval(pre: Preflight) -> str:
-    outcome = check_commands("eval")(pre)
+    outcome = run_commands(pre, "eval")
     if outcome != "ok":
         return outcome
     summary = json.loads((pre.runs / pre.size / "r1" / "eval" / "test" / "summary.json").read_text())
@@ -237,8 +232,8 @@ CHECKS: dict[str, tuple[Callable[[Preflight], str], tuple[str, ...]]] = {
     "host": (check_host, ()),
     "models": (check_models, ()),
     "wandb": (check_wandb, ()),
-    "data": (check_commands("data"), ()),
-    "judge": (check_commands("judge"), ()),
+    "data": (functools.partial(run_commands, check="data"), ()),
+    "judge": (functools.partial(run_commands, check="judge"), ()),
     "sft": (check_sft, ("models", "data")),
     "grpo": (check_grpo, ("sft", "judge")),
     "eval": (check_eval, ("grpo",)),
@@ -319,7 +314,7 @@ def run(pre: Preflight) -> int:
             log = _log(pre, check)
             pre.results.append(Result(check, result, time.monotonic() - start, log if log.exists() else None))
     print_table(pre.results)
-    return 1 if any(r.failed for r in pre.results) else 0
+    return 1 if any(r.result.startswith("FAIL") for r in pre.results) else 0
 
 
 def print_table(results: list[Result]) -> None:

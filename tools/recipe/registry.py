@@ -146,19 +146,13 @@ def stages() -> dict[str, StageInfo]:
 
 @functools.lru_cache(maxsize=8)
 def _stages(folder: Path, files: tuple[tuple[str, int], ...]) -> tuple[tuple[str, StageInfo], ...]:
-    infos = {name: stage(name) for name in _names("stages")}
-    children: dict[str | None, list[str]] = {}
-    for name, info in infos.items():
-        parent = info.parent if info.parent in infos else None
-        children.setdefault(parent, []).append(name)
-    ordered: list[str] = []
+    infos = {name: stage(name) for name in _names("stages")}  # by name
 
-    def visit(parent: str | None) -> None:
-        for name in children.get(parent, []):
-            ordered.append(name)
-            visit(name)
+    def below(parent: str | None) -> list[str]:  # depth-first: each stage, then its children
+        children = [n for n, i in infos.items() if (i.parent if i.parent in infos else None) == parent]
+        return [name for child in children for name in (child, *below(child))]
 
-    visit(None)
+    ordered = below(None)
     for name, info in infos.items():
         unknown = [other for other in info.compare_with if other not in infos]
         if unknown:

@@ -137,16 +137,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _main(args: argparse.Namespace) -> int:
     try:
         res = resources(args.profile)
+        if args.field:
+            print(getattr(registry.profile(args.profile), args.field))
+            return 0
     except RecipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.field:
-        try:
-            print(getattr(registry.profile(args.profile), args.field))
-        except RecipeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        return 0
     if args.check:
         problems = check_job(res, dict(os.environ))
         for problem in problems:
