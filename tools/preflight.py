@@ -118,13 +118,17 @@ def _log(pre: Preflight, check: str) -> Path:
     return pre.root / "logs" / f"{check}.log"
 
 
+def _start(pre: Preflight, check: str, args: list[str], note: str = "") -> subprocess.Popen[bytes]:
+    """Start ``pathvlm args`` with its output appended to the check's log."""
+    with _log(pre, check).open("a", encoding="utf-8") as out:
+        out.write(f"$ pathvlm {shlex.join(args)}{note}\n")
+        out.flush()
+        return subprocess.Popen(pathvlm(args), env=pre.env, stdout=out, stderr=subprocess.STDOUT)
+
+
 def _run(pre: Preflight, check: str, args: list[str]) -> int:
     """Run ``pathvlm args`` with its output appended to the check's log; its exit code."""
-    log = _log(pre, check)
-    with log.open("a", encoding="utf-8") as out:
-        out.write(f"$ pathvlm {shlex.join(args)}\n")
-        out.flush()
-        return subprocess.run(pathvlm(args), env=pre.env, stdout=out, stderr=subprocess.STDOUT).returncode
+    return _start(pre, check, args).wait()
 
 
 def _last_line(log: Path) -> str:
@@ -191,10 +195,7 @@ def check_grpo(pre: Preflight) -> str:
     """r1 for 2 steps, stopped by SIGUSR1 after its first checkpoint, then resumed to the end and merged."""
     (args,) = pre.commands()["grpo"]
     stage, log = pre.runs / pre.size / "r1", _log(pre, "grpo")
-    with log.open("a", encoding="utf-8") as out:
-        out.write(f"$ pathvlm {shlex.join(args)}  # stopped by SIGUSR1 once the engine runs\n")
-        out.flush()
-        runner = subprocess.Popen(pathvlm(args), env=pre.env, stdout=out, stderr=subprocess.STDOUT)
+    runner = _start(pre, "grpo", args, note="  # stopped by SIGUSR1 once the engine runs")
     while runner.poll() is None and not _engine_started(log):
         time.sleep(0.5)
     if runner.poll() is None:
@@ -257,10 +258,7 @@ def fake_judge(pre: Preflight) -> Iterator[None]:
         return
     port = _free_port()
     pre.env["PATHVLM_JUDGE_PORT"] = str(port)
-    with _log(pre, "judge-server").open("w") as out:
-        server = subprocess.Popen(
-            pathvlm(["judge-server", "--port", str(port)]), env=pre.env, stdout=out, stderr=subprocess.STDOUT
-        )
+    server = _start(pre, "judge-server", ["judge-server", "--port", str(port)])
     try:
         deadline = time.monotonic() + 60
         while server.poll() is None and time.monotonic() < deadline:
