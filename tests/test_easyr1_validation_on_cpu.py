@@ -13,7 +13,7 @@ from PIL import Image
 
 from tools.recipe import registry
 from tools.recipe.compose import compose, to_container
-from tools.train.engines.paths import easyr1_file
+from tools.train.engines.paths import EASYR1_PATHS, with_absolute_paths
 
 GRPO = [stage for stage, info in registry.stages().items() if info.engine == "easyr1"]
 
@@ -50,7 +50,7 @@ def test_easyr1_reads_16_training_prompts_for_validation(
     write_split(folder, "rl", 40, image)
     write_split(folder, "test", 30, image)
     monkeypatch.setenv("PATHVLM_DATA", str(tmp_path / "data"))
-    data = easyr1_file(to_container(compose("r1", "7b", "h20x4"))["easyr1"])[
+    data = with_absolute_paths(to_container(compose("r1", "7b", "h20x4"))["easyr1"], EASYR1_PATHS)[
         "data"
     ]  # as the engine writes it
     processor = AutoProcessor.from_pretrained(tiny_model)

@@ -26,6 +26,7 @@ failed one is skipped. ``--dry-run`` prints the checks' commands and runs nothin
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -60,10 +61,6 @@ class Result:
     result: str
     seconds: float
     log: Path | None
-
-    @property
-    def failed(self) -> bool:
-        return self.result.startswith("FAIL")
 
 
 @dataclass
@@ -121,13 +118,17 @@ def _log(pre: Preflight, check: str) -> Path:
     return pre.root / "logs" / f"{check}.log"
 
 
+def _start(pre: Preflight, check: str, args: list[str], note: str = "") -> subprocess.Popen[bytes]:
+    """Start ``pathvlm args`` with its output appended to the check's log."""
+    with _log(pre, check).open("a", encoding="utf-8") as out:
+        out.write(f"$ pathvlm {shlex.join(args)}{note}\n")
+        out.flush()
+        return subprocess.Popen(pathvlm(args), env=pre.env, stdout=out, stderr=subprocess.STDOUT)
+
+
 def _run(pre: Preflight, check: str, args: list[str]) -> int:
     """Run ``pathvlm args`` with its output appended to the check's log; its exit code."""
-    log = _log(pre, check)
-    with log.open("a", encoding="utf-8") as out:
-        out.write(f"$ pathvlm {shlex.join(args)}\n")
-        out.flush()
-        return subprocess.run(pathvlm(args), env=pre.env, stdout=out, stderr=subprocess.STDOUT).returncode
+    return _start(pre, check, args).wait()
 
 
 def _last_line(log: Path) -> str:
@@ -170,18 +171,16 @@ def check_wandb(pre: Preflight) -> str:
     return f"ok: WANDB_MODE {mode}, WANDB_API_KEY {key}"
 
 
-def check_commands(check: str) -> Callable[[Preflight], str]:
-    def run(pre: Preflight) -> str:
-        for args in pre.commands()[check]:
-            if _run(pre, check, args) != 0:
-                return f"FAIL: {_last_line(_log(pre, check))}"
-        return "ok: " + _last_line(_log(pre, check)) if check == "judge" else "ok"
-
-    return run
+def run_commands(pre: Preflight, check: str) -> str:
+    """Run the check's commands (``Preflight.commands``) until one fails."""
+    for args in pre.commands()[check]:
+        if _run(pre, check, args) != 0:
+            return f"FAIL: {_last_line(_log(pre, check))}"
+    return "ok: " + _last_line(_log(pre, check)) if check == "judge" else "ok"
 
 
 def check_sft(pre: Preflight) -> str:
-    outcome = check_commands("sft")(pre)
+    outcome = run_commands(pre, "sft")
     alpha = pre.runs / pre.size / "alpha"
     if outcome == "ok":  # alpha's export stands in for beta, r1's parent
         beta = pre.runs / pre.size / "beta"
@@ -196,10 +195,7 @@ def check_grpo(pre: Preflight) -> str:
     """r1 for 2 steps, stopped by SIGUSR1 after its first checkpoint, then resumed to the end and merged."""
     (args,) = pre.commands()["grpo"]
     stage, log = pre.runs / pre.size / "r1", _log(pre, "grpo")
-    with log.open("a", encoding="utf-8") as out:
-        out.write(f"$ pathvlm {shlex.join(args)}  # stopped by SIGUSR1 once the engine runs\n")
-        out.flush()
-        runner = subprocess.Popen(pathvlm(args), env=pre.env, stdout=out, stderr=subprocess.STDOUT)
+    runner = _start(pre, "grpo", args, note="  # stopped by SIGUSR1 once the engine runs")
     while runner.poll() is None and not _engine_started(log):
         time.sleep(0.5)
     if runner.poll() is None:
@@ -225,7 +221,7 @@ def _engine_started(log: Path) -> bool:
 
 
 def check_eval(pre: Preflight) -> str:
-    outcome = check_commands("eval")(pre)
+    outcome = run_commands(pre, "eval")
     if outcome != "ok":
         return outcome
     summary = json.loads((pre.runs / pre.size / "r1" / "eval" / "test" / "summary.json").read_text())
@@ -237,8 +233,8 @@ CHECKS: dict[str, tuple[Callable[[Preflight], str], tuple[str, ...]]] = {
     "host": (check_host, ()),
     "models": (check_models, ()),
     "wandb": (check_wandb, ()),
-    "data": (check_commands("data"), ()),
-    "judge": (check_commands("judge"), ()),
+    "data": (functools.partial(run_commands, check="data"), ()),
+    "judge": (functools.partial(run_commands, check="judge"), ()),
     "sft": (check_sft, ("models", "data")),
     "grpo": (check_grpo, ("sft", "judge")),
     "eval": (check_eval, ("grpo",)),
@@ -262,10 +258,7 @@ def fake_judge(pre: Preflight) -> Iterator[None]:
         return
     port = _free_port()
     pre.env["PATHVLM_JUDGE_PORT"] = str(port)
-    with _log(pre, "judge-server").open("w") as out:
-        server = subprocess.Popen(
-            pathvlm(["judge-server", "--port", str(port)]), env=pre.env, stdout=out, stderr=subprocess.STDOUT
-        )
+    server = _start(pre, "judge-server", ["judge-server", "--port", str(port)])
     try:
         deadline = time.monotonic() + 60
         while server.poll() is None and time.monotonic() < deadline:
@@ -319,7 +312,7 @@ def run(pre: Preflight) -> int:
             log = _log(pre, check)
             pre.results.append(Result(check, result, time.monotonic() - start, log if log.exists() else None))
     print_table(pre.results)
-    return 1 if any(r.failed for r in pre.results) else 0
+    return 1 if any(r.result.startswith("FAIL") for r in pre.results) else 0
 
 
 def print_table(results: list[Result]) -> None:

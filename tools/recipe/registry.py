@@ -27,9 +27,9 @@ sizes, budgets and profiles by name. ``$PATHVLM_RECIPES`` points at another reci
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -40,6 +40,8 @@ ABOUT = "about"
 SIZE_KEYS = ("stands_in_for",)
 PROFILE_KEYS = ("grpo_engine", "eval_backend", "torch_threads", "stand_in_size", "slurm")
 GRPO_ENGINES = ("easyr1", "trl")
+SLURM_KEYS = ("cpus_per_task", "mem")
+_MEM = re.compile(r"^[1-9][0-9]*[KMGT]?$")
 EVAL_BACKENDS = ("vllm", "hf")
 
 
@@ -81,7 +83,8 @@ class ProfileInfo:
     eval_backend: str  # "vllm" or "hf"
     torch_threads: int | None
     stand_in_size: str | None  # the only size this profile runs (a stand-in model), None: any size
-    slurm: dict[str, Any]
+    cpus_per_task: int  # slurm.cpus_per_task: a job's CPUs per node
+    mem: str  # slurm.mem: a job's memory per node, in sbatch's --mem form (256G)
 
 
 def load_yaml(path: Path) -> DictConfig:
@@ -146,19 +149,13 @@ def stages() -> dict[str, StageInfo]:
 
 @functools.lru_cache(maxsize=8)
 def _stages(folder: Path, files: tuple[tuple[str, int], ...]) -> tuple[tuple[str, StageInfo], ...]:
-    infos = {name: stage(name) for name in _names("stages")}
-    children: dict[str | None, list[str]] = {}
-    for name, info in infos.items():
-        parent = info.parent if info.parent in infos else None
-        children.setdefault(parent, []).append(name)
-    ordered: list[str] = []
+    infos = {name: stage(name) for name in _names("stages")}  # by name
 
-    def visit(parent: str | None) -> None:
-        for name in children.get(parent, []):
-            ordered.append(name)
-            visit(name)
+    def below(parent: str | None) -> list[str]:  # depth-first: each stage, then its children
+        children = [n for n, i in infos.items() if (i.parent if i.parent in infos else None) == parent]
+        return [name for child in children for name in (child, *below(child))]
 
-    visit(None)
+    ordered = below(None)
     for name, info in infos.items():
         unknown = [other for other in info.compare_with if other not in infos]
         if unknown:
@@ -208,8 +205,20 @@ def profile(name: str) -> ProfileInfo:
     for key, allowed in (("grpo_engine", GRPO_ENGINES), ("eval_backend", EVAL_BACKENDS)):
         if cfg.get(key) not in allowed:
             problems.append(f"{key}: {cfg.get(key)!r}, expected one of {list(allowed)}")
-    for key, low, optional in (("gpus_per_node", 0, False), ("torch_threads", 1, True)):
-        value = cfg.get(key)
+    slurm = cfg.get("slurm")
+    if not isinstance(slurm, DictConfig):
+        problems.append(f"slurm: {slurm!r}, expected a mapping with {list(SLURM_KEYS)}")
+        slurm = OmegaConf.create({})
+    problems += [
+        f"slurm.{key}: unknown key (expected {list(SLURM_KEYS)})" for key in slurm if key not in SLURM_KEYS
+    ]
+    problems += [f"slurm.{key}: missing" for key in SLURM_KEYS if key not in slurm]
+    integers = (
+        ("gpus_per_node", cfg.get("gpus_per_node"), 0, False),
+        ("torch_threads", cfg.get("torch_threads"), 1, True),
+        ("slurm.cpus_per_task", slurm.get("cpus_per_task"), 1, "cpus_per_task" not in slurm),
+    )
+    for key, value, low, optional in integers:
         if not (optional and value is None) and (
             not isinstance(value, int) or isinstance(value, bool) or value < low
         ):
@@ -220,9 +229,11 @@ def profile(name: str) -> ProfileInfo:
     if stand_in is not None and (stand_in not in sizes() or stands_in_for(stand_in) is None):
         stand_ins = [s for s in sizes() if stands_in_for(s)]
         problems.append(f"stand_in_size: {stand_in!r}, expected a stand-in size ({stand_ins}) or null")
+    mem = slurm.get("mem")
+    if "mem" in slurm and not (isinstance(mem, str) and _MEM.match(mem)):
+        problems.append(f"slurm.mem: {mem!r}, expected sbatch's --mem form such as 256G or 4096M")
     if problems:
         raise RecipeError(str(path), problems)
-    slurm = cfg.get("slurm")
     return ProfileInfo(
         name=name,
         gpus_per_node=int(cfg["gpus_per_node"]),
@@ -230,5 +241,6 @@ def profile(name: str) -> ProfileInfo:
         eval_backend=str(cfg["eval_backend"]),
         torch_threads=cfg.get("torch_threads"),
         stand_in_size=stand_in,
-        slurm=dict(OmegaConf.to_container(slurm, resolve=True)) if isinstance(slurm, DictConfig) else {},
+        cpus_per_task=int(slurm["cpus_per_task"]),
+        mem=str(mem),
     )

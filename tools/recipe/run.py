@@ -15,7 +15,6 @@ finds the manifest of an eval file.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,12 +136,6 @@ def split_name(name: str) -> tuple[str, int | None]:
 def api_run(runs: Path, model: str) -> Run:
     """The run of an API model: ``<runs>/api/<last path part of the model name, lower case>``."""
     return Run(runs, API_SIZE, model.rstrip("/").rsplit("/", 1)[-1].lower())
-
-
-def evaluated_runs(runs: Path) -> Iterator[Run]:
-    """Every run under ``runs`` that holds at least one ``eval/<dataset>/summary.json``, by size and name."""
-    seen = sorted({path.parents[2] for path in runs.glob("*/*/eval/*/summary.json")})
-    return (Run.at(directory) for directory in seen)
 
 
 def finished_runs(runs: Path, size: str) -> list[Run]:

@@ -68,23 +68,18 @@ def advice(code: int, log: Path, offset: int = 0, resumed_from: Path | None = No
     return f"the engine crashed{crash}: {RESUMES}"
 
 
-def _tail(log: Path, offset: int) -> str:
-    """The last 64 KiB this attempt wrote to ``log`` (from byte ``offset``)."""
+def _tail(log: Path, offset: int, limit: int | None = _TAIL_BYTES) -> str:
+    """What this attempt wrote to ``log`` (from byte ``offset``); at most the last ``limit`` bytes."""
     if not log.is_file():
         return ""
     with log.open("rb") as handle:
         size = handle.seek(0, 2)
-        handle.seek(max(offset, size - _TAIL_BYTES))
+        handle.seek(offset if limit is None else max(offset, size - limit))
         return handle.read().decode("utf-8", errors="replace")
 
 
 def guard_line(log: Path, offset: int, marker: str) -> str | None:
     """The message of the guard whose error begins with ``marker`` (the loss guard's, the judge guard's) in
     an engine log after byte ``offset`` (where this attempt began), if any."""
-    if not log.is_file():
-        return None
-    with log.open("rb") as handle:
-        handle.seek(offset)
-        text = handle.read().decode("utf-8", errors="replace")
-    lines = [line for line in text.splitlines() if marker in line]
+    lines = [line for line in _tail(log, offset, limit=None).splitlines() if marker in line]
     return lines[-1][lines[-1].index(marker) :].strip() if lines else None

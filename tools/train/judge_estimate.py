@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rewards.judge import JudgeConfig, JudgeItem, JudgePrompt
+from tools.recipe.compose import stage_judge
 
 CHARS_PER_TOKEN = 4
 _EXAMPLE = {
@@ -104,32 +105,21 @@ def _items(train_file: str) -> tuple[list[dict[str, Any]], str]:
 
 def estimate(cfg: dict[str, Any], response_tokens: int | None = None) -> JudgeEstimate | None:
     """The estimate for a composed stage config (``recipes.to_container``); None without a judge."""
-    easyr1 = cfg.get("easyr1") or {}
-    reward = easyr1.get("worker", {}).get("reward", {})
-    settings = (reward.get("reward_function_kwargs") or {}).get("judge")
+    settings = stage_judge(cfg)
     if settings is None:
         return None
-    judge = JudgeConfig.from_dict(settings)
+    judge, easyr1 = JudgeConfig.from_dict(settings), cfg["easyr1"]
     data = easyr1["data"]
     prompt = JudgePrompt.load(judge.prompt_version)
     output = "x" * CHARS_PER_TOKEN * (response_tokens or int(data["max_response_length"]))
     items, items_from = _items(str(data["train_files"]))
-    chars = [
-        len(prompt.system)
-        + len(
-            prompt.render_user(
-                JudgeItem(
-                    output,
-                    str(fields["question"]),
-                    str(fields.get("ground_truth", "")),
-                    "",
-                    True,
-                    tuple(str(o) for o in fields.get("options") or ()),
-                )
-            )
-        )
-        for fields in items
-    ]
+
+    def chars(f: dict[str, Any]) -> int:
+        options = tuple(str(o) for o in f.get("options") or ())
+        item = JudgeItem(output, str(f["question"]), str(f.get("ground_truth", "")), "", True, options)
+        return len(prompt.system) + len(prompt.render_user(item))
+
+    lengths = [chars(fields) for fields in items]
     return JudgeEstimate(
         stage=str(cfg["stage"]),
         size=str(cfg["size"]),
@@ -137,7 +127,7 @@ def estimate(cfg: dict[str, Any], response_tokens: int | None = None) -> JudgeEs
         steps=int(easyr1["trainer"]["max_steps"]),
         prompts=int(data["rollout_batch_size"]),
         rollouts=int(easyr1["worker"]["rollout"]["n"]),
-        text_tokens=math.ceil(sum(chars) / len(chars) / CHARS_PER_TOKEN),
+        text_tokens=math.ceil(sum(lengths) / len(lengths) / CHARS_PER_TOKEN),
         image_tokens=image_tokens(judge.model, int(data["max_pixels"])),
         completion_tokens=judge.max_tokens,
         prompt_usd_per_mtok=judge.prompt_usd_per_mtok,

@@ -1,5 +1,5 @@
-"""What the runner checks and says before it launches an engine: r1's judge answers (one real call), what
-the judge will cost, and how many GRPO prompts EasyR1's overlong filter will drop."""
+"""What the runner checks and says before it launches an engine: r1's judge answers (one real call), and how
+many GRPO prompts EasyR1's overlong filter will drop."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from rewards.judge import JudgeConfig
 from rewards.judge import check as judge_check
 from tools.common.grpo_rows import count_overlong, overlong_line
 from tools.recipe.compose import stage_judge
-from tools.train.judge_estimate import estimate
 from tools.train.run_spec import RunError
 
 
@@ -24,12 +23,6 @@ def check_judge(cfg: dict[str, Any], name: str) -> None:
         print(judge_check.check_judge(JudgeConfig.from_dict(settings)), flush=True)
     except judge_check.JudgeUnusable as error:
         raise RunError(f"{name}: {error}") from None
-
-
-def print_judge_estimate(cfg: dict[str, Any]) -> None:
-    """The `pathvlm judge estimate` line of a stage with a judge (r1)."""
-    if (judge := estimate(cfg)) is not None:
-        print(judge.line(), flush=True)
 
 
 def announce_overlong(cfg: dict[str, Any], env: dict[str, str]) -> None:

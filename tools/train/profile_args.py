@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from dataclasses import dataclass
-
-from omegaconf import OmegaConf
 
 from tools.recipe import registry
 from tools.recipe.registry import RecipeError
 
-SLURM_KEYS = ("cpus_per_task", "mem")
 FIELDS = ("gpus_per_node", "grpo_engine", "eval_backend")  # --field: what scripts read of a profile
-_MEM = re.compile(r"^[1-9][0-9]*[KMGT]?$")
 _MEM_UNITS = {"K": 2**-10, "M": 1, "G": 2**10, "T": 2**20, "": 1}  # in MB, as sbatch reads --mem
 
 
@@ -47,28 +42,9 @@ class Resources:
 
 
 def resources(profile: str) -> Resources:
-    """The resources declared by ``recipes/profiles/<profile>.yaml`` (its ``defaults`` merged in)."""
-    path = registry.recipe_file("profiles", profile)
-    cfg = OmegaConf.to_container(registry.load_with_defaults(path), resolve=False)
-    slurm, gpus, problems = cfg.get("slurm"), cfg.get("gpus_per_node"), []
-    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 0:
-        problems.append(f"gpus_per_node: {gpus!r}, expected an integer >= 0")
-    if not isinstance(slurm, dict):
-        raise RecipeError(
-            str(path), [*problems, f"slurm: {slurm!r}, expected a mapping with {list(SLURM_KEYS)}"]
-        )
-    problems += [
-        f"slurm.{key}: unknown key (expected {list(SLURM_KEYS)})" for key in slurm if key not in SLURM_KEYS
-    ]
-    problems += [f"slurm.{key}: missing" for key in SLURM_KEYS if key not in slurm]
-    cpus, mem = slurm.get("cpus_per_task"), slurm.get("mem")
-    if "cpus_per_task" in slurm and (not isinstance(cpus, int) or isinstance(cpus, bool) or cpus < 1):
-        problems.append(f"slurm.cpus_per_task: {cpus!r}, expected an integer >= 1")
-    if "mem" in slurm and not (isinstance(mem, str) and _MEM.match(mem)):
-        problems.append(f"slurm.mem: {mem!r}, expected sbatch's --mem form such as 256G or 4096M")
-    if problems:
-        raise RecipeError(str(path), problems)
-    return Resources(profile, gpus, cpus, mem)
+    """The resources declared by ``recipes/profiles/<profile>.yaml`` (checked by ``registry.profile``)."""
+    info = registry.profile(profile)
+    return Resources(profile, info.gpus_per_node, info.cpus_per_task, info.mem)
 
 
 def check_job(res: Resources, env: dict[str, str]) -> list[str]:
@@ -137,16 +113,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _main(args: argparse.Namespace) -> int:
     try:
         res = resources(args.profile)
+        if args.field:
+            print(getattr(registry.profile(args.profile), args.field))
+            return 0
     except RecipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.field:
-        try:
-            print(getattr(registry.profile(args.profile), args.field))
-        except RecipeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        return 0
     if args.check:
         problems = check_job(res, dict(os.environ))
         for problem in problems:

@@ -19,7 +19,7 @@ def _host() -> str:
 
 def check(nodes: int, gpus: int, cpus: int, wait_s: float) -> list[str]:
     """Problems of the Ray cluster at ``RAY_ADDRESS``; prints one line per node when there are none."""
-    import ray
+    import ray  # deferred: a heavy import that --help does not need
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     ray.init(address="auto", logging_level="ERROR", log_to_driver=False)
@@ -39,15 +39,8 @@ def check(nodes: int, gpus: int, cpus: int, wait_s: float) -> list[str]:
     if problems:
         return problems
     task = ray.remote(num_cpus=0)(_host)
-    hosts = ray.get(
-        [
-            task.options(
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
-            ).remote()
-            for node in alive
-        ],
-        timeout=wait_s,
-    )
+    pinned = [NodeAffinitySchedulingStrategy(node["NodeID"], soft=False) for node in alive]
+    hosts = ray.get([task.options(scheduling_strategy=s).remote() for s in pinned], timeout=wait_s)
     for node, host in zip(alive, hosts, strict=True):
         print(
             f"ray node {node['NodeID'][:8]} at {node['NodeManagerAddress']}: {gpus} GPU, {cpus} CPU, "

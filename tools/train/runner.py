@@ -63,7 +63,8 @@ from tools.train.engines.base import Engine
 from tools.train.engines.easyr1 import EasyR1
 from tools.train.engines.llamafactory import LlamaFactory
 from tools.train.engines.trl import TrlGrpo
-from tools.train.prelaunch import announce_overlong, check_judge, print_judge_estimate
+from tools.train.judge_estimate import estimate
+from tools.train.prelaunch import announce_overlong, check_judge
 from tools.train.process import run_logged
 from tools.train.run_spec import RunError
 
@@ -135,9 +136,8 @@ def make_plan(
     info = registry.profile(profile)
     seeded = [*overrides, f"seed={seed}"] if seed is not None else overrides
     composed = recipes.to_container(recipes.compose(stage, size, profile, seeded, budget))
-    run = Run.of(
-        runs_root.resolve(), size, stage, composed["seed"], recipes.default_seed()
-    )  # --seed or --set
+    # the seed of --seed or --set names the run
+    run = Run.of(runs_root.resolve(), size, stage, composed["seed"], recipes.default_seed())
     init_model, parent_hash = run_spec.initial_model(composed, info, runs_root, dry_run)
     if not dry_run and Path(init_model).is_dir():
         try:
@@ -212,10 +212,8 @@ def execute(plan: Plan, force: bool = False) -> None:
             f"{run.dir} holds a {state} run with config hash {old}, but the recipe now gives "
             f"{plan.config_hash}. Keep it, or retrain from scratch with --force (deletes {run.dir})."
         )
-    if force or not plan.engine.finished():
-        check_judge(
-            plan.cfg, plan.name
-        )  # before anything is written or deleted: fixing the judge is no new run
+    if force or not plan.engine.finished():  # before anything is written or deleted: no new run to fix it
+        check_judge(plan.cfg, plan.name)
     if force and run.dir.exists():
         print(f"--force: deleting {run.dir}", flush=True)
         shutil.rmtree(run.dir)
@@ -228,7 +226,8 @@ def execute(plan: Plan, force: bool = False) -> None:
     else:
         announce_overlong(plan.cfg, plan.env)
         resume = plan.engine.resume()
-        print_judge_estimate(plan.cfg)
+        if (judge := estimate(plan.cfg)) is not None:
+            print(judge.line(), flush=True)
         run.stop.unlink(missing_ok=True)  # a stop request of an earlier attempt
         node_rank.announce(run.dir, plan.config_hash, launch=True)
         print(f"{name}: " + (f"resuming from {resume}" if resume else "training from the start"), flush=True)
@@ -369,12 +368,7 @@ def main(args: argparse.Namespace) -> int:
             return 0
         with naming(plan.stage_dir):  # a write failing on a full disk names the stage folder
             execute(plan, force=args.force)
-    except (
-        RecipeError,
-        RunError,
-        FileNotFoundError,
-        TimeoutError,
-    ) as exc:  # each names the file and what to do
+    except (RecipeError, RunError, FileNotFoundError, TimeoutError) as exc:  # each names the file and the fix
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

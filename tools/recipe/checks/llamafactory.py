@@ -72,9 +72,6 @@ def validate(args: dict[str, Any]) -> list[str]:
     problems = _check_types(args, _TRAIN_ARGS)
     problems += check(args, RANGES) + ordered(args, "image_min_pixels", "image_max_pixels")
     problems += _check_deepspeed(args.get("deepspeed"))
-    for key in ("bf16", "fp16", "tf32"):
-        if args.get(key) not in (None, True, False):
-            problems.append(f"{key}: {args[key]!r}, expected true or false")
     from llamafactory.data.template import TEMPLATES
 
     if args.get("template") not in TEMPLATES:

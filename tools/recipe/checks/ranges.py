@@ -62,21 +62,18 @@ NON_NEGATIVE_INT = Range(0, integer=True)
 PIXELS = Range(28 * 28, integer=True)
 
 
-def numeric_leaves(node: Any, path: str = "") -> Iterator[tuple[str, float]]:
-    """(dotted key, value) of every number in ``node`` (booleans are not numbers)."""
+def leaves(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every leaf of the nested mapping ``node``."""
     if isinstance(node, Mapping):
         for key, value in node.items():
-            yield from numeric_leaves(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(node, int | float) and not isinstance(node, bool):
+            yield from leaves(value, f"{path}.{key}" if path else str(key))
+    else:
         yield path, node
 
 
-def _leaf_keys(node: Any, path: str = "") -> Iterator[str]:
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            yield from _leaf_keys(value, f"{path}.{key}" if path else str(key))
-    else:
-        yield path
+def numeric_leaves(node: Any) -> Iterator[tuple[str, float]]:
+    """(dotted key, value) of every number in ``node`` (booleans are not numbers)."""
+    return ((k, v) for k, v in leaves(node) if isinstance(v, int | float) and not isinstance(v, bool))
 
 
 def rule_for(key: str, rules: Mapping[str, Range]) -> Range | None:
@@ -88,15 +85,12 @@ def check(
 ) -> list[str]:
     """One problem per numeric key of ``section`` outside its rule's range: ``key: value, expected ...``;
     with ``only``, just the keys it sets (``section`` then being the engine's converted config)."""
-    wanted = None if only is None else set(_leaf_keys(only))
-    problems = []
-    for key, value in numeric_leaves(section):
-        rule = rule_for(key, rules)
-        if wanted is not None and key not in wanted:
-            continue
-        if rule is not None and not rule.allows(value):
-            problems.append(f"{key}: {value!r}, expected {rule.describe()}")
-    return problems
+    wanted = None if only is None else dict(leaves(only))
+    return [
+        f"{key}: {value!r}, expected {rule.describe()}"
+        for key, value in numeric_leaves(section)
+        if (wanted is None or key in wanted) and (rule := rule_for(key, rules)) and not rule.allows(value)
+    ]
 
 
 def ordered(section: Mapping[str, Any], low_key: str, high_key: str) -> list[str]:

@@ -108,7 +108,12 @@ class TrainerEngine(Engine):
         return trainer_checkpoints(self.output_dir)
 
     def export(self, model_dir: Path | None = None) -> None:
-        export_trainer_output(self.output_dir, self.run, model_dir)
+        """The Trainer's final output (or the checkpoint ``model_dir``: model, tokenizer, processor) as
+        ``run.model``, its log history as ``run.metrics``, the parameter report as ``run.params``."""
+        source = model_dir or self.output_dir
+        copy_model(source, self.run.model, model_files(source))
+        write_trainer_metrics(self.output_dir, self.run.metrics)
+        write_params(self.run.train_log, self.run.params)
 
 
 # ---------------------------------------------------------------------------------- Trainer checkpoints
@@ -134,10 +139,15 @@ def _checkpoints(output_dir: Path) -> list[Path]:
     return [p for p in output_dir.iterdir() if p.is_dir() and _CHECKPOINT.fullmatch(p.name)]
 
 
+def _complete_checkpoints(output_dir: Path) -> dict[int, Path]:
+    """step -> ``checkpoint-N`` whose trainer state was written and reads."""
+    return {checkpoint_step(p): p for p in _checkpoints(output_dir) if trainer_step(p) is not None}
+
+
 def last_checkpoint(output_dir: Path) -> Path | None:
-    """The newest complete ``checkpoint-N`` (one whose trainer state was written and reads), or None."""
-    complete = [p for p in _checkpoints(output_dir) if trainer_step(p) is not None]
-    return max(complete, key=checkpoint_step, default=None)
+    """The newest complete ``checkpoint-N``, or None."""
+    complete = _complete_checkpoints(output_dir)
+    return complete[max(complete)] if complete else None
 
 
 def prepare_trainer_resume(output_dir: Path) -> Path | None:
@@ -157,8 +167,7 @@ def prepare_trainer_resume(output_dir: Path) -> Path | None:
 
 def trainer_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
     """(step, directory) of every complete ``checkpoint-N`` and of the final model, if it is a later step."""
-    found = {checkpoint_step(p): p for p in _checkpoints(output_dir) if trainer_step(p) is not None}
-    final = trainer_step(output_dir)
+    found, final = _complete_checkpoints(output_dir), trainer_step(output_dir)
     if final is not None and trainer_finished(output_dir):
         found.setdefault(final, output_dir)
     return sorted(found.items())
@@ -170,15 +179,6 @@ def trainer_finished(output_dir: Path) -> bool:
 
 
 # ---------------------------------------------------------------------------------- export and metrics
-
-
-def export_trainer_output(output_dir: Path, run: Run, model_dir: Path | None = None) -> None:
-    """A Hugging Face Trainer's final output (or the checkpoint ``model_dir``: model, tokenizer, processor)
-    as ``run.model``, its log history as ``run.metrics``, the parameter report as ``run.params``."""
-    source = model_dir or output_dir
-    copy_model(source, run.model, model_files(source))
-    write_trainer_metrics(output_dir, run.metrics)
-    write_params(run.train_log, run.params)
 
 
 def metric_name(key: str) -> str:

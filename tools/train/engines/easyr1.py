@@ -39,7 +39,7 @@ from tools.common.model_copy import copy_model
 from tools.common.wandb_naming import WANDB_PROJECT
 from tools.recipe.run import Run
 from tools.train.engines.base import Engine, write_jsonl
-from tools.train.engines.paths import easyr1_file
+from tools.train.engines.paths import EASYR1_PATHS, with_absolute_paths
 from tools.train.process import StopHandler, forward_signal
 
 TRACKER = "checkpoint_tracker.json"  # verl.utils.checkpoint.CHECKPOINT_TRACKER
@@ -78,8 +78,13 @@ class EasyR1(Engine):
     def checkpoint_dir(self) -> Path:
         return Path(self.cfg["easyr1"]["trainer"]["save_checkpoint_path"])
 
+    @property
+    def dtype(self) -> str:
+        """The dtype merged checkpoints are saved in: the base model's."""
+        return base_dtype(self.cfg["easyr1"]["worker"]["actor"]["model"]["model_path"])
+
     def engine_file(self, fitted: Mapping[str, Any]) -> dict[str, Any]:
-        return easyr1_file(self.cfg["easyr1"])
+        return with_absolute_paths(self.cfg["easyr1"], EASYR1_PATHS)
 
     def command(self) -> list[str]:
         return [
@@ -117,15 +122,13 @@ class EasyR1(Engine):
     def checkpoints(self) -> list[tuple[int, Path]]:
         """Every kept ``global_step_N/actor``, merged (N counts EasyR1 steps)."""
         actors = [p / "actor" for p in self.checkpoint_dir.glob("global_step_*") if (p / "actor").is_dir()]
-        dtype = base_dtype(self.cfg["easyr1"]["worker"]["actor"]["model"]["model_path"])
-        return sorted((int(a.parent.name.rsplit("_", 1)[1]), merged(a, dtype)) for a in actors)
+        return sorted((int(a.parent.name.rsplit("_", 1)[1]), merged(a, self.dtype)) for a in actors)
 
     def export(self, model_dir: Path | None = None) -> None:
         """Merge the last actor checkpoint (``…/global_step_N/actor``) in the base model's dtype, or take the
         merged checkpoint ``model_dir``, and copy it to ``run.model``; the attempts' logs as metrics."""
         if model_dir is None:
-            dtype = base_dtype(self.cfg["easyr1"]["worker"]["actor"]["model"]["model_path"])
-            model_dir = merged(last_actor_checkpoint(self.checkpoint_dir), dtype)
+            model_dir = merged(last_actor_checkpoint(self.checkpoint_dir), self.dtype)
         copy_model(model_dir, self.run.model)
         rows = joined_log(self.checkpoint_dir)
         if rows:
@@ -195,18 +198,12 @@ def joined_log(checkpoint_dir: Path) -> list[dict[str, Any]]:
     after s (they were trained again from the checkpoint)."""
     rows: list[dict[str, Any]] = []
     for path in [*_attempt_logs(checkpoint_dir), checkpoint_dir / EXPERIMENT_LOG]:
-        attempt = _read_rows(path)
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        attempt = [_flatten(json.loads(line)) for line in lines if line.strip()]
         if attempt:
             first = min(row["step"] for row in attempt)
             rows = [row for row in rows if row["step"] < first] + attempt
     return rows
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [_flatten(json.loads(line)) for line in lines if line.strip()]
 
 
 def stop_after_next_checkpoint(checkpoint_dir: Path, poll_s: float = POLL_S) -> StopHandler:
@@ -343,9 +340,5 @@ def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """EasyR1's file logger nests ``reward/format`` as ``{"reward": {"format": …}}``: undo it."""
     flat: dict[str, Any] = {}
     for key, value in row.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}/"))
-        else:
-            flat[name] = value
+        flat |= _flatten(value, f"{prefix}{key}/") if isinstance(value, dict) else {f"{prefix}{key}": value}
     return flat

@@ -27,8 +27,8 @@ import yaml
 
 from tools.recipe.registry import RecipeError
 from tools.recipe.run import Run
-from tools.train.engines.base import TrainerEngine, export_trainer_output
-from tools.train.engines.paths import llamafactory_file
+from tools.train.engines.base import TrainerEngine
+from tools.train.engines.paths import LLAMAFACTORY_PATHS, with_absolute_paths
 
 LOSS_GUARD_KEY = "loss_guard_steps"  # ours in llamafactory.yaml: sft_train takes it out for its loss guard
 
@@ -57,7 +57,7 @@ class LlamaFactory(TrainerEngine):
 
     def engine_file(self, fitted: Mapping[str, Any]) -> dict[str, Any]:
         args = {**self.cfg["llamafactory"], **{k.split(".", 1)[1]: v for k, v in fitted.items()}}
-        return {**llamafactory_file(args), LOSS_GUARD_KEY: self.cfg["loss_guard_steps"]}
+        return {**with_absolute_paths(args, LLAMAFACTORY_PATHS), LOSS_GUARD_KEY: self.cfg["loss_guard_steps"]}
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "tools.train.engines.sft_train", str(self.run.dir / self.config_name)]
@@ -72,7 +72,7 @@ class LlamaFactory(TrainerEngine):
         merged = self.run.dir / "merged.tmp"
         merge_lora(self.cfg["llamafactory"], model_dir or self.output_dir, merged)
         try:
-            export_trainer_output(self.output_dir, self.run, merged)
+            super().export(merged)
         finally:
             shutil.rmtree(merged, ignore_errors=True)
 

@@ -11,17 +11,19 @@ resumes from another checkout or working directory.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tools.common.paths import REPO_ROOT
 
+# Each engine file's path keys (dotted) and what a relative one is relative to.
 LLAMAFACTORY_PATHS = {"dataset_dir": Path.cwd, "deepspeed": lambda: REPO_ROOT}
 EASYR1_PATHS = {
-    ("data", "train_files"): Path.cwd,
-    ("data", "val_files"): Path.cwd,
-    ("worker", "reward", "reward_function"): lambda: REPO_ROOT,
-    ("worker", "reward", "reward_function_kwargs", "judge", "cache_dir"): Path.cwd,
+    "data.train_files": Path.cwd,
+    "data.val_files": Path.cwd,
+    "worker.reward.reward_function": lambda: REPO_ROOT,
+    "worker.reward.reward_function_kwargs.judge.cache_dir": Path.cwd,
 }
 
 
@@ -36,20 +38,14 @@ def absolute(value: str, base: Path) -> str:
     return f"{resolved}{sep}{suffix}"
 
 
-def llamafactory_file(args: dict[str, Any]) -> dict[str, Any]:
-    out = dict(args)
-    for key, base in LLAMAFACTORY_PATHS.items():
-        if isinstance(out.get(key), str):
-            out[key] = absolute(out[key], base())
-    return out
-
-
-def easyr1_file(section: dict[str, Any]) -> dict[str, Any]:
+def with_absolute_paths(section: dict[str, Any], keys: dict[str, Callable[[], Path]]) -> dict[str, Any]:
+    """A copy of ``section`` whose (dotted) ``keys`` that hold a string are absolute paths."""
     out = copy.deepcopy(section)
-    for keys, base in EASYR1_PATHS.items():
-        node = out
-        for key in keys[:-1]:
+    for dotted, base in keys.items():
+        *parents, leaf = dotted.split(".")
+        node: Any = out
+        for key in parents:
             node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, dict) and isinstance(node.get(keys[-1]), str):
-            node[keys[-1]] = absolute(node[keys[-1]], base())
+        if isinstance(node, dict) and isinstance(node.get(leaf), str):
+            node[leaf] = absolute(node[leaf], base())
     return out

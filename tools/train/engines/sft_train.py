@@ -41,20 +41,19 @@ def torchrun_command(config: Path) -> list[str]:
     """LLaMA-Factory's torchrun launch (``llamafactory/launcher.py``) of this module."""
     from llamafactory.extras.misc import find_available_port, get_device_count
 
+    options = {
+        "--nnodes": os.environ.get("NNODES", "1"),
+        "--node_rank": os.environ.get("NODE_RANK", "0"),
+        "--nproc_per_node": os.environ.get("NPROC_PER_NODE") or str(get_device_count()),
+        "--master_addr": os.environ.get("MASTER_ADDR", "127.0.0.1"),
+        "--master_port": os.environ.get("MASTER_PORT") or str(find_available_port()),
+    }
+    launch = [arg for option in options.items() for arg in option]
     return [
         sys.executable,
         "-m",
         "torch.distributed.run",
-        "--nnodes",
-        os.environ.get("NNODES", "1"),
-        "--node_rank",
-        os.environ.get("NODE_RANK", "0"),
-        "--nproc_per_node",
-        os.environ.get("NPROC_PER_NODE", str(get_device_count())),
-        "--master_addr",
-        os.environ.get("MASTER_ADDR", "127.0.0.1"),
-        "--master_port",
-        os.environ.get("MASTER_PORT", str(find_available_port())),
+        *launch,
         "-m",
         "tools.train.engines.sft_train",
         str(config),

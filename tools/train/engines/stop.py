@@ -44,7 +44,7 @@ class StopAndSave(TrainerCallback):
         import torch.distributed as dist
 
         local = self.received
-        if not local and _global_rank() == 0 and self.path.exists():
+        if not local and os.environ.get("RANK", "0") == "0" and self.path.exists():  # global rank 0
             local = int(signal.SIGUSR1)  # the file stands for the warning signal the runner received
         if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return local
@@ -69,7 +69,3 @@ class StopAndSave(TrainerCallback):
                 )
             raise SystemExit(128 + self.received)
         return control
-
-
-def _global_rank() -> int:
-    return int(os.environ.get("RANK", "0"))
