@@ -363,3 +363,12 @@ def test_the_installed_entry_prints_one_line(argv: list[str], tmp_path: Path) ->
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "/nonexistent" in result.stderr
     assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_an_unknown_engine_set_on_the_command_line_is_one_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["run", "alpha", "--profile", "cpu", "--runs", str(tmp_path), "--set", "engine=foo", "--dry-run"]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "engine: 'foo', expected one of ['llamafactory', 'easyr1']" in err

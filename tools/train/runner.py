@@ -116,7 +116,8 @@ def engine_class(cfg: dict[str, Any], info: ProfileInfo) -> type[Engine]:
     """LLaMA-Factory for ``llamafactory:``; the profile's ``grpo_engine`` (EasyR1, or TRL) for ``easyr1:``."""
     key = (cfg["engine"], None if cfg["engine"] == "llamafactory" else info.grpo_engine)
     if key not in ENGINES:
-        raise ValueError(f"engine {cfg['engine']!r}: expected one of {list(recipes.SECTIONS)}")
+        where = f"recipe {cfg['stage']}/{cfg['size']}/{cfg['profile']}"
+        raise RecipeError(where, [f"engine: {cfg['engine']!r}, expected one of {list(recipes.SECTIONS)}"])
     return ENGINES[key]
 
 
