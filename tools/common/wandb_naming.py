@@ -35,6 +35,20 @@ def wandb_env(experiment: str, size: str, stage: str, job_type: str | None = Non
     }
 
 
+def init_arguments(env: Mapping[str, str], directory: str, name_suffix: str = "") -> dict[str, str]:
+    """``wandb.init`` keyword arguments for the run that ``wandb_env``'s variables ``env`` name, files in
+    ``directory``."""
+    return {
+        "project": env["WANDB_PROJECT"],
+        "group": env["WANDB_RUN_GROUP"],
+        "job_type": env["WANDB_JOB_TYPE"],
+        "name": env["WANDB_NAME"] + name_suffix,
+        "id": env["WANDB_RUN_ID"],
+        "resume": env.get("WANDB_RESUME", "allow"),
+        "dir": directory,
+    }
+
+
 def child_environ(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` for a child process that starts its own W&B run.
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.common.model_copy import copy_model, model_files
+from tools.common.wandb_naming import init_arguments
 from tools.evaluation.eval_files import SUMMARY_FILE, file_sha256, read_json, write_json
 from tools.evaluation.evaluate import evaluate_separately
 from tools.evaluation.settings import EvalSettings, training_settings
@@ -108,15 +109,7 @@ def log_to_wandb(record: Mapping[str, Any], env: Mapping[str, str], directory: P
     import wandb  # deferred: its import takes seconds and most runs have no validation split
 
     os.environ.pop("WANDB_SERVICE", None)
-    run = wandb.init(
-        project=env["WANDB_PROJECT"],
-        group=env["WANDB_RUN_GROUP"],
-        job_type=env["WANDB_JOB_TYPE"],
-        name=env["WANDB_NAME"],
-        id=env["WANDB_RUN_ID"],
-        resume="allow",
-        dir=str(directory),
-    )
+    run = wandb.init(**init_arguments(env, str(directory)))
     run.define_metric("selection/step")
     run.define_metric("selection/accuracy", step_metric="selection/step")
     for point in record["curve"]:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tools.common.wandb_naming import wandb_env
+from tools.common.wandb_naming import init_arguments, wandb_env
 from tools.evaluation.judge_eval import DIMENSIONS
 from tools.recipe.run import BASE, IN_DOMAIN
 from tools.report.load import Results
@@ -89,16 +89,7 @@ def _log_run(
     import wandb  # deferred: start-up time of `pathvlm report --no-wandb`
 
     env = wandb_env(experiment, size, stage, job_type=job_type)
-    run = wandb.init(
-        project=env["WANDB_PROJECT"],
-        group=env["WANDB_RUN_GROUP"],
-        job_type=env["WANDB_JOB_TYPE"],
-        name=env["WANDB_NAME"] + suffix,
-        id=env["WANDB_RUN_ID"],
-        resume=env["WANDB_RESUME"],
-        dir=str(directory),
-        config=config,
-    )
+    run = wandb.init(**init_arguments(env, str(directory), suffix), config=config)
     if into_summary:
         run.summary.update(metrics)
     else:
