@@ -124,7 +124,9 @@ def test_handles_32_concurrent_requests_in_one_latency() -> None:
     with JudgeServer(FakeJudgeConfig(latency_ms=300)) as server:
         elapsed = asyncio.run(burst(server.url))
         assert server.stats["requests"] == 32
-    assert elapsed < 0.3 * 3  # concurrent: one latency plus overhead, not 32 of them
+    # Concurrent: a few latencies at most (the other pytest group trains on the same 2 cores in `make test`),
+    # far from the 32 latencies (9.6 s) of one request at a time.
+    assert elapsed < 0.3 * 8
 
 
 @pytest.mark.parametrize(
