@@ -46,6 +46,7 @@ from tools.common.wandb_naming import child_environ
 from tools.recipe import registry
 from tools.recipe.cli import with_profile_size
 from tools.recipe.compose import DEFAULT_PROFILE, DEFAULT_SIZE, compose, to_container
+from tools.recipe.run import Run
 from tools.train.models import ModelNotCachedError, require_cached
 
 MARKER = ".pathvlm-preflight"  # a --dir holding it may be emptied; any other non-empty folder is refused
@@ -181,12 +182,12 @@ def run_commands(pre: Preflight, check: str) -> str:
 
 def check_sft(pre: Preflight) -> str:
     outcome = run_commands(pre, "sft")
-    alpha = pre.runs / pre.size / "alpha"
+    alpha = Run(pre.runs, pre.size, "alpha")
     if outcome == "ok":  # alpha's export stands in for beta, r1's parent
-        beta = pre.runs / pre.size / "beta"
-        beta.mkdir(parents=True, exist_ok=True)
-        (beta / "model").symlink_to(alpha / "model", target_is_directory=True)
-        shutil.copyfile(alpha / "DONE", beta / "DONE")
+        beta = Run(pre.runs, pre.size, "beta")
+        beta.dir.mkdir(parents=True, exist_ok=True)
+        beta.model.symlink_to(alpha.model, target_is_directory=True)
+        shutil.copyfile(alpha.done, beta.done)
         outcome = "ok: 2 steps, saved, exported" + (" (DeepSpeed)" if pre.gpu else "")
     return outcome
 
@@ -194,15 +195,15 @@ def check_sft(pre: Preflight) -> str:
 def check_grpo(pre: Preflight) -> str:
     """r1 for 2 steps, stopped by SIGUSR1 after its first checkpoint, then resumed to the end and merged."""
     (args,) = pre.commands()["grpo"]
-    stage, log = pre.runs / pre.size / "r1", _log(pre, "grpo")
+    r1, log = Run(pre.runs, pre.size, "r1"), _log(pre, "grpo")
     runner = _start(pre, "grpo", args, note="  # stopped by SIGUSR1 once the engine runs")
     while runner.poll() is None and not _engine_started(log):
         time.sleep(0.5)
     if runner.poll() is None:
         runner.send_signal(signal.SIGUSR1)  # the runner's handlers are installed once the engine prints
     runner.wait()
-    checkpoints = sorted({*stage.glob("checkpoints/checkpoint-*"), *stage.glob("checkpoints/global_step_*")})
-    if (stage / "DONE").exists() or not checkpoints:
+    checkpoints = sorted({*r1.checkpoints.glob("checkpoint-*"), *r1.checkpoints.glob("global_step_*")})
+    if r1.done.exists() or not checkpoints:
         return f"FAIL: SIGUSR1 left no checkpoint to resume from: {_last_line(log)}"
     if _run(pre, "grpo", args) != 0:
         return f"FAIL: {_last_line(log)}"
